@@ -1,0 +1,369 @@
+// buildApp(deps): the HTTP server (GraphQL over HTTP and SSE, health, metrics) and graphql-ws on the
+// same port, sharing yoga's plugins, context and error masking. Returns { start, stop }.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
+import { type execute, getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, type ExecutionArgs } from "graphql";
+import { useServer } from "graphql-ws/use/ws";
+import { createYoga, isAsyncIterable, type Plugin, type YogaServerInstance } from "graphql-yoga";
+import { WebSocketServer, type WebSocket } from "ws";
+import { createAuthenticator, CSRF_HEADER, isCsrfSafe } from "./auth/authenticate.js";
+import { createLoginThrottle } from "./auth/login-throttle.js";
+import { createTokenService, type SigningKey } from "./auth/tokens.js";
+import type { Viewer } from "./auth/viewer.js";
+import type { Config } from "./config.js";
+import type { Context, Services } from "./context.js";
+import type { Database } from "./infra/db.js";
+import type { Logger } from "./infra/logger.js";
+import { createMailer } from "./infra/mailer.js";
+import { createMetrics } from "./infra/metrics.js";
+import type { PubSubService } from "./infra/pubsub.js";
+import { pickRequestId, requestScope } from "./infra/request-context.js";
+import { createAccountService } from "./modules/account/account.service.js";
+import { createApiKeyService } from "./modules/api-key/api-key.service.js";
+import { notAuthenticated } from "./schema/errors.js";
+import { schema } from "./schema/index.js";
+
+export interface AppDeps {
+  config: Config;
+  db: Database;
+  pubsub: PubSubService;
+  log: Logger;
+  signingKey: SigningKey;
+}
+
+export interface App {
+  server: Server;
+  services: Services;
+  /** Resolves with the port listened on (useful with PORT=0). */
+  start(): Promise<{ port: number; url: string }>;
+  /** Stops accepting, lets in-flight requests finish (up to the grace period), closes sockets. */
+  stop(): Promise<void>;
+  /** In-process GraphQL over HTTP, no network (tests, the REST layer). */
+  fetch: YogaServerInstance<ServerContext, Context>["fetch"];
+}
+
+/** What the HTTP or WebSocket layer hands yoga for each request. */
+interface ServerContext {
+  requestId: string;
+  client: Context["client"];
+  /** Set by the WebSocket layer, which authenticates once at connection_init. */
+  viewer?: Viewer;
+  transport: "http" | "websocket";
+}
+
+const MAX_BODY_BYTES = 1024 * 1024;
+const WS_INIT_TIMEOUT_MS = 5_000;
+
+export function buildApp(deps: AppDeps): App {
+  const { config, db, pubsub, log } = deps;
+  const prisma = db.prisma;
+  const metrics = createMetrics();
+  const tokens = createTokenService({
+    key: deps.signingKey,
+    issuer: config.auth.issuer,
+    audience: config.auth.audience,
+    ttlSeconds: config.auth.accessTokenTtlSeconds,
+  });
+  const authenticate = createAuthenticator({ prisma, tokens });
+  const mailer = createMailer({ prisma, smtpUrl: config.mail.smtpUrl, from: config.mail.from, log });
+  const throttle = createLoginThrottle({
+    maxFailures: config.auth.loginMaxFailures,
+    windowSeconds: config.auth.loginWindowSeconds,
+    redis: pubsub.redis,
+  });
+  const services: Services = {
+    accounts: createAccountService({
+      prisma,
+      tokens,
+      mailer,
+      pubsub,
+      throttle,
+      refreshTokenTtlSeconds: config.auth.refreshTokenTtlSeconds,
+      log,
+    }),
+    apiKeys: createApiKeyService({ prisma, pubsub }),
+  };
+
+  const responseCookies = new WeakMap<Request, string[]>();
+
+  const serverPlugins: Plugin<Context>[] = [
+    EnvelopArmorPlugin({
+      maxDepth: { n: 10, ignoreIntrospection: true },
+      maxAliases: { n: 15 },
+      maxDirectives: { n: 20 },
+      maxTokens: { n: 2000 },
+      costLimit: { maxCost: 5000, ignoreIntrospection: true },
+      blockFieldSuggestion: { enabled: !config.http.introspection },
+    }) as Plugin<Context>,
+    {
+      onValidate({ addValidationRule }) {
+        if (!config.http.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
+      },
+      onExecute({ args }) {
+        countOperation(args);
+      },
+      onSubscribe({ args }) {
+        countOperation(args);
+        return {
+          onSubscribeResult({ result }) {
+            if (!isAsyncIterable(result)) return;
+            metrics.activeSubscriptions.inc();
+            return { onEnd: () => metrics.activeSubscriptions.dec() };
+          },
+        };
+      },
+      onResponse({ request, response }) {
+        for (const cookie of responseCookies.get(request) ?? []) response.headers.append("set-cookie", cookie);
+      },
+    },
+  ];
+
+  function countOperation(args: ExecutionArgs) {
+    const type = getOperationAST(args.document, args.operationName)?.operation ?? "unknown";
+    const transport = (args.contextValue as Context).requestId ? ((args.contextValue as unknown as ServerContext).transport ?? "http") : "http";
+    metrics.graphqlOperations.inc({ type, transport });
+  }
+
+  const yoga = createYoga<ServerContext, Context>({
+    schema,
+    graphqlEndpoint: "/graphql",
+    landingPage: false,
+    graphiql: config.http.graphiql ? { title: "Spindle", subscriptionsProtocol: "WS" } : false,
+    batching: false,
+    multipart: false,
+    logging: {
+      debug: (...args) => log.debug(args.map(String).join(" ")),
+      info: (...args) => log.info(args.map(String).join(" ")),
+      warn: (...args) => log.warn(args.map(String).join(" ")),
+      error: (...args) => log.error(args.map(String).join(" ")),
+    },
+    maskedErrors: {
+      maskError(error, message) {
+        const original = error instanceof GraphQLError ? error.originalError : error;
+        // GraphQL's own errors (syntax, validation, bad variables) and our AppErrors are meant for the client.
+        if (error instanceof GraphQLError && (!original || original instanceof GraphQLError)) return error;
+        const requestId = requestScope.getStore()?.requestId ?? "unknown";
+        if (original instanceof Error && original.name === "PothosValidationError") {
+          return new GraphQLError(original.message, { extensions: { code: "VALIDATION", http: { status: 400 } } });
+        }
+        log.error({ err: original ?? error, requestId }, "unexpected error in a GraphQL operation");
+        return new GraphQLError(`${message} It has been logged with request id ${requestId}.`, {
+          nodes: error instanceof GraphQLError ? error.nodes : undefined,
+          path: error instanceof GraphQLError ? error.path : undefined,
+          extensions: { code: "INTERNAL_SERVER_ERROR", requestId },
+        });
+      },
+    },
+    plugins: serverPlugins,
+    context: async (initial): Promise<Context> => {
+      const requestId = initial.requestId;
+      const cookies: string[] = [];
+      let viewer = initial.viewer;
+      if (!viewer) {
+        const { request } = initial;
+        responseCookies.set(request, cookies);
+        viewer = await authenticate({
+          authorization: request.headers.get("authorization"),
+          cookie: request.headers.get("cookie"),
+          csrfSafe: isCsrfSafe(request.method, request.headers.get("content-type"), request.headers.get(CSRF_HEADER)),
+        });
+      }
+      const viewerLog = viewer.kind === "anonymous" ? {} : { userId: viewer.userId, via: viewer.kind };
+      return {
+        requestId,
+        viewer,
+        prisma,
+        services,
+        pubsub: pubsub.pubsub,
+        log: log.child({ requestId, ...viewerLog }),
+        client: initial.client,
+        setCookie: (header) => cookies.push(header),
+      };
+    },
+  });
+
+  function clientOf(req: IncomingMessage): Context["client"] {
+    const forwardedFor = config.http.trustProxy ? String(req.headers["x-forwarded-for"] ?? "").split(",")[0]?.trim() : "";
+    const forwardedProto = config.http.trustProxy ? String(req.headers["x-forwarded-proto"] ?? "") : "";
+    return {
+      ip: forwardedFor || req.socket.remoteAddress || "unknown",
+      userAgent: req.headers["user-agent"],
+      secure: Boolean((req.socket as TLSSocket).encrypted) || forwardedProto === "https",
+    };
+  }
+
+  async function health() {
+    const started = performance.now();
+    const database = await db.ping().then(
+      () => ({ status: "ok" as const, kind: db.kind, latencyMs: Math.round((performance.now() - started) * 10) / 10 }),
+      (error: Error) => ({ status: "down" as const, kind: db.kind, error: error.message }),
+    );
+    const pubsubStatus = { status: pubsub.status(), mode: pubsub.mode };
+    const status = database.status === "down" ? "down" : pubsubStatus.status === "down" ? "degraded" : "ok";
+    return { status, database, pubsub: pubsubStatus };
+  }
+
+  function routeOf(url: string) {
+    const pathname = url.split("?")[0];
+    return pathname === "/graphql" || pathname === "/health" || pathname === "/metrics" ? pathname : "other";
+  }
+
+  function sendJson(res: ServerResponse, status: number, body: unknown) {
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8" });
+    res.end(JSON.stringify(body));
+  }
+
+  const server = createServer((req, res) => {
+    const requestId = pickRequestId(req.headers["x-request-id"]);
+    res.setHeader("x-request-id", requestId);
+    const route = routeOf(req.url ?? "/");
+    const timer = metrics.httpDuration.startTimer({ method: req.method, route });
+    res.on("finish", () => {
+      timer();
+      metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
+    });
+    requestScope.run({ requestId }, () => {
+      handle(req, res, route, requestId).catch((error: unknown) => {
+        log.error({ err: error, requestId }, "request failed");
+        if (!res.headersSent) sendJson(res, 500, { error: "Internal server error", requestId });
+        else res.destroy();
+      });
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse, route: string, requestId: string) {
+    if (route === "/health" && req.method === "GET") {
+      const report = await health();
+      return sendJson(res, report.status === "down" ? 503 : 200, report);
+    }
+    if (route === "/metrics" && req.method === "GET") {
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      return res.end(await metrics.registry.metrics());
+    }
+    if (route === "/graphql") {
+      if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) {
+        return sendJson(res, 413, { errors: [{ message: `Request body over ${MAX_BODY_BYTES} bytes`, extensions: { code: "PAYLOAD_TOO_LARGE" } }] });
+      }
+      return yoga(req, res, { requestId, client: clientOf(req), transport: "http" });
+    }
+    sendJson(res, 404, { error: `Nothing at ${req.method} ${req.url?.split("?")[0]}; GraphQL is at /graphql` });
+  }
+
+  // graphql-ws on /graphql, through yoga's envelop so plugins, context and masking are shared.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY_BYTES });
+  server.on("upgrade", (req, socket: Socket, head) => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const origin = req.headers.origin;
+    const sameOrigin = !origin || new URL(origin).host === req.headers.host;
+    if (url.pathname !== "/graphql" || !sameOrigin) {
+      socket.end(`HTTP/1.1 ${sameOrigin ? "404 Not Found" : "403 Forbidden"}\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+  });
+
+  type WsExtra = {
+    socket: WebSocket;
+    request: IncomingMessage;
+    viewer?: Viewer;
+    requestId?: string;
+  };
+  const wsServer = useServer<Record<string, unknown> | undefined, WsExtra>(
+    {
+      connectionInitWaitTimeout: WS_INIT_TIMEOUT_MS,
+      onConnect: async (ctx) => {
+        const params = ctx.connectionParams ?? {};
+        const raw = params.authorization ?? params.Authorization ?? (params.token ? `Bearer ${String(params.token)}` : undefined);
+        ctx.extra.requestId = pickRequestId(ctx.extra.request.headers["x-request-id"]);
+        try {
+          // The Origin was checked at the upgrade, so a session cookie is as good as a token here.
+          const viewer = await authenticate({ authorization: raw ? String(raw) : undefined, cookie: ctx.extra.request.headers.cookie, csrfSafe: true });
+          if (viewer.kind === "anonymous") throw notAuthenticated();
+          ctx.extra.viewer = viewer;
+          metrics.websocketConnections.inc();
+          return true;
+        } catch (error) {
+          log.info({ requestId: ctx.extra.requestId, reason: (error as Error).message }, "websocket connection refused");
+          return false;
+        }
+      },
+      onClose: (ctx) => {
+        if (ctx.extra.viewer) metrics.websocketConnections.dec();
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        const requestId = ctx.extra.requestId!;
+        const enveloped = yoga.getEnveloped({
+          requestId,
+          viewer: ctx.extra.viewer,
+          client: clientOf(ctx.extra.request),
+          transport: "websocket",
+          request: undefined,
+          params: payload,
+        } as unknown as ServerContext);
+        let document;
+        try {
+          document = enveloped.parse(payload.query);
+        } catch (error) {
+          return [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)];
+        }
+        const errors = enveloped.validate(enveloped.schema, document);
+        if (errors.length > 0) return errors;
+        return {
+          schema: enveloped.schema,
+          document,
+          operationName: payload.operationName,
+          variableValues: payload.variables,
+          contextValue: await enveloped.contextFactory(),
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, requestId },
+        };
+      },
+      execute: (args) => runInScope(args, "execute"),
+      subscribe: (args) => runInScope(args, "subscribe"),
+    },
+    wss,
+  );
+
+  type Runner = (args: ExecutionArgs) => unknown;
+  function runInScope(args: ExecutionArgs, kind: "execute" | "subscribe") {
+    const root = args.rootValue as { execute: Runner; subscribe: Runner; requestId: string };
+    // graphql-ws only passes results through; their type is whatever yoga's execute returns.
+    return requestScope.run({ requestId: root.requestId }, () => root[kind](args)) as ReturnType<typeof execute>;
+  }
+
+  let stopping: Promise<void> | undefined;
+
+  return {
+    server,
+    services,
+    fetch: yoga.fetch,
+    start() {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(config.http.port, config.http.host, () => {
+          server.off("error", reject);
+          const address = server.address();
+          const port = typeof address === "object" && address ? address.port : config.http.port;
+          resolve({ port, url: `http://${config.http.host}:${port}` });
+        });
+      });
+    },
+    stop() {
+      stopping ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        for (const client of wss.clients) client.close(1001, "Server shutting down");
+        await wsServer.dispose();
+        const grace = new Promise<void>((resolve) => setTimeout(resolve, config.http.shutdownGraceMs).unref());
+        await Promise.race([closed, grace]);
+        // Past the grace period, long-lived responses (SSE streams) are cut.
+        server.closeAllConnections();
+        await closed;
+        await yoga.dispose();
+        mailer.close();
+      })();
+      return stopping;
+    },
+  };
+}

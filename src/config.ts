@@ -1,0 +1,138 @@
+// The only module that reads process.env. Everything else receives a Config.
+import path from "node:path";
+import { z } from "zod";
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((value) => (value === "" ? undefined : value))
+  .optional();
+
+const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const booleanFlag = z
+  .enum(["true", "false", "1", "0"])
+  .optional()
+  .transform((value) => (value === undefined ? undefined : value === "true" || value === "1"));
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  HOST: z.string().trim().min(1).default("127.0.0.1"),
+  DATABASE_URL: optionalString.pipe(
+    z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL").optional(),
+  ),
+  REDIS_URL: optionalString.pipe(
+    z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").optional(),
+  ),
+  SPINDLE_DATA_DIR: z.string().trim().min(1).default(".spindle"),
+  SPINDLE_ADMIN_EMAIL: optionalString.pipe(z.email().optional()),
+  SPINDLE_ADMIN_PASSWORD: optionalString.pipe(
+    z.string().min(12, "must be at least 12 characters").optional(),
+  ),
+  JWT_SECRET: optionalString.pipe(z.string().min(32, "must be at least 32 characters").optional()),
+  JWT_PRIVATE_KEY_FILE: optionalString,
+  JWT_ISSUER: z.string().trim().min(1).default("spindle"),
+  JWT_AUDIENCE: z.string().trim().min(1).default("spindle-api"),
+  ACCESS_TOKEN_TTL: seconds(15 * 60),
+  REFRESH_TOKEN_TTL: seconds(30 * 24 * 60 * 60),
+  SMTP_URL: optionalString.pipe(
+    z.string().regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL").optional(),
+  ),
+  SMTP_FROM: z.string().trim().min(3).default("Spindle <no-reply@spindle.local>"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  SPINDLE_GRAPHIQL: booleanFlag,
+  SPINDLE_LOGIN_MAX_FAILURES: z.coerce.number().int().positive().default(5),
+  SPINDLE_LOGIN_WINDOW: seconds(15 * 60),
+  SPINDLE_SHUTDOWN_GRACE: seconds(10),
+  SPINDLE_TRUST_PROXY: booleanFlag,
+  SPINDLE_INTROSPECTION: booleanFlag,
+});
+
+export type Env = z.input<typeof envSchema>;
+
+export interface Config {
+  env: "development" | "production" | "test";
+  http: {
+    port: number;
+    host: string;
+    graphiql: boolean;
+    introspection: boolean;
+    /** Take the client address and scheme from X-Forwarded-For/-Proto (behind a load balancer). */
+    trustProxy: boolean;
+    shutdownGraceMs: number;
+  };
+  /** Unset means the embedded PGlite database under `dataDir`. */
+  databaseUrl?: string;
+  /** Unset means in-process pub/sub (one server process). */
+  redisUrl?: string;
+  dataDir: string;
+  admin: { email?: string; password?: string };
+  auth: {
+    jwtSecret?: string;
+    jwtPrivateKeyFile?: string;
+    issuer: string;
+    audience: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+    loginMaxFailures: number;
+    loginWindowSeconds: number;
+  };
+  mail: { smtpUrl?: string; from: string };
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`),
+    );
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  if (e.JWT_SECRET && e.JWT_PRIVATE_KEY_FILE) {
+    problems.push("JWT_SECRET and JWT_PRIVATE_KEY_FILE: set one, not both");
+  }
+  if (e.NODE_ENV === "production" && !e.JWT_SECRET && !e.JWT_PRIVATE_KEY_FILE) {
+    problems.push(
+      "JWT_SECRET: required in production (or JWT_PRIVATE_KEY_FILE), so that every replica signs with the same key",
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    env: e.NODE_ENV,
+    http: {
+      port: e.PORT,
+      host: e.HOST,
+      graphiql: e.SPINDLE_GRAPHIQL ?? e.NODE_ENV !== "production",
+      introspection: e.SPINDLE_INTROSPECTION ?? e.NODE_ENV !== "production",
+      trustProxy: e.SPINDLE_TRUST_PROXY ?? false,
+      shutdownGraceMs: e.SPINDLE_SHUTDOWN_GRACE * 1000,
+    },
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    dataDir: path.resolve(e.SPINDLE_DATA_DIR),
+    admin: { email: e.SPINDLE_ADMIN_EMAIL, password: e.SPINDLE_ADMIN_PASSWORD },
+    auth: {
+      jwtSecret: e.JWT_SECRET,
+      jwtPrivateKeyFile: e.JWT_PRIVATE_KEY_FILE,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL,
+      refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL,
+      loginMaxFailures: e.SPINDLE_LOGIN_MAX_FAILURES,
+      loginWindowSeconds: e.SPINDLE_LOGIN_WINDOW,
+    },
+    mail: { smtpUrl: e.SMTP_URL, from: e.SMTP_FROM },
+    logLevel: e.LOG_LEVEL,
+  };
+}

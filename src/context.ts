@@ -1,0 +1,26 @@
+// What every resolver receives: who is asking, the services that apply the rules, and the
+// request's own plumbing (id, logger, response cookies).
+import type { PubSub } from "graphql-yoga";
+import type { Viewer } from "./auth/viewer.js";
+import type { PrismaClient } from "./generated/prisma/client.js";
+import type { Logger } from "./infra/logger.js";
+import type { Topics } from "./infra/pubsub.js";
+import type { AccountService, ClientInfo } from "./modules/account/account.service.js";
+import type { ApiKeyService } from "./modules/api-key/api-key.service.js";
+
+export interface Services {
+  accounts: AccountService;
+  apiKeys: ApiKeyService;
+}
+
+export interface Context {
+  requestId: string;
+  viewer: Viewer;
+  prisma: PrismaClient;
+  services: Services;
+  pubsub: PubSub<Topics>;
+  log: Logger;
+  client: ClientInfo & { secure: boolean };
+  /** Adds a Set-Cookie header to the HTTP response (no-op over WebSocket). */
+  setCookie(header: string): void;
+}

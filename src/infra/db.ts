@@ -1,0 +1,134 @@
+// The database: embedded PGlite (no server) or PostgreSQL, behind one Prisma client.
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { PrismaPGlite } from "pglite-prisma-adapter";
+import { PrismaClient } from "../generated/prisma/client.js";
+
+/** A raw connection, used by the migrator and the health check. */
+export interface SqlConnection {
+  exec(sql: string): Promise<void>;
+  query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<Row[]>;
+}
+
+export interface Database {
+  kind: "pglite" | "postgres";
+  prisma: PrismaClient;
+  /** Counts every SQL statement Prisma sends; tests read it to catch N+1 queries. */
+  statements: { count: number };
+  /** Runs `fn` on one dedicated connection (advisory locks need that). */
+  withConnection<T>(fn: (conn: SqlConnection) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type DatabaseOptions =
+  | { kind: "postgres"; url: string; poolSize?: number }
+  /** `dir` unset keeps the database in memory (tests). */
+  | { kind: "pglite"; dir?: string };
+
+// Prisma's adapter interfaces differ slightly between the 6.x client and 7.x adapters; the
+// counting wrapper only relies on the method names both share.
+type Queryable = { queryRaw: (...a: unknown[]) => unknown; executeRaw: (...a: unknown[]) => unknown };
+type AdapterFactory = { connect(): Promise<unknown> };
+// pglite-prisma-adapter is typed against an older @prisma/driver-adapter-utils than the client;
+// the runtime contract is the same, so the factory is handed over under the client's own type.
+type ClientAdapter = NonNullable<ConstructorParameters<typeof PrismaClient>[0]>["adapter"];
+
+function countStatements<T extends object>(target: T, statements: { count: number }): T {
+  return new Proxy(target, {
+    get(obj, prop, receiver) {
+      const value = Reflect.get(obj, prop, receiver);
+      if (typeof value !== "function") return value;
+      if (prop === "queryRaw" || prop === "executeRaw") {
+        return (...args: unknown[]) => {
+          statements.count += 1;
+          return (value as (...a: unknown[]) => unknown).apply(obj, args);
+        };
+      }
+      if (prop === "startTransaction") {
+        return async (...args: unknown[]) => {
+          const tx = await (value as (...a: unknown[]) => Promise<Queryable>).apply(obj, args);
+          return countStatements(tx, statements);
+        };
+      }
+      return value.bind(obj);
+    },
+  });
+}
+
+function countingFactory(factory: AdapterFactory, statements: { count: number }): ClientAdapter {
+  return new Proxy(factory, {
+    get(obj, prop, receiver) {
+      if (prop === "connect") {
+        return async () => countStatements((await obj.connect()) as object, statements);
+      }
+      const value = Reflect.get(obj, prop, receiver);
+      return typeof value === "function" ? value.bind(obj) : value;
+    },
+  }) as unknown as ClientAdapter;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  const statements = { count: 0 };
+  if (options.kind === "postgres") {
+    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
+    // An idle client losing its server must not crash the process; the next query reconnects.
+    pool.on("error", () => {});
+    const prisma = new PrismaClient({
+      adapter: countingFactory(new PrismaPg(pool), statements),
+    });
+    return {
+      kind: "postgres",
+      prisma,
+      statements,
+      async withConnection(fn) {
+        const client = await pool.connect();
+        try {
+          return await fn({
+            exec: async (sql) => {
+              await client.query(sql);
+            },
+            query: async (sql, params) => (await client.query(sql, params)).rows,
+          });
+        } finally {
+          client.release();
+        }
+      },
+      async ping() {
+        await pool.query("SELECT 1");
+      },
+      async close() {
+        await prisma.$disconnect();
+        await pool.end();
+      },
+    };
+  }
+
+  if (options.dir) mkdirSync(path.dirname(options.dir), { recursive: true });
+  const pglite = options.dir ? new PGlite(options.dir) : new PGlite();
+  await pglite.waitReady;
+  const prisma = new PrismaClient({ adapter: countingFactory(new PrismaPGlite(pglite), statements) });
+  const conn: SqlConnection = {
+    exec: async (sql) => {
+      await pglite.exec(sql);
+    },
+    query: async <Row>(sql: string, params?: unknown[]) =>
+      (await pglite.query<Row>(sql, params)).rows,
+  };
+  return {
+    kind: "pglite",
+    prisma,
+    statements,
+    withConnection: (fn) => fn(conn),
+    async ping() {
+      await pglite.query("SELECT 1");
+    },
+    async close() {
+      await prisma.$disconnect();
+      await pglite.close();
+    },
+  };
+}

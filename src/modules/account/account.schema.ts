@@ -1,0 +1,276 @@
+// Accounts in GraphQL: sign-up, sign-in, tokens, profile, two-factor, sessions, account events.
+import { stringifySetCookie } from "cookie";
+import { SESSION_COOKIE } from "../../auth/authenticate.js";
+import type { Context } from "../../context.js";
+import { accountEventTypes, type AccountEvent } from "../../infra/pubsub.js";
+import { builder, pageSize } from "../../schema/builder.js";
+import type { IssuedSession } from "./account.service.js";
+
+export const SystemRoleEnum = builder.enumType("SystemRole", { values: ["ADMIN", "USER"] as const });
+
+export const UserType = builder.prismaObject("User", {
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    username: t.exposeString("username"),
+    displayName: t.exposeString("displayName", { nullable: true }),
+    role: t.field({ type: SystemRoleEnum, resolve: (user) => user.role }),
+    createdAt: t.expose("createdAt", { type: "DateTime" }),
+    // Private details: the user themself, or an administrator.
+    email: t.exposeString("email", { authScopes: privateToUser }),
+    emailConfirmed: t.boolean({
+      authScopes: privateToUser,
+      select: { emailVerifiedAt: true },
+      resolve: (user) => user.emailVerifiedAt !== null,
+    }),
+    totpEnabled: t.boolean({
+      authScopes: privateToUser,
+      select: { totpSecret: true },
+      resolve: (user) => user.totpSecret !== null,
+    }),
+    gitName: t.exposeString("gitName", { nullable: true, authScopes: privateToUser }),
+    gitEmail: t.exposeString("gitEmail", { nullable: true, authScopes: privateToUser }),
+  }),
+});
+
+/**
+ * The user themself (also right after signing in, when the request itself was still anonymous:
+ * AuthPayload grants "self"), or an administrator.
+ */
+function privateToUser(user: { id: string }, _args: object, ctx: Context) {
+  if (ctx.viewer.kind !== "anonymous" && ctx.viewer.userId === user.id) return true;
+  return { $any: { $granted: "self", systemAdmin: true } };
+}
+
+export const SessionType = builder.prismaObject("Session", {
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    createdAt: t.expose("createdAt", { type: "DateTime" }),
+    lastUsedAt: t.expose("lastUsedAt", { type: "DateTime" }),
+    expiresAt: t.expose("expiresAt", { type: "DateTime" }),
+    revokedAt: t.expose("revokedAt", { type: "DateTime", nullable: true }),
+    userAgent: t.exposeString("userAgent", { nullable: true }),
+    ip: t.exposeString("ip", { nullable: true }),
+    current: t.boolean({
+      description: "True for the session making this request.",
+      resolve: (session, _args, ctx) => ctx.viewer.kind === "session" && ctx.viewer.sessionId === session.id,
+    }),
+  }),
+});
+
+interface AuthPayloadShape {
+  user: IssuedSession["user"];
+  accessToken: string;
+  accessTokenExpiresAt: Date;
+  refreshToken: string;
+  refreshTokenExpiresAt: Date;
+}
+
+const AuthPayload = builder.objectRef<AuthPayloadShape>("AuthPayload").implement({
+  description: "Tokens for a new or refreshed session. Send the access token as `Authorization: Bearer <token>`.",
+  fields: (t) => ({
+    user: t.field({ type: UserType, grantScopes: ["self"], resolve: (p) => p.user }),
+    accessToken: t.exposeString("accessToken"),
+    accessTokenExpiresAt: t.expose("accessTokenExpiresAt", { type: "DateTime" }),
+    refreshToken: t.exposeString("refreshToken", { description: "Single use: each refresh returns a new one." }),
+    refreshTokenExpiresAt: t.expose("refreshTokenExpiresAt", { type: "DateTime" }),
+  }),
+});
+
+const RegistrationPayload = builder.objectRef<{ email: string; codeExpiresAt: Date }>("RegistrationPayload").implement({
+  description: "A confirmation code was sent to the email address; confirm with `confirmRegistration`.",
+  fields: (t) => ({
+    email: t.exposeString("email"),
+    codeExpiresAt: t.expose("codeExpiresAt", { type: "DateTime" }),
+  }),
+});
+
+const TotpSetupPayload = builder.objectRef<{ secret: string; uri: string }>("TotpSetupPayload").implement({
+  description: "Add the secret (or scan the otpauth URI) in an authenticator app, then call `enableTotp` with a code.",
+  fields: (t) => ({
+    secret: t.exposeString("secret"),
+    uri: t.exposeString("uri", { description: "otpauth:// URI, for a QR code" }),
+  }),
+});
+
+const AccountEventTypeEnum = builder.enumType("AccountEventType", { values: accountEventTypes });
+
+const AccountEventType = builder.objectRef<AccountEvent>("AccountEvent").implement({
+  description: "Something changed in the viewer's account: a security notification.",
+  fields: (t) => ({
+    type: t.field({ type: AccountEventTypeEnum, resolve: (e) => e.type }),
+    subjectId: t.exposeID("subjectId", { description: "The session, API key or user the event is about." }),
+    occurredAt: t.field({ type: "DateTime", resolve: (e) => new Date(e.occurredAt) }),
+  }),
+});
+
+const RegisterInput = builder.inputType("RegisterInput", {
+  fields: (t) => ({
+    email: t.string({ required: true }),
+    username: t.string({ required: true, description: "3-32 letters, digits, '_', '.' or '-'; used to sign in" }),
+    password: t.string({ required: true, description: "At least 10 characters" }),
+    displayName: t.string(),
+  }),
+});
+const ConfirmRegistrationInput = builder.inputType("ConfirmRegistrationInput", {
+  fields: (t) => ({ email: t.string({ required: true }), code: t.string({ required: true }) }),
+});
+const LoginInput = builder.inputType("LoginInput", {
+  fields: (t) => ({
+    login: t.string({ required: true, description: "Email address or username" }),
+    password: t.string({ required: true }),
+    totpCode: t.string({ description: "Required when the account has two-factor sign-in" }),
+  }),
+});
+const RefreshTokenInput = builder.inputType("RefreshTokenInput", {
+  fields: (t) => ({ refreshToken: t.string({ required: true }) }),
+});
+const UpdateProfileInput = builder.inputType("UpdateProfileInput", {
+  fields: (t) => ({ displayName: t.string(), gitName: t.string(), gitEmail: t.string() }),
+});
+const ChangePasswordInput = builder.inputType("ChangePasswordInput", {
+  fields: (t) => ({ currentPassword: t.string({ required: true }), newPassword: t.string({ required: true }) }),
+});
+const TotpCodeInput = builder.inputType("TotpCodeInput", {
+  fields: (t) => ({ code: t.string({ required: true }) }),
+});
+
+function setSessionCookie(ctx: Context, secret: string, expires: Date) {
+  ctx.setCookie(
+    stringifySetCookie(SESSION_COOKIE, secret, { httpOnly: true, sameSite: "lax", secure: ctx.client.secure, path: "/", expires }),
+  );
+}
+
+function startSession(ctx: Context, issued: IssuedSession): AuthPayloadShape {
+  setSessionCookie(ctx, issued.cookieSecret, issued.refreshTokenExpiresAt);
+  return issued;
+}
+
+builder.queryFields((t) => ({
+  me: t.prismaField({
+    type: UserType,
+    description: "The signed-in user.",
+    authScopes: { authenticated: true },
+    resolve: (query, _root, _args, ctx) =>
+      ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: (ctx.viewer as { userId: string }).userId } }),
+  }),
+  sessions: t.prismaConnection({
+    type: "Session",
+    cursor: "id",
+    ...pageSize,
+    description: "The viewer's active sessions, newest first.",
+    authScopes: { session: true },
+    resolve: (query, _root, _args, ctx) =>
+      ctx.prisma.session.findMany({
+        ...query,
+        where: { userId: (ctx.viewer as { userId: string }).userId, revokedAt: null, expiresAt: { gt: new Date() } },
+        orderBy: { createdAt: "desc" },
+      }),
+  }),
+  users: t.prismaConnection({
+    type: "User",
+    cursor: "id",
+    ...pageSize,
+    description: "Every account (administrators only).",
+    authScopes: { systemAdmin: true },
+    resolve: (query, _root, _args, ctx) => ctx.prisma.user.findMany({ ...query, orderBy: { createdAt: "asc" } }),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  register: t.field({
+    type: RegistrationPayload,
+    description: "Starts a sign-up: emails a 6-digit code (kept in the outbox and the log when no SMTP is set up).",
+    authScopes: { public: true },
+    args: { input: t.arg({ type: RegisterInput, required: true }) },
+    resolve: (_root, { input }, ctx) => ctx.services.accounts.register(input),
+  }),
+  confirmRegistration: t.field({
+    type: AuthPayload,
+    description: "Finishes a sign-up with the emailed code and signs in.",
+    authScopes: { public: true },
+    args: { input: t.arg({ type: ConfirmRegistrationInput, required: true }) },
+    resolve: async (_root, { input }, ctx) => startSession(ctx, await ctx.services.accounts.confirmRegistration(input, ctx.client)),
+  }),
+  login: t.field({
+    type: AuthPayload,
+    description: "Signs in with email or username and password (and a TOTP code when enabled). Also sets a session cookie.",
+    authScopes: { public: true },
+    args: { input: t.arg({ type: LoginInput, required: true }) },
+    resolve: async (_root, { input }, ctx) => startSession(ctx, await ctx.services.accounts.login(input, ctx.client)),
+  }),
+  refreshToken: t.field({
+    type: AuthPayload,
+    description: "Exchanges a refresh token for new tokens. Each refresh token works once; reusing one ends its session.",
+    authScopes: { public: true },
+    args: { input: t.arg({ type: RefreshTokenInput, required: true }) },
+    resolve: (_root, { input }, ctx) => ctx.services.accounts.refresh(input),
+  }),
+  logout: t.boolean({
+    description: "Ends the current session (its refresh tokens and cookie stop working).",
+    authScopes: { session: true },
+    resolve: async (_root, _args, ctx) => {
+      const done = await ctx.services.accounts.logout(ctx.viewer);
+      setSessionCookie(ctx, "", new Date(0));
+      return done;
+    },
+  }),
+  revokeSession: t.prismaField({
+    type: "Session",
+    description: "Ends one of the viewer's sessions (another device, say).",
+    authScopes: { session: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_query, _root, { id }, ctx) => ctx.services.accounts.revokeSession(ctx.viewer, String(id)),
+  }),
+  updateProfile: t.prismaField({
+    type: "User",
+    authScopes: { write: true },
+    args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
+    resolve: (_query, _root, { input }, ctx) => ctx.services.accounts.updateProfile(ctx.viewer, input),
+  }),
+  changePassword: t.boolean({
+    description: "Changes the password and ends every other session of the account.",
+    authScopes: { session: true },
+    args: { input: t.arg({ type: ChangePasswordInput, required: true }) },
+    resolve: (_root, { input }, ctx) => ctx.services.accounts.changePassword(ctx.viewer, input),
+  }),
+  setupTotp: t.field({
+    type: TotpSetupPayload,
+    description: "Starts two-factor set-up; nothing changes until `enableTotp` confirms a code.",
+    authScopes: { session: true },
+    resolve: (_root, _args, ctx) => ctx.services.accounts.setupTotp(ctx.viewer),
+  }),
+  enableTotp: t.prismaField({
+    type: "User",
+    authScopes: { session: true },
+    args: { input: t.arg({ type: TotpCodeInput, required: true }) },
+    resolve: (_query, _root, { input }, ctx) => ctx.services.accounts.enableTotp(ctx.viewer, input),
+  }),
+  disableTotp: t.prismaField({
+    type: "User",
+    authScopes: { session: true },
+    args: { input: t.arg({ type: TotpCodeInput, required: true }) },
+    resolve: (_query, _root, { input }, ctx) => ctx.services.accounts.disableTotp(ctx.viewer, input),
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  accountEvents: t.field({
+    type: AccountEventType,
+    description: "Security notifications for the viewer's account. Ends after the subscribing session or key is revoked.",
+    authScopes: { read: true },
+    subscribe: (_root, _args, ctx) => accountEventStream(ctx),
+    resolve: (event) => event,
+  }),
+}));
+
+async function* accountEventStream(ctx: Context): AsyncGenerator<AccountEvent> {
+  const viewer = ctx.viewer;
+  if (viewer.kind === "anonymous") return;
+  for await (const event of ctx.pubsub.subscribe("account", viewer.userId)) {
+    yield event;
+    const endsThisStream =
+      (event.type === "SESSION_REVOKED" && viewer.kind === "session" && event.subjectId === viewer.sessionId) ||
+      (event.type === "API_KEY_REVOKED" && viewer.kind === "apiKey" && event.subjectId === viewer.apiKeyId);
+    if (endsThisStream) return;
+  }
+}

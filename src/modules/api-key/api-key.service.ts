@@ -1,0 +1,66 @@
+// Personal API keys (`spk_...`): shown once, stored as a hash, scoped, optionally bound to one
+// workspace, with expiry and revocation. Only a signed-in user (not another key) manages them.
+import { z } from "zod";
+import type { PrismaClient } from "../../generated/prisma/client.js";
+import { displayPrefix, generateApiKey } from "../../auth/api-key-format.js";
+import { sha256 } from "../../auth/secrets.js";
+import type { Viewer } from "../../auth/viewer.js";
+import type { PubSubService } from "../../infra/pubsub.js";
+import { forbidden, notAuthenticated, notFound, parseInput, requireId } from "../../schema/errors.js";
+
+const createInput = z.object({
+  name: z.string().trim().min(1, "give the key a name").max(100, "must be at most 100 characters"),
+  scopes: z.array(z.enum(["READ", "WRITE", "ADMIN"])).min(1, "choose at least one scope"),
+  workspaceId: z.uuid("must be a workspace id").nullish(),
+  expiresAt: z.date().nullish().refine((d) => !d || d > new Date(), "must be in the future"),
+});
+
+function requireSession(viewer: Viewer) {
+  if (viewer.kind === "anonymous") throw notAuthenticated();
+  if (viewer.kind !== "session") {
+    throw forbidden("API keys cannot create or revoke API keys; sign in with your password to manage keys", "session");
+  }
+  return viewer;
+}
+
+export function createApiKeyService(deps: { prisma: PrismaClient; pubsub: PubSubService }) {
+  const { prisma } = deps;
+  const publish = (type: "API_KEY_CREATED" | "API_KEY_REVOKED", userId: string, keyId: string) =>
+    deps.pubsub.pubsub.publish("account", userId, { type, userId, subjectId: keyId, occurredAt: new Date().toISOString() });
+
+  return {
+    async create(viewer: Viewer, raw: unknown) {
+      const me = requireSession(viewer);
+      const input = parseInput(createInput, raw);
+      if (input.scopes.includes("ADMIN") && me.role !== "ADMIN") {
+        throw forbidden("Only administrators can create keys with the ADMIN scope", "admin");
+      }
+      const key = generateApiKey();
+      const apiKey = await prisma.apiKey.create({
+        data: {
+          userId: me.userId,
+          name: input.name,
+          prefix: displayPrefix(key),
+          keyHash: sha256(key),
+          scopes: [...new Set(input.scopes)],
+          workspaceId: input.workspaceId ?? null,
+          expiresAt: input.expiresAt ?? null,
+        },
+      });
+      publish("API_KEY_CREATED", me.userId, apiKey.id);
+      return { apiKey, key };
+    },
+
+    async revoke(viewer: Viewer, id: string) {
+      const me = requireSession(viewer);
+      const existing = await prisma.apiKey.findFirst({ where: { id: requireId(id, "API key"), userId: me.userId } });
+      if (!existing) throw notFound("API key", id);
+      if (existing.revokedAt) return existing;
+      const apiKey = await prisma.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+      publish("API_KEY_REVOKED", me.userId, id);
+      return apiKey;
+    },
+  };
+}
+
+export type ApiKeyService = ReturnType<typeof createApiKeyService>;

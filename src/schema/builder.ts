@@ -1,0 +1,112 @@
+// Schema plumbing only: plugins, scalars, auth scopes. Types live in src/modules/*/*.schema.ts.
+import SchemaBuilder from "@pothos/core";
+import PrismaPlugin from "@pothos/plugin-prisma";
+import RelayPlugin from "@pothos/plugin-relay";
+import ScopeAuthPlugin, { type AuthFailure } from "@pothos/plugin-scope-auth";
+import type { Context } from "../context.js";
+import { Prisma } from "../generated/prisma/client.js";
+import type PrismaTypes from "../generated/pothos-types.js";
+import { getDatamodel } from "../generated/pothos-types.js";
+import { forbidden, notAuthenticated, validationError } from "./errors.js";
+import { DateTimeScalar } from "./scalars.js";
+
+export const MAX_PAGE_SIZE = 100;
+export const DEFAULT_PAGE_SIZE = 20;
+
+/** Spread into every connection: `first`/`last` must be 1-100; more is an error, not a silent cut. */
+export const pageSize = {
+  defaultSize: DEFAULT_PAGE_SIZE,
+  maxSize: (args: { first?: number | null; last?: number | null }) => {
+    for (const name of ["first", "last"] as const) {
+      const value = args[name];
+      if (value != null && (value < 1 || value > MAX_PAGE_SIZE)) {
+        throw validationError([{ field: name, message: `must be between 1 and ${MAX_PAGE_SIZE}` }]);
+      }
+    }
+    return MAX_PAGE_SIZE;
+  },
+};
+
+function missingScopes(failure: AuthFailure): string[] {
+  switch (failure.kind) {
+    case "AuthScope":
+    case "GrantedScope":
+      return [failure.scope];
+    case "AnyAuthScopes":
+    case "AllAuthScopes":
+      return failure.failures.flatMap(missingScopes);
+    default:
+      return [];
+  }
+}
+
+const scopeHelp: Record<string, string> = {
+  session: "needs a signed-in session (an API key cannot do this)",
+  read: 'needs the "read" scope',
+  write: 'needs the "write" scope',
+  admin: 'needs the "admin" scope',
+  systemAdmin: "needs an administrator account",
+};
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  PrismaTypes: PrismaTypes;
+  DefaultFieldNullability: false;
+  Scalars: { DateTime: { Input: Date; Output: Date } };
+  AuthScopes: {
+    /** Anyone, signed in or not: every public field says so by name. */
+    public: boolean;
+    authenticated: boolean;
+    session: boolean;
+    read: boolean;
+    write: boolean;
+    admin: boolean;
+    systemAdmin: boolean;
+  };
+}>({
+  defaultFieldNullability: false,
+  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin],
+  scopeAuth: {
+    authorizeOnSubscribe: true,
+    authScopes: ({ viewer }) => {
+      const scopes = viewer.kind === "anonymous" ? new Set<string>() : viewer.scopes;
+      return {
+        public: true,
+        authenticated: viewer.kind !== "anonymous",
+        session: viewer.kind === "session",
+        read: scopes.has("read"),
+        write: scopes.has("write"),
+        admin: scopes.has("admin"),
+        systemAdmin: viewer.kind !== "anonymous" && viewer.role === "ADMIN" && scopes.has("admin"),
+      };
+    },
+    unauthorizedError: (_parent, context, info, result) => {
+      if (context.viewer.kind === "anonymous") return notAuthenticated();
+      const missing = [...new Set(missingScopes(result.failure))];
+      const what = missing.map((scope) => scopeHelp[scope] ?? `needs the "${scope}" scope`).join(", or ");
+      return forbidden(`${info.parentType.name}.${info.fieldName} ${what || "is not allowed for you"}`, missing[0]);
+    },
+  },
+  prisma: {
+    client: (ctx) => ctx.prisma,
+    dmmf: getDatamodel(),
+    exposeDescriptions: false,
+    filterConnectionTotalCount: true,
+    onUnusedQuery: process.env.NODE_ENV === "production" ? null : "warn",
+  },
+  relay: {
+    clientMutationId: "omit",
+    cursorType: "String",
+    nodeQueryOptions: false,
+    nodesQueryOptions: false,
+    firstArgOptions: { description: `Page size, 1 to ${MAX_PAGE_SIZE} (default ${DEFAULT_PAGE_SIZE})` },
+    lastArgOptions: { description: `Page size from the end, 1 to ${MAX_PAGE_SIZE}` },
+  },
+});
+
+builder.addScalarType("DateTime", DateTimeScalar);
+builder.queryType({});
+builder.mutationType({});
+builder.subscriptionType({});
+
+export { Prisma };
