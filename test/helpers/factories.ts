@@ -1,0 +1,58 @@
+// Fresh, unique data for each test.
+import { randomBytes } from "node:crypto";
+import { hashPassword } from "../../src/auth/passwords.js";
+import type { SystemRole } from "../../src/generated/prisma/client.js";
+import { LoginDocument } from "../generated/graphql.js";
+import { ok, type TestServer } from "./server.js";
+
+export const unique = (prefix = "u") => `${prefix}${randomBytes(5).toString("hex")}`;
+
+export interface TestUser {
+  id: string;
+  email: string;
+  username: string;
+  password: string;
+}
+
+export interface SignedIn extends TestUser {
+  accessToken: string;
+  refreshToken: string;
+  /** The Cookie header value a browser would send back. */
+  cookie: string;
+}
+
+/** A confirmed account, written straight to the database (sign-up itself is tested over GraphQL). */
+export async function createUser(server: TestServer, options: { role?: SystemRole; password?: string } = {}): Promise<TestUser> {
+  const username = unique("user");
+  const email = `${username}@example.test`;
+  const password = options.password ?? `pw-${randomBytes(8).toString("hex")}`;
+  const user = await server.db.prisma.user.create({
+    data: {
+      email,
+      username,
+      passwordHash: await hashPassword(password),
+      role: options.role ?? "USER",
+      emailVerifiedAt: new Date(),
+    },
+  });
+  return { id: user.id, email, username, password };
+}
+
+export async function signIn(server: TestServer, user: TestUser, totpCode?: string): Promise<SignedIn> {
+  const res = await server.execute(LoginDocument, { input: { login: user.email, password: user.password, totpCode } });
+  const { login } = ok(res);
+  const setCookie = res.headers.get("set-cookie") ?? "";
+  return { ...user, accessToken: login.accessToken, refreshToken: login.refreshToken, cookie: setCookie.split(";")[0]! };
+}
+
+export async function signedInUser(server: TestServer, options: { role?: SystemRole } = {}): Promise<SignedIn> {
+  return signIn(server, await createUser(server, options));
+}
+
+/** The code of the newest confirmation mail to `email`, read from the outbox table. */
+export async function latestEmailCode(server: TestServer, email: string): Promise<string> {
+  const mail = await server.db.prisma.emailOutbox.findFirstOrThrow({ where: { to: email }, orderBy: { createdAt: "desc" } });
+  const code = /\b(\d{6})\b/.exec(mail.body)?.[1];
+  if (!code) throw new Error(`No code in the last mail to ${email}: ${mail.body}`);
+  return code;
+}
