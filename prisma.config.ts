@@ -5,7 +5,9 @@ import path from "node:path";
 import { defineConfig } from "prisma/config";
 
 const placeholderUrl = "postgresql://placeholder@localhost/placeholder";
-process.env.DATABASE_URL ??= placeholderUrl;
+// An empty value counts as unset: Prisma would otherwise fail to load the schema and try to
+// download a native engine instead.
+if (!process.env.DATABASE_URL) process.env.DATABASE_URL = placeholderUrl;
 
 export default defineConfig({
   experimental: { adapter: true },
