@@ -49,7 +49,8 @@ const envSchema = z.object({
   SPINDLE_INTROSPECTION: booleanFlag,
 });
 
-export type Env = z.input<typeof envSchema>;
+/** The variables Spindle reads, as the environment holds them: strings. */
+export type Env = { [K in keyof z.input<typeof envSchema>]?: string };
 
 export interface Config {
   env: "development" | "production" | "test";

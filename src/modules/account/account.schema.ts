@@ -163,7 +163,7 @@ builder.queryFields((t) => ({
       ctx.prisma.session.findMany({
         ...query,
         where: { userId: (ctx.viewer as { userId: string }).userId, revokedAt: null, expiresAt: { gt: new Date() } },
-        orderBy: { createdAt: "desc" },
+        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       }),
   }),
   users: t.prismaConnection({
@@ -172,7 +172,7 @@ builder.queryFields((t) => ({
     ...pageSize,
     description: "Every account (administrators only).",
     authScopes: { systemAdmin: true },
-    resolve: (query, _root, _args, ctx) => ctx.prisma.user.findMany({ ...query, orderBy: { createdAt: "asc" } }),
+    resolve: (query, _root, _args, ctx) => ctx.prisma.user.findMany({ ...query, orderBy: [{ createdAt: "asc" }, { id: "asc" }] }),
   }),
 }));
 

@@ -52,7 +52,7 @@ builder.queryFields((t) => ({
       ctx.prisma.apiKey.findMany({
         ...query,
         where: { userId: (ctx.viewer as { userId: string }).userId },
-        orderBy: { createdAt: "desc" },
+        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       }),
   }),
 }));

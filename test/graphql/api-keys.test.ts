@@ -1,0 +1,213 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateApiKey } from "../../src/auth/api-key-format.js";
+import { sha256 } from "../../src/auth/secrets.js";
+import {
+  ApiKeyDetailsDocument,
+  ApiKeysDocument,
+  CreateApiKeyDocument,
+  MeDocument,
+  RevokeApiKeyDocument,
+  UpdateProfileDocument,
+  ViewerAndKeysDocument,
+  type ApiKeyScope,
+  type CreateApiKeyInput,
+} from "../generated/graphql.js";
+import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(() => server?.close());
+
+async function createKey(owner: SignedIn, scopes: ApiKeyScope[], extra: Partial<CreateApiKeyInput> = {}) {
+  const input = { name: unique("key"), scopes, ...extra };
+  return ok(await server.execute(CreateApiKeyDocument, { input }, { token: owner.accessToken })).createApiKey;
+}
+
+const fieldsOf = (error: { extensions: Record<string, any> }) =>
+  (error.extensions.fields as { field: string }[]).map((f) => f.field);
+
+describe(`creating API keys (${backend})`, () => {
+  it("shows the key once, lists only its prefix, and stores only a hash", async () => {
+    const user = await signedInUser(server);
+    const { key, apiKey } = await createKey(user, ["READ"]);
+    expect(key).toMatch(/^spk_[0-9A-Za-z]{46}$/);
+    expect(apiKey).toMatchObject({ scopes: ["READ"], revokedAt: null, lastUsedAt: null, expiresAt: null });
+    expect(key.startsWith(apiKey.prefix)).toBe(true);
+    expect(apiKey.prefix.length).toBeLessThan(key.length / 2);
+
+    const listed = await server.execute(ApiKeysDocument, { first: 10 }, { token: user.accessToken });
+    expect(ok(listed).apiKeys.edges.map((e) => e.node)).toEqual([expect.objectContaining({ id: apiKey.id, prefix: apiKey.prefix })]);
+    expect(JSON.stringify(listed.data)).not.toContain(key);
+
+    const row = await server.db.prisma.apiKey.findUniqueOrThrow({ where: { id: apiKey.id } });
+    expect(row.keyHash).not.toBe(key);
+    expect(row.keyHash).not.toContain(key.slice(4));
+    expect(row.keyHash).toBe(sha256(key));
+  });
+
+  it("lets only administrators create ADMIN-scoped keys", async () => {
+    const user = await signedInUser(server);
+    const denied = errorOf(await server.execute(CreateApiKeyDocument, { input: { name: "root", scopes: ["ADMIN"] } }, { token: user.accessToken }));
+    expect(denied).toMatchObject({ code: "FORBIDDEN", status: 403, extensions: { requiredScope: "admin" } });
+    expect(denied.message).toMatch(/administrators/);
+    expect(await server.db.prisma.apiKey.count({ where: { userId: user.id } })).toBe(0);
+
+    const admin = await signedInUser(server, { role: "ADMIN" });
+    expect((await createKey(admin, ["ADMIN"])).apiKey.scopes).toEqual(["ADMIN"]);
+  });
+
+  it.each([
+    ["an empty name", { name: "  ", scopes: ["READ"] }, "input.name"],
+    ["no scopes", { name: "ci", scopes: [] }, "input.scopes"],
+    ["an expiry in the past", { name: "ci", scopes: ["READ"], expiresAt: new Date(Date.now() - 60_000).toISOString() }, "input.expiresAt"],
+  ] as [string, CreateApiKeyInput, string][])("refuses %s, naming the field, and creates nothing", async (_what, input, field) => {
+    const user = await signedInUser(server);
+    const error = errorOf(await server.execute(CreateApiKeyDocument, { input }, { token: user.accessToken }));
+    expect(error).toMatchObject({ code: "VALIDATION", status: 400 });
+    expect(fieldsOf(error)).toEqual([field]);
+    expect(await server.db.prisma.apiKey.count({ where: { userId: user.id } })).toBe(0);
+  });
+});
+
+describe(`using API keys (${backend})`, () => {
+  it("a READ key can query but not mutate: 403 naming the missing write scope", async () => {
+    const user = await signedInUser(server);
+    const { key, apiKey } = await createKey(user, ["READ"]);
+    const read = ok(await server.execute(ViewerAndKeysDocument, {}, { token: key }));
+    expect(read.me.id).toBe(user.id);
+    expect(read.apiKeys.edges.map((e) => e.node.id)).toEqual([apiKey.id]);
+
+    const denied = errorOf(await server.execute(UpdateProfileDocument, { input: { displayName: "Nope" } }, { token: key }));
+    expect(denied).toMatchObject({ code: "FORBIDDEN", status: 403, extensions: { requiredScope: "write" } });
+    expect(denied.message).toContain('"write"');
+    const stored = await server.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+    expect(stored.displayName).toBeNull();
+  });
+
+  it("a WRITE key can mutate", async () => {
+    const user = await signedInUser(server);
+    const { key } = await createKey(user, ["WRITE"]);
+    const updated = ok(await server.execute(UpdateProfileDocument, { input: { displayName: "Via key" } }, { token: key }));
+    expect(updated.updateProfile).toMatchObject({ id: user.id, displayName: "Via key" });
+  });
+
+  it("a key, even a WRITE one, cannot create or revoke keys", async () => {
+    const user = await signedInUser(server);
+    const { key, apiKey } = await createKey(user, ["WRITE"]);
+    const responses = [
+      await server.execute(CreateApiKeyDocument, { input: { name: "child", scopes: ["READ"] } }, { token: key }),
+      await server.execute(RevokeApiKeyDocument, { id: apiKey.id }, { token: key }),
+    ];
+    for (const response of responses) {
+      const error = errorOf(response);
+      expect(error).toMatchObject({ code: "FORBIDDEN", status: 403, extensions: { requiredScope: "session" } });
+      expect(error.message).toMatch(/signed-in session/);
+    }
+    const rows = await server.db.prisma.apiKey.findMany({ where: { userId: user.id } });
+    expect(rows).toEqual([expect.objectContaining({ id: apiKey.id, revokedAt: null })]);
+  });
+
+  it("records when a key was last used", async () => {
+    const user = await signedInUser(server);
+    const { key, apiKey } = await createKey(user, ["READ"]);
+    const before = Date.now();
+    ok(await server.execute(MeDocument, {}, { token: key }));
+    const [listed] = ok(await server.execute(ApiKeyDetailsDocument, { first: 5 }, { token: user.accessToken })).apiKeys.edges;
+    expect(listed?.node.id).toBe(apiKey.id);
+    expect(listed?.node.lastUsedAt).not.toBeNull();
+    // A second of slack: the database clock and ours may differ a little.
+    expect(Date.parse(listed!.node.lastUsedAt!)).toBeGreaterThanOrEqual(before - 1000);
+  });
+
+  it("refuses a key right after it is revoked", async () => {
+    const user = await signedInUser(server);
+    const { key, apiKey } = await createKey(user, ["READ"]);
+    ok(await server.execute(MeDocument, {}, { token: key }));
+    const revoked = ok(await server.execute(RevokeApiKeyDocument, { id: apiKey.id }, { token: user.accessToken }));
+    expect(revoked.revokeApiKey.revokedAt).not.toBeNull();
+    const error = errorOf(await server.execute(MeDocument, {}, { token: key }));
+    expect(error).toMatchObject({ code: "NOT_AUTHENTICATED", status: 401 });
+    expect(error.message).toMatch(/revoked/);
+  });
+
+  it("refuses an expired key", async () => {
+    const user = await signedInUser(server);
+    const { key, apiKey } = await createKey(user, ["READ"], { expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
+    ok(await server.execute(MeDocument, {}, { token: key }));
+    await server.db.prisma.apiKey.update({ where: { id: apiKey.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    const error = errorOf(await server.execute(MeDocument, {}, { token: key }));
+    expect(error).toMatchObject({ code: "NOT_AUTHENTICATED", status: 401 });
+    expect(error.message).toMatch(/expired/);
+  });
+
+  it("refuses a malformed key without a database lookup", async () => {
+    const user = await signedInUser(server);
+    const { key } = await createKey(user, ["READ"]);
+    const lastChar = key.at(-1) === "a" ? "b" : "a";
+    const malformed = [
+      key.slice(0, -1) + lastChar, // wrong checksum
+      "spk_abc123", // too short
+      `spk_${"!?*".repeat(15)}x`, // right length, not base62
+    ];
+    for (const bad of malformed) {
+      const before = server.db.statements.count;
+      const error = errorOf(await server.execute(MeDocument, {}, { token: bad }));
+      expect(error).toMatchObject({ code: "NOT_AUTHENTICATED", status: 401 });
+      expect(error.message).toMatch(/malformed/);
+      expect(server.db.statements.count, bad).toBe(before);
+    }
+
+    // The counter does see lookups: a well-formed key that does not exist is looked up (and refused).
+    const before = server.db.statements.count;
+    const unknown = errorOf(await server.execute(MeDocument, {}, { token: generateApiKey() }));
+    expect(unknown).toMatchObject({ code: "NOT_AUTHENTICATED", status: 401 });
+    expect(server.db.statements.count).toBeGreaterThan(before);
+  });
+});
+
+describe(`revoking API keys (${backend})`, () => {
+  it("answers NOT_FOUND for a stranger's key exactly as for a missing one, and leaves the key working", async () => {
+    const owner = await signedInUser(server);
+    const stranger = await signedInUser(server);
+    const { key, apiKey } = await createKey(owner, ["READ"]);
+    const missingId = randomUUID();
+
+    const theirs = errorOf(await server.execute(RevokeApiKeyDocument, { id: apiKey.id }, { token: stranger.accessToken }));
+    const missing = errorOf(await server.execute(RevokeApiKeyDocument, { id: missingId }, { token: stranger.accessToken }));
+    const notUuid = errorOf(await server.execute(RevokeApiKeyDocument, { id: "not-a-uuid" }, { token: stranger.accessToken }));
+    expect(theirs).toMatchObject({ code: "NOT_FOUND", status: 404 });
+    expect(theirs.message).toBe(missing.message.replace(missingId, apiKey.id));
+    expect(notUuid).toMatchObject({ code: "NOT_FOUND", status: 404 });
+
+    expect(ok(await server.execute(MeDocument, {}, { token: key })).me.id).toBe(owner.id);
+  });
+});
+
+describe(`listing API keys (${backend})`, () => {
+  it.each([101, 0])("refuses first: %i, naming the argument", async (first) => {
+    const user = await signedInUser(server);
+    const error = errorOf(await server.execute(ApiKeysDocument, { first }, { token: user.accessToken }));
+    expect(error).toMatchObject({ code: "VALIDATION", status: 400 });
+    expect(fieldsOf(error)).toEqual(["first"]);
+  });
+
+  it("pages through the keys, newest first, with a working cursor", async () => {
+    const user = await signedInUser(server);
+    const created = [];
+    for (let i = 0; i < 3; i++) created.push((await createKey(user, ["READ"])).apiKey.id);
+    const newestFirst = [...created].reverse();
+
+    const first = ok(await server.execute(ApiKeysDocument, { first: 2 }, { token: user.accessToken })).apiKeys;
+    expect(first.edges.map((e) => e.node.id)).toEqual(newestFirst.slice(0, 2));
+    expect(first.pageInfo.hasNextPage).toBe(true);
+
+    const after = first.pageInfo.endCursor!;
+    const second = ok(await server.execute(ApiKeysDocument, { first: 2, after }, { token: user.accessToken })).apiKeys;
+    expect(second.edges.map((e) => e.node.id)).toEqual(newestFirst.slice(2));
+    expect(second.pageInfo.hasNextPage).toBe(false);
+  });
+});
