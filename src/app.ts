@@ -4,7 +4,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
-import { type execute, getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, type ExecutionArgs } from "graphql";
+import {
+  type execute,
+  getOperationAST,
+  GraphQLError,
+  NoSchemaIntrospectionCustomRule,
+  type ExecutionArgs,
+  type ValidationContext,
+} from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { createYoga, isAsyncIterable, type Plugin, type YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -18,6 +25,7 @@ import type { Database } from "./infra/db.js";
 import type { Logger } from "./infra/logger.js";
 import { createMailer } from "./infra/mailer.js";
 import { createMetrics } from "./infra/metrics.js";
+import { createStreamCloser } from "./infra/streams.js";
 import type { PubSubService } from "./infra/pubsub.js";
 import { pickRequestId, requestScope } from "./infra/request-context.js";
 import { createAccountService } from "./modules/account/account.service.js";
@@ -48,13 +56,65 @@ export interface App {
 interface ServerContext {
   requestId: string;
   client: Context["client"];
-  /** Set by the WebSocket layer, which authenticates once at connection_init. */
+  /** Set by the WebSocket layer, which authenticates at connection_init and again for each operation. */
   viewer?: Viewer;
   transport: "http" | "websocket";
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const WS_INIT_TIMEOUT_MS = 5_000;
+
+/**
+ * graphql-armor's validation-rule limits throw by default, which escapes `validate`: over HTTP the
+ * answer was a 200, over WebSocket the whole connection closed with 4500. Reported to the validation
+ * context instead, they are ordinary validation errors (400, GRAPHQL_VALIDATION_FAILED).
+ */
+const reportAsValidationError = () => ({
+  propagateOnRejection: false,
+  onReject: [(ctx: ValidationContext | null, error: GraphQLError) => ctx?.reportError(error)],
+});
+
+/** An Origin header naming this host (or none: not a browser). A malformed Origin ("null") is foreign. */
+function isSameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The body of a request that did not declare its length (chunked), read up to `limit` bytes.
+ * Null when it is longer: the rest is discarded, unread.
+ */
+function readBodyUpTo(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (result: Buffer | null) => {
+      req.off("data", onData).off("end", onEnd).off("error", onError);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        // Keep the stream flowing with nobody listening, so the rest is dropped as it comes.
+        done(null);
+        req.resume();
+      } else {
+        chunks.push(chunk);
+      }
+    };
+    const onEnd = () => done(Buffer.concat(chunks));
+    const onError = (error: Error) => {
+      req.off("data", onData).off("end", onEnd).off("error", onError);
+      reject(error);
+    };
+    req.on("data", onData).on("end", onEnd).on("error", onError);
+  });
+}
 
 export function buildApp(deps: AppDeps): App {
   const { config, db, pubsub, log } = deps;
@@ -87,14 +147,15 @@ export function buildApp(deps: AppDeps): App {
   };
 
   const responseCookies = new WeakMap<Request, string[]>();
+  const streams = createStreamCloser();
 
   const serverPlugins: Plugin<Context>[] = [
     EnvelopArmorPlugin({
-      maxDepth: { n: 10, ignoreIntrospection: true },
-      maxAliases: { n: 15 },
-      maxDirectives: { n: 20 },
+      maxDepth: { n: 10, ignoreIntrospection: true, ...reportAsValidationError() },
+      maxAliases: { n: 15, ...reportAsValidationError() },
+      maxDirectives: { n: 20, ...reportAsValidationError() },
       maxTokens: { n: 2000 },
-      costLimit: { maxCost: 5000, ignoreIntrospection: true },
+      costLimit: { maxCost: 5000, ignoreIntrospection: true, ...reportAsValidationError() },
       blockFieldSuggestion: { enabled: !config.http.introspection },
     }) as Plugin<Context>,
     {
@@ -107,8 +168,9 @@ export function buildApp(deps: AppDeps): App {
       onSubscribe({ args }) {
         countOperation(args);
         return {
-          onSubscribeResult({ result }) {
+          onSubscribeResult({ result, setResult }) {
             if (!isAsyncIterable(result)) return;
+            setResult(streams.wrap(result));
             metrics.activeSubscriptions.inc();
             return { onEnd: () => metrics.activeSubscriptions.dec() };
           },
@@ -243,8 +305,17 @@ export function buildApp(deps: AppDeps): App {
       return res.end(await metrics.registry.metrics());
     }
     if (route === "/graphql") {
-      if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) {
-        return sendJson(res, 413, { errors: [{ message: `Request body over ${MAX_BODY_BYTES} bytes`, extensions: { code: "PAYLOAD_TOO_LARGE" } }] });
+      const tooLarge = () => {
+        res.setHeader("connection", "close");
+        sendJson(res, 413, { errors: [{ message: `Request body over ${MAX_BODY_BYTES} bytes`, extensions: { code: "PAYLOAD_TOO_LARGE" } }] });
+      };
+      if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) return tooLarge();
+      // Without a Content-Length (chunked), the size is only known by reading: read it here, within
+      // the limit, and hand yoga the bytes (@whatwg-node/server takes a pre-read `body`).
+      if (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] !== undefined) {
+        const body = await readBodyUpTo(req, MAX_BODY_BYTES);
+        if (!body) return tooLarge();
+        (req as IncomingMessage & { body?: string | Buffer }).body = body.length > 0 ? body : " ";
       }
       return yoga(req, res, { requestId, client: clientOf(req), transport: "http" });
     }
@@ -255,8 +326,7 @@ export function buildApp(deps: AppDeps): App {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY_BYTES });
   server.on("upgrade", (req, socket: Socket, head) => {
     const url = new URL(req.url ?? "/", "http://localhost");
-    const origin = req.headers.origin;
-    const sameOrigin = !origin || new URL(origin).host === req.headers.host;
+    const sameOrigin = isSameOrigin(req);
     if (url.pathname !== "/graphql" || !sameOrigin) {
       socket.end(`HTTP/1.1 ${sameOrigin ? "404 Not Found" : "403 Forbidden"}\r\nConnection: close\r\n\r\n`);
       return;
@@ -268,6 +338,8 @@ export function buildApp(deps: AppDeps): App {
     socket: WebSocket;
     request: IncomingMessage;
     viewer?: Viewer;
+    /** What connection_init presented, checked again for each operation. */
+    authorization?: string;
     requestId?: string;
   };
   const wsServer = useServer<Record<string, unknown> | undefined, WsExtra>(
@@ -277,10 +349,9 @@ export function buildApp(deps: AppDeps): App {
         const params = ctx.connectionParams ?? {};
         const raw = params.authorization ?? params.Authorization ?? (params.token ? `Bearer ${String(params.token)}` : undefined);
         ctx.extra.requestId = pickRequestId(ctx.extra.request.headers["x-request-id"]);
+        ctx.extra.authorization = raw ? String(raw) : undefined;
         try {
-          // The Origin was checked at the upgrade, so a session cookie is as good as a token here.
-          const viewer = await authenticate({ authorization: raw ? String(raw) : undefined, cookie: ctx.extra.request.headers.cookie, csrfSafe: true });
-          if (viewer.kind === "anonymous") throw notAuthenticated();
+          const viewer = await authenticateSocket(ctx.extra);
           ctx.extra.viewer = viewer;
           metrics.websocketConnections.inc();
           return true;
@@ -308,14 +379,27 @@ export function buildApp(deps: AppDeps): App {
         } catch (error) {
           return [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)];
         }
-        const errors = enveloped.validate(enveloped.schema, document);
-        if (errors.length > 0) return errors;
+        let errors: readonly GraphQLError[];
+        try {
+          errors = enveloped.validate(enveloped.schema, document);
+        } catch (error) {
+          errors = [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)];
+        }
+        if (errors.length > 0) return [...errors];
+        // The connection's credential may have ended since connection_init (logout, revocation,
+        // expiry): each operation runs as whoever the credential is now, like an HTTP request.
+        let viewer: Viewer;
+        try {
+          viewer = await authenticateSocket(ctx.extra);
+        } catch (error) {
+          return [error instanceof GraphQLError ? error : notAuthenticated()];
+        }
         return {
           schema: enveloped.schema,
           document,
           operationName: payload.operationName,
           variableValues: payload.variables,
-          contextValue: await enveloped.contextFactory(),
+          contextValue: await enveloped.contextFactory({ viewer }),
           rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, requestId },
         };
       },
@@ -324,6 +408,14 @@ export function buildApp(deps: AppDeps): App {
     },
     wss,
   );
+
+  /** The WebSocket's viewer from its connection_init credentials; never anonymous. */
+  async function authenticateSocket(extra: WsExtra): Promise<Viewer> {
+    // The Origin was checked at the upgrade, so a session cookie is as good as a token here.
+    const viewer = await authenticate({ authorization: extra.authorization, cookie: extra.request.headers.cookie, csrfSafe: true });
+    if (viewer.kind === "anonymous") throw notAuthenticated("The session of this connection has ended; sign in and reconnect");
+    return viewer;
+  }
 
   type Runner = (args: ExecutionArgs) => unknown;
   function runInScope(args: ExecutionArgs, kind: "execute" | "subscribe") {
@@ -353,12 +445,15 @@ export function buildApp(deps: AppDeps): App {
       stopping ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
+        // Live streams end cleanly ("complete" over SSE) rather than being cut.
+        streams.closeAll();
         for (const client of wss.clients) client.close(1001, "Server shutting down");
         await wsServer.dispose();
         const grace = new Promise<void>((resolve) => setTimeout(resolve, config.http.shutdownGraceMs).unref());
         await Promise.race([closed, grace]);
-        // Past the grace period, long-lived responses (SSE streams) are cut.
+        // Past the grace period whatever is left is cut: slow requests, sockets that ignored the close.
         server.closeAllConnections();
+        for (const client of wss.clients) client.terminate();
         await closed;
         await yoga.dispose();
         mailer.close();

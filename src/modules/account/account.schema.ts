@@ -3,6 +3,8 @@ import { stringifySetCookie } from "cookie";
 import { SESSION_COOKIE } from "../../auth/authenticate.js";
 import type { Context } from "../../context.js";
 import { accountEventTypes, type AccountEvent } from "../../infra/pubsub.js";
+import { endAfter } from "../../infra/streams.js";
+import { notAuthenticated } from "../../schema/errors.js";
 import { builder, pageSize } from "../../schema/builder.js";
 import type { IssuedSession } from "./account.service.js";
 
@@ -263,14 +265,13 @@ builder.subscriptionFields((t) => ({
   }),
 }));
 
-async function* accountEventStream(ctx: Context): AsyncGenerator<AccountEvent> {
+function accountEventStream(ctx: Context): AsyncIterable<AccountEvent> {
   const viewer = ctx.viewer;
-  if (viewer.kind === "anonymous") return;
-  for await (const event of ctx.pubsub.subscribe("account", viewer.userId)) {
-    yield event;
-    const endsThisStream =
+  if (viewer.kind === "anonymous") throw notAuthenticated();
+  return endAfter(
+    ctx.pubsub.subscribe("account", viewer.userId),
+    (event) =>
       (event.type === "SESSION_REVOKED" && viewer.kind === "session" && event.subjectId === viewer.sessionId) ||
-      (event.type === "API_KEY_REVOKED" && viewer.kind === "apiKey" && event.subjectId === viewer.apiKeyId);
-    if (endsThisStream) return;
-  }
+      (event.type === "API_KEY_REVOKED" && viewer.kind === "apiKey" && event.subjectId === viewer.apiKeyId),
+  );
 }
