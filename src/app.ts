@@ -21,6 +21,9 @@ import { createTokenService, type SigningKey } from "./auth/tokens.js";
 import type { Viewer } from "./auth/viewer.js";
 import type { Config } from "./config.js";
 import type { Context, Services } from "./context.js";
+import { createUserAdminService } from "./modules/account/user-admin.js";
+import { createDomainServices } from "./modules/domain.js";
+import { createWorkspaceAccess } from "./modules/shared/access.js";
 import type { Database } from "./infra/db.js";
 import type { Logger } from "./infra/logger.js";
 import { createMailer } from "./infra/mailer.js";
@@ -144,6 +147,8 @@ export function buildApp(deps: AppDeps): App {
       log,
     }),
     apiKeys: createApiKeyService({ prisma, pubsub }),
+    userAdmin: createUserAdminService({ prisma }),
+    ...createDomainServices({ prisma, pubsub, config, log }),
   };
 
   const responseCookies = new WeakMap<Request, string[]>();
@@ -232,10 +237,12 @@ export function buildApp(deps: AppDeps): App {
           csrfSafe: isCsrfSafe(request.method, request.headers.get("content-type"), request.headers.get(CSRF_HEADER)),
         });
       }
-      const viewerLog = viewer.kind === "anonymous" ? {} : { userId: viewer.userId, via: viewer.kind };
+      const viewerLog =
+        viewer.kind === "anonymous" ? {} : viewer.kind === "machine" ? { machineId: viewer.machineId, via: viewer.kind } : { userId: viewer.userId, via: viewer.kind };
       return {
         requestId,
         viewer,
+        access: createWorkspaceAccess(viewer, prisma),
         prisma,
         services,
         pubsub: pubsub.pubsub,

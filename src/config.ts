@@ -47,6 +47,8 @@ const envSchema = z.object({
   SPINDLE_SHUTDOWN_GRACE: seconds(10),
   SPINDLE_TRUST_PROXY: booleanFlag,
   SPINDLE_INTROSPECTION: booleanFlag,
+  SPINDLE_MACHINE_OFFLINE_AFTER: seconds(60),
+  SPINDLE_TASK_LEASE: seconds(300),
 });
 
 /** The variables Spindle reads, as the environment holds them: strings. */
@@ -80,6 +82,12 @@ export interface Config {
     loginWindowSeconds: number;
   };
   mail: { smtpUrl?: string; from: string };
+  domain: {
+    /** A machine with no heartbeat for this long shows as offline. */
+    machineOfflineAfterSeconds: number;
+    /** How long a claimed task's attempt is the machine's without a heartbeat renewing it. */
+    taskLeaseSeconds: number;
+  };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
 
@@ -134,6 +142,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       loginWindowSeconds: e.SPINDLE_LOGIN_WINDOW,
     },
     mail: { smtpUrl: e.SMTP_URL, from: e.SMTP_FROM },
+    domain: {
+      machineOfflineAfterSeconds: e.SPINDLE_MACHINE_OFFLINE_AFTER,
+      taskLeaseSeconds: e.SPINDLE_TASK_LEASE,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -6,16 +6,22 @@ import type { PrismaClient } from "./generated/prisma/client.js";
 import type { Logger } from "./infra/logger.js";
 import type { Topics } from "./infra/pubsub.js";
 import type { AccountService, ClientInfo } from "./modules/account/account.service.js";
+import type { UserAdminService } from "./modules/account/user-admin.js";
 import type { ApiKeyService } from "./modules/api-key/api-key.service.js";
+import type { DomainServices } from "./modules/domain.js";
+import type { WorkspaceAccess } from "./modules/shared/access.js";
 
-export interface Services {
+export interface Services extends DomainServices {
   accounts: AccountService;
   apiKeys: ApiKeyService;
+  userAdmin: UserAdminService;
 }
 
 export interface Context {
   requestId: string;
   viewer: Viewer;
+  /** Workspace authorization for this request (memberships cached per request). */
+  access: WorkspaceAccess;
   prisma: PrismaClient;
   services: Services;
   pubsub: PubSub<Topics>;

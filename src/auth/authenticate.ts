@@ -3,7 +3,7 @@
 import { parseCookie } from "cookie";
 import type { PrismaClient } from "../generated/prisma/client.js";
 import { notAuthenticated } from "../schema/errors.js";
-import { API_KEY_PREFIX, isWellFormedApiKey } from "./api-key-format.js";
+import { API_KEY_PREFIX, isWellFormedApiKey, isWellFormedSecret, MACHINE_CREDENTIAL_PREFIX } from "./api-key-format.js";
 import { sha256 } from "./secrets.js";
 import { InvalidTokenError, type TokenService } from "./tokens.js";
 import { anonymous, effectiveScopes, sessionScopes, type Scope, type Viewer } from "./viewer.js";
@@ -55,6 +55,26 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
     };
   }
 
+  async function fromMachineCredential(credential: string): Promise<Viewer> {
+    if (!isWellFormedSecret(MACHINE_CREDENTIAL_PREFIX, credential)) {
+      throw notAuthenticated("The machine credential is malformed (check that it was copied whole)");
+    }
+    const machine = await prisma.machine.findUnique({
+      where: { credentialHash: sha256(credential) },
+      select: { id: true, workspaceId: true, approval: true, decommissionedAt: true },
+    });
+    if (!machine) throw notAuthenticated("The machine credential is not valid (it may have been rotated)");
+    if (machine.decommissionedAt) throw notAuthenticated("This machine has been decommissioned");
+    if (machine.approval === "REJECTED") throw notAuthenticated("This machine was rejected by a workspace administrator");
+    return {
+      kind: "machine",
+      machineId: machine.id,
+      workspaceId: machine.workspaceId,
+      approved: machine.approval === "APPROVED",
+      scopes: new Set(),
+    };
+  }
+
   async function activeSession(where: { id: string } | { cookieSecretHash: string }) {
     const session = await prisma.session.findUnique({ where, include: { user: { select: { role: true } } } });
     if (!session || session.revokedAt || session.expiresAt <= new Date()) return null;
@@ -89,7 +109,9 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
       const match = /^Bearer\s+(\S+)$/i.exec(header);
       if (!match) throw notAuthenticated('Send the Authorization header as "Bearer <token>"');
       const token = match[1]!;
-      return token.startsWith(API_KEY_PREFIX) ? fromApiKey(token) : fromAccessToken(token);
+      if (token.startsWith(API_KEY_PREFIX)) return fromApiKey(token);
+      if (token.startsWith(MACHINE_CREDENTIAL_PREFIX)) return fromMachineCredential(token);
+      return fromAccessToken(token);
     }
     const cookieSecret = credentials.cookie ? parseCookie(credentials.cookie)[SESSION_COOKIE] : undefined;
     if (cookieSecret && credentials.csrfSafe) {

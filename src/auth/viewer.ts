@@ -1,3 +1,4 @@
+import { forbidden, notAuthenticated } from "../schema/errors.js";
 import type { SystemRole } from "../generated/prisma/client.js";
 
 /** What a credential may do. A user session has read and write, and admin when the user is an admin. */
@@ -9,10 +10,22 @@ interface Principal {
   scopes: ReadonlySet<Scope>;
 }
 
-export type Viewer =
-  | { kind: "anonymous" }
+export type UserViewer =
   | (Principal & { kind: "session"; sessionId: string; via: "bearer" | "cookie" })
   | (Principal & { kind: "apiKey"; apiKeyId: string; workspaceId: string | null });
+
+/** A machine's own credential: it may only heartbeat, claim work and report on its own work. */
+export interface MachineViewer {
+  kind: "machine";
+  machineId: string;
+  workspaceId: string;
+  approved: boolean;
+  scopes: ReadonlySet<Scope>;
+}
+
+export type Viewer = { kind: "anonymous" } | UserViewer | MachineViewer;
+
+export const isUser = (viewer: Viewer): viewer is UserViewer => viewer.kind === "session" || viewer.kind === "apiKey";
 
 export const anonymous: Viewer = { kind: "anonymous" };
 
@@ -32,3 +45,20 @@ export function effectiveScopes(role: SystemRole, granted: Iterable<Scope>): Set
 
 export const sessionScopes = (role: SystemRole) =>
   effectiveScopes(role, role === "ADMIN" ? ["admin"] : ["write"]);
+
+export const MACHINE_ONLY_MESSAGE =
+  "A machine credential can only heartbeat, claim work and report on its own work; use a user's token or API key";
+
+/** The signed-in user (session or API key); a machine credential is refused. */
+export function requireUser(viewer: Viewer): UserViewer {
+  if (viewer.kind === "anonymous") throw notAuthenticated();
+  if (viewer.kind === "machine") throw forbidden(MACHINE_ONLY_MESSAGE);
+  return viewer;
+}
+
+/** The calling machine; anything else is refused. */
+export function requireMachine(viewer: Viewer): MachineViewer {
+  if (viewer.kind === "anonymous") throw notAuthenticated();
+  if (viewer.kind !== "machine") throw forbidden("Only a machine, with its own credential, can do this", "machine");
+  return viewer;
+}

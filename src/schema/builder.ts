@@ -1,8 +1,10 @@
 // Schema plumbing only: plugins, scalars, auth scopes. Types live in src/modules/*/*.schema.ts.
 import SchemaBuilder from "@pothos/core";
+import { JSONResolver } from "graphql-scalars";
 import PrismaPlugin from "@pothos/plugin-prisma";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin, { type AuthFailure } from "@pothos/plugin-scope-auth";
+import { isUser, MACHINE_ONLY_MESSAGE } from "../auth/viewer.js";
 import type { Context } from "../context.js";
 import { Prisma } from "../generated/prisma/client.js";
 import type PrismaTypes from "../generated/pothos-types.js";
@@ -46,13 +48,18 @@ const scopeHelp: Record<string, string> = {
   write: 'needs the "write" scope',
   admin: 'needs the "admin" scope',
   systemAdmin: "needs an administrator account",
+  machine: "needs a machine credential (spm_...)",
 };
 
 export const builder = new SchemaBuilder<{
   Context: Context;
   PrismaTypes: PrismaTypes;
   DefaultFieldNullability: false;
-  Scalars: { DateTime: { Input: Date; Output: Date } };
+  Scalars: {
+    DateTime: { Input: Date; Output: Date };
+    /** Free-form JSON (graph cfg, pipeline settings, hardware, task input/output). */
+    JSON: { Input: unknown; Output: unknown };
+  };
   AuthScopes: {
     /** Anyone, signed in or not: every public field says so by name. */
     public: boolean;
@@ -62,6 +69,8 @@ export const builder = new SchemaBuilder<{
     write: boolean;
     admin: boolean;
     systemAdmin: boolean;
+    /** A machine's own credential (heartbeat, claim, report). */
+    machine: boolean;
   };
 }>({
   defaultFieldNullability: false,
@@ -77,11 +86,15 @@ export const builder = new SchemaBuilder<{
         read: scopes.has("read"),
         write: scopes.has("write"),
         admin: scopes.has("admin"),
-        systemAdmin: viewer.kind !== "anonymous" && viewer.role === "ADMIN" && scopes.has("admin"),
+        systemAdmin: isUser(viewer) && viewer.role === "ADMIN" && scopes.has("admin"),
+        machine: viewer.kind === "machine",
       };
     },
     unauthorizedError: (_parent, context, info, result) => {
       if (context.viewer.kind === "anonymous") return notAuthenticated();
+      if (context.viewer.kind === "machine" && !missingScopes(result.failure).includes("machine")) {
+        return forbidden(`${info.parentType.name}.${info.fieldName}: ${MACHINE_ONLY_MESSAGE}`);
+      }
       const missing = [...new Set(missingScopes(result.failure))];
       const what = missing.map((scope) => scopeHelp[scope] ?? `needs the "${scope}" scope`).join(", or ");
       return forbidden(`${info.parentType.name}.${info.fieldName} ${what || "is not allowed for you"}`, missing[0]);
@@ -105,6 +118,7 @@ export const builder = new SchemaBuilder<{
 });
 
 builder.addScalarType("DateTime", DateTimeScalar);
+builder.addScalarType("JSON", JSONResolver);
 builder.queryType({});
 builder.mutationType({});
 builder.subscriptionType({});

@@ -3,6 +3,15 @@ import { lexicographicSortSchema, printSchema } from "graphql";
 import { builder } from "./builder.js";
 import "../modules/account/account.schema.js";
 import "../modules/api-key/api-key.schema.js";
+import "../modules/shared/common.schema.js";
+import "../modules/workspace/workspace.schema.js";
+import "../modules/machine/machine.schema.js";
+import "../modules/worker/worker.schema.js";
+import "../modules/task/task.schema.js";
+import "../modules/flow/flow.schema.js";
+import "../modules/deployment/deployment.schema.js";
+import "../modules/log/log.schema.js";
+import "../modules/audit/audit.schema.js";
 
 export const schema = builder.toSchema();
 

@@ -3,6 +3,9 @@ import { currentTotp } from "../../src/auth/totp.js";
 import {
   ChangePasswordDocument,
   ConfirmRegistrationDocument,
+  CreateUserDocument,
+  ResetUserTotpDocument,
+  UpdateUserDocument,
   DisableTotpDocument,
   EnableTotpDocument,
   LoginDocument,
@@ -192,5 +195,50 @@ describe(`system roles (${backend})`, () => {
     expect(denied).toMatchObject({ code: "FORBIDDEN", status: 403 });
     expect(denied.message).toMatch(/administrator/);
     expect(errorOf(await server.execute(UsersDocument, { first: 5 })).code).toBe("NOT_AUTHENTICATED");
+  });
+
+  it("lets an administrator create an account, change its role, and reset its two-factor secret, each audited", async () => {
+    const admin = await signedInUser(server, { role: "ADMIN" });
+    const name = unique("dev");
+    const created = ok(
+      await server.execute(CreateUserDocument, { input: { email: `${name}@example.test`, username: name, password: "a long enough password", role: "USER" } }, { token: admin.accessToken }),
+    ).createUser;
+    expect(created).toMatchObject({ username: name, role: "USER", emailConfirmed: true });
+    // The new account signs in at once: no confirmation mail needed.
+    await signIn(server, { id: created.id, email: `${name}@example.test`, username: name, password: "a long enough password" });
+
+    const taken = errorOf(
+      await server.execute(CreateUserDocument, { input: { email: `${name}@example.test`, username: unique("x"), password: "a long enough password" } }, { token: admin.accessToken }),
+    );
+    expect(taken).toMatchObject({ code: "CONFLICT", extensions: { fields: [{ field: "input.email" }] } });
+    const bad = errorOf(await server.execute(CreateUserDocument, { input: { email: "nope", username: "a", password: "short" } }, { token: admin.accessToken }));
+    expect(bad.extensions.fields.map((f: { field: string }) => f.field).sort()).toEqual(["input.email", "input.password", "input.username"]);
+
+    const promoted = ok(await server.execute(UpdateUserDocument, { input: { id: created.id, role: "ADMIN", displayName: "Dev" } }, { token: admin.accessToken }));
+    expect(promoted.updateUser).toMatchObject({ role: "ADMIN", displayName: "Dev" });
+
+    await server.db.prisma.user.update({ where: { id: created.id }, data: { totpSecret: "JBSWY3DPEHPK3PXP" } });
+    const reset = ok(await server.execute(ResetUserTotpDocument, { id: created.id }, { token: admin.accessToken }));
+    expect(reset.resetUserTotp.totpEnabled).toBe(false);
+
+    const entries = await server.db.prisma.auditEntry.findMany({ where: { targetId: created.id }, orderBy: { at: "asc" } });
+    expect(entries.map((e) => [e.action, e.actorType, e.actorId])).toEqual([
+      ["user.create", "USER", admin.id],
+      ["user.update", "USER", admin.id],
+      ["user.resetTotp", "USER", admin.id],
+    ]);
+
+    const user = await signedInUser(server);
+    expect(errorOf(await server.execute(ResetUserTotpDocument, { id: created.id }, { token: user.accessToken })).code).toBe("FORBIDDEN");
+    expect(errorOf(await server.execute(ResetUserTotpDocument, { id: "not-a-uuid" }, { token: admin.accessToken })).code).toBe("NOT_FOUND");
+  });
+
+  it("never demotes the last administrator", async () => {
+    // The test database may hold other admins from earlier tests: demote down to one first.
+    const admin = await signedInUser(server, { role: "ADMIN" });
+    await server.db.prisma.user.updateMany({ where: { role: "ADMIN", NOT: { id: admin.id } }, data: { role: "USER" } });
+    const refused = errorOf(await server.execute(UpdateUserDocument, { input: { id: admin.id, role: "USER" } }, { token: admin.accessToken }));
+    expect(refused).toMatchObject({ code: "CONFLICT", extensions: { fields: [{ field: "input.role" }] } });
+    expect((await server.db.prisma.user.findUniqueOrThrow({ where: { id: admin.id } })).role).toBe("ADMIN");
   });
 });

@@ -2,9 +2,9 @@
 import { stringifySetCookie } from "cookie";
 import { SESSION_COOKIE } from "../../auth/authenticate.js";
 import type { Context } from "../../context.js";
+import { isUser, requireUser } from "../../auth/viewer.js";
 import { accountEventTypes, type AccountEvent } from "../../infra/pubsub.js";
 import { endAfter } from "../../infra/streams.js";
-import { notAuthenticated } from "../../schema/errors.js";
 import { builder, pageSize } from "../../schema/builder.js";
 import type { IssuedSession } from "./account.service.js";
 
@@ -39,7 +39,7 @@ export const UserType = builder.prismaObject("User", {
  * AuthPayload grants "self"), or an administrator.
  */
 function privateToUser(user: { id: string }, _args: object, ctx: Context) {
-  if (ctx.viewer.kind !== "anonymous" && ctx.viewer.userId === user.id) return true;
+  if (isUser(ctx.viewer) && ctx.viewer.userId === user.id) return true;
   return { $any: { $granted: "self", systemAdmin: true } };
 }
 
@@ -150,10 +150,10 @@ function startSession(ctx: Context, issued: IssuedSession): AuthPayloadShape {
 builder.queryFields((t) => ({
   me: t.prismaField({
     type: UserType,
-    description: "The signed-in user.",
-    authScopes: { authenticated: true },
+    description: "The signed-in user (through a session or an API key).",
+    authScopes: { read: true },
     resolve: (query, _root, _args, ctx) =>
-      ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: (ctx.viewer as { userId: string }).userId } }),
+      ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: requireUser(ctx.viewer).userId } }),
   }),
   sessions: t.prismaConnection({
     type: "Session",
@@ -164,7 +164,7 @@ builder.queryFields((t) => ({
     resolve: (query, _root, _args, ctx) =>
       ctx.prisma.session.findMany({
         ...query,
-        where: { userId: (ctx.viewer as { userId: string }).userId, revokedAt: null, expiresAt: { gt: new Date() } },
+        where: { userId: requireUser(ctx.viewer).userId, revokedAt: null, expiresAt: { gt: new Date() } },
         orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       }),
   }),
@@ -266,8 +266,7 @@ builder.subscriptionFields((t) => ({
 }));
 
 function accountEventStream(ctx: Context): AsyncIterable<AccountEvent> {
-  const viewer = ctx.viewer;
-  if (viewer.kind === "anonymous") throw notAuthenticated();
+  const viewer = requireUser(ctx.viewer);
   return endAfter(
     ctx.pubsub.subscribe("account", viewer.userId),
     (event) =>
@@ -275,3 +274,59 @@ function accountEventStream(ctx: Context): AsyncIterable<AccountEvent> {
       (event.type === "API_KEY_REVOKED" && viewer.kind === "apiKey" && event.subjectId === viewer.apiKeyId),
   );
 }
+
+// Administration of accounts (system administrators only).
+const CreateUserInput = builder.inputType("CreateUserInput", {
+  fields: (t) => ({
+    email: t.string({ required: true }),
+    username: t.string({ required: true }),
+    password: t.string({ required: true }),
+    displayName: t.string(),
+    gitName: t.string(),
+    gitEmail: t.string(),
+    role: t.field({ type: SystemRoleEnum }),
+  }),
+});
+
+const UpdateUserInput = builder.inputType("UpdateUserInput", {
+  fields: (t) => ({
+    id: t.id({ required: true }),
+    displayName: t.string(),
+    gitName: t.string(),
+    gitEmail: t.string(),
+    role: t.field({ type: SystemRoleEnum }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createUser: t.prismaField({
+    type: "User",
+    description: "Creates a confirmed account (administrators only).",
+    authScopes: { systemAdmin: true },
+    args: { input: t.arg({ type: CreateUserInput, required: true }) },
+    resolve: async (query, _root, { input }, ctx) => {
+      const { id } = await ctx.services.userAdmin.createUser(ctx, input);
+      return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id } });
+    },
+  }),
+  updateUser: t.prismaField({
+    type: "User",
+    description: "Changes an account's names or system role (administrators only). The last administrator stays one.",
+    authScopes: { systemAdmin: true },
+    args: { input: t.arg({ type: UpdateUserInput, required: true }) },
+    resolve: async (query, _root, { input }, ctx) => {
+      const { id } = await ctx.services.userAdmin.updateUser(ctx, { ...input, id: String(input.id) });
+      return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id } });
+    },
+  }),
+  resetUserTotp: t.prismaField({
+    type: "User",
+    description: "Turns off an account's two-factor sign-in, for a user who lost their device (administrators only).",
+    authScopes: { systemAdmin: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (query, _root, { id }, ctx) => {
+      await ctx.services.userAdmin.resetUserTotp(ctx, String(id));
+      return ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: String(id) } });
+    },
+  }),
+}));

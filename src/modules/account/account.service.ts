@@ -8,7 +8,7 @@ import { decoyPasswordHash, hashPassword, verifyPassword } from "../../auth/pass
 import { randomToken, sha256, sixDigitCode } from "../../auth/secrets.js";
 import type { TokenService } from "../../auth/tokens.js";
 import { matchTotp, newTotpSecret } from "../../auth/totp.js";
-import type { Viewer } from "../../auth/viewer.js";
+import { requireUser, type Viewer } from "../../auth/viewer.js";
 import type { Logger } from "../../infra/logger.js";
 import type { Mailer } from "../../infra/mailer.js";
 import type { AccountEventType, PubSubService } from "../../infra/pubsub.js";
@@ -71,10 +71,7 @@ export interface AccountServiceDeps {
 
 const wrongCode = () => validationError([{ field: "input.code", message: "wrong or expired code; register again to get a new one" }]);
 
-export function requireUser(viewer: Viewer) {
-  if (viewer.kind === "anonymous") throw notAuthenticated();
-  return viewer;
-}
+export { requireUser };
 
 export function createAccountService(deps: AccountServiceDeps) {
   const { prisma, tokens, mailer, throttle, log } = deps;

@@ -1,3 +1,4 @@
+import { requireUser } from "../../auth/viewer.js";
 import { builder, pageSize } from "../../schema/builder.js";
 
 const ApiKeyScopeEnum = builder.enumType("ApiKeyScope", {
@@ -51,7 +52,7 @@ builder.queryFields((t) => ({
     resolve: (query, _root, _args, ctx) =>
       ctx.prisma.apiKey.findMany({
         ...query,
-        where: { userId: (ctx.viewer as { userId: string }).userId },
+        where: { userId: requireUser(ctx.viewer).userId },
         orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       }),
   }),

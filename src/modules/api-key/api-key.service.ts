@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { PrismaClient } from "../../generated/prisma/client.js";
 import { displayPrefix, generateApiKey } from "../../auth/api-key-format.js";
 import { sha256 } from "../../auth/secrets.js";
-import type { Viewer } from "../../auth/viewer.js";
+import { MACHINE_ONLY_MESSAGE, type Viewer } from "../../auth/viewer.js";
 import type { PubSubService } from "../../infra/pubsub.js";
 import { forbidden, notAuthenticated, notFound, parseInput, requireId } from "../../schema/errors.js";
 
@@ -17,6 +17,7 @@ const createInput = z.object({
 
 function requireSession(viewer: Viewer) {
   if (viewer.kind === "anonymous") throw notAuthenticated();
+  if (viewer.kind === "machine") throw forbidden(MACHINE_ONLY_MESSAGE);
   if (viewer.kind !== "session") {
     throw forbidden("API keys cannot create or revoke API keys; sign in with your password to manage keys", "session");
   }

@@ -1,0 +1,106 @@
+// What system administrators do to accounts (api-web /api/admin/developers, api-v1 /admin/users):
+// create a confirmed account, change its name and role, reset its two-factor secret. Each writes
+// an audit entry; the last administrator cannot be demoted.
+import { z } from "zod";
+import { hashPassword } from "../../auth/passwords.js";
+import type { Viewer } from "../../auth/viewer.js";
+import type { PrismaClient } from "../../generated/prisma/client.js";
+import { conflict, notFound, parseInput, requireId } from "../../schema/errors.js";
+import { audit } from "../shared/audit.js";
+
+const text = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`).nullish();
+
+const createInput = z.object({
+  email: z.email("must be an email address").max(254).transform((v) => v.toLowerCase()),
+  username: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{2,31}$/, "must be 3-32 letters, digits, '_', '.' or '-', starting with a letter or digit")
+    .transform((v) => v.toLowerCase()),
+  password: z.string().min(10, "must be at least 10 characters").max(256, "must be at most 256 characters"),
+  displayName: text(64),
+  gitName: text(128),
+  gitEmail: z.email("must be an email address").max(254).nullish(),
+  role: z.enum(["ADMIN", "USER"]).default("USER"),
+});
+
+const updateInput = z.object({
+  id: z.uuid("must be a user id"),
+  displayName: text(64),
+  gitName: text(128),
+  gitEmail: z.email("must be an email address").max(254).nullish(),
+  role: z.enum(["ADMIN", "USER"]).nullish(),
+});
+
+export function createUserAdminService(deps: { prisma: PrismaClient }) {
+  const { prisma } = deps;
+  type Who = { viewer: Viewer; requestId?: string };
+
+  return {
+    async createUser(who: Who, raw: unknown) {
+      const input = parseInput(createInput, raw);
+      const taken = await prisma.user.findFirst({
+        where: { OR: [{ email: input.email }, { username: input.username }] },
+        select: { email: true },
+      });
+      if (taken) {
+        const field = taken.email === input.email ? "email" : "username";
+        throw conflict(`An account with this ${field} already exists`, { fields: [{ field: `input.${field}`, message: "already taken" }] });
+      }
+      const passwordHash = await hashPassword(input.password);
+      return prisma.$transaction(async (tx) => {
+        const user = await tx.user.create({
+          data: {
+            email: input.email,
+            username: input.username,
+            passwordHash,
+            displayName: input.displayName ?? null,
+            gitName: input.gitName ?? null,
+            gitEmail: input.gitEmail ?? null,
+            role: input.role,
+            emailVerifiedAt: new Date(),
+          },
+        });
+        await audit(tx, who, { workspaceId: null, action: "user.create", targetType: "User", targetId: user.id, data: { role: input.role } });
+        return user;
+      });
+    },
+
+    async updateUser(who: Who, raw: unknown) {
+      const input = parseInput(updateInput, raw);
+      return prisma.$transaction(async (tx) => {
+        const user = await tx.user.findUnique({ where: { id: input.id } });
+        if (!user) throw notFound("user", input.id);
+        if (input.role === "USER" && user.role === "ADMIN") {
+          // Serialize demotions so two admins demoting each other cannot leave none.
+          await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('spindle.admins'))`;
+          const admins = await tx.user.count({ where: { role: "ADMIN" } });
+          if (admins <= 1) throw conflict("This is the last administrator; make another one first", { fields: [{ field: "input.role", message: "last administrator" }] });
+        }
+        const data = {
+          ...(input.displayName !== undefined ? { displayName: input.displayName } : {}),
+          ...(input.gitName !== undefined ? { gitName: input.gitName } : {}),
+          ...(input.gitEmail !== undefined ? { gitEmail: input.gitEmail } : {}),
+          ...(input.role ? { role: input.role } : {}),
+        };
+        const updated = await tx.user.update({ where: { id: user.id }, data });
+        await audit(tx, who, { workspaceId: null, action: "user.update", targetType: "User", targetId: user.id, data: Object.keys(data) });
+        return updated;
+      });
+    },
+
+    async resetUserTotp(who: Who, id: string) {
+      return prisma.$transaction(async (tx) => {
+        const user = await tx.user.findUnique({ where: { id: requireId(id, "user") } });
+        if (!user) throw notFound("user", id);
+        const updated = await tx.user.update({
+          where: { id },
+          data: { totpSecret: null, totpPendingSecret: null, totpLastStep: null },
+        });
+        await audit(tx, who, { workspaceId: null, action: "user.resetTotp", targetType: "User", targetId: id });
+        return updated;
+      });
+    },
+  };
+}
+
+export type UserAdminService = ReturnType<typeof createUserAdminService>;

@@ -1,0 +1,51 @@
+// The audit log query: workspace admins and owners read who did what, newest first. Entries are
+// written by each mutation itself (shared/audit.ts), in its own transaction.
+import type { Prisma } from "../../generated/prisma/client.js";
+import { forbidden, requireId } from "../../schema/errors.js";
+import type { Context } from "../../context.js";
+import type { DomainDeps } from "../shared/deps.js";
+
+export interface AuditFilter {
+  action?: string | null;
+  actionPrefix?: string | null;
+  actorType?: "USER" | "API_KEY" | "MACHINE" | "SYSTEM" | null;
+  actorId?: string | null;
+  userId?: string | null;
+  targetType?: string | null;
+  targetId?: string | null;
+  since?: Date | null;
+  until?: Date | null;
+}
+
+export const auditOrder = [{ at: "desc" as const }, { id: "desc" as const }];
+
+export function createAuditService(deps: DomainDeps) {
+  void deps;
+  return {
+    /** The where clause of a workspace's log, after checking that the caller administers it. */
+    async logFilter(ctx: Pick<Context, "access">, workspaceId: string, filter: AuditFilter = {}): Promise<Prisma.AuditEntryWhereInput> {
+      // A read, so a read-only key of an admin may do it: the role is checked, not the write scope.
+      const grant = await ctx.access.require(requireId(workspaceId, "workspace"), "read");
+      if (grant.role !== "ADMIN" && grant.role !== "OWNER") {
+        throw forbidden(`The audit log needs the admin role in the workspace or higher; you are ${grant.role.toLowerCase()}`, "workspace:admin");
+      }
+      const at = {
+        ...(filter.since ? { gte: filter.since } : {}),
+        ...(filter.until ? { lt: filter.until } : {}),
+      };
+      return {
+        workspaceId,
+        ...(filter.action ? { action: filter.action } : {}),
+        ...(filter.actionPrefix ? { action: { startsWith: filter.actionPrefix } } : {}),
+        ...(filter.actorType ? { actorType: filter.actorType } : {}),
+        ...(filter.actorId ? { actorId: filter.actorId } : {}),
+        ...(filter.userId ? { userId: filter.userId } : {}),
+        ...(filter.targetType ? { targetType: filter.targetType } : {}),
+        ...(filter.targetId ? { targetId: filter.targetId } : {}),
+        ...(filter.since || filter.until ? { at } : {}),
+      };
+    },
+  };
+}
+
+export type AuditService = ReturnType<typeof createAuditService>;

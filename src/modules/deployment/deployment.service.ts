@@ -1,0 +1,524 @@
+// Deployments: named sets of services (Spunto). A service runs an image or a command on a machine
+// placed like a worker, moves along SERVICE_ACTIONS, and may claim a domain that it proves with a
+// DNS TXT record.
+import { randomBytes } from "node:crypto";
+import { Resolver } from "node:dns/promises";
+import { z } from "zod";
+import { requireMachine } from "../../auth/viewer.js";
+import { Prisma, type Service, type ServiceStatus } from "../../generated/prisma/client.js";
+import { AppError, conflict, notFound, parseInput, requireId, validationError, type FieldProblem } from "../../schema/errors.js";
+import { audit } from "../shared/audit.js";
+import type { DomainDeps } from "../shared/deps.js";
+import { idempotentCreate } from "../shared/idempotency.js";
+import { placeOn, WAITING_FOR_MACHINE } from "../worker/placement.js";
+import { envSchema, type RequestContext } from "../worker/worker.service.js";
+
+type Tx = Prisma.TransactionClient;
+
+export const SERVICE_STATUSES = ["STOPPED", "DEPLOYING", "RUNNING", "FAILED"] as const satisfies readonly ServiceStatus[];
+
+/** The service state machine, the only place it is written down. */
+export const SERVICE_ACTIONS = {
+  deploy: { from: ["STOPPED", "DEPLOYING", "RUNNING", "FAILED"], to: "DEPLOYING" },
+  start: { from: ["STOPPED", "FAILED"], to: "DEPLOYING" },
+  stop: { from: ["DEPLOYING", "RUNNING", "FAILED"], to: "STOPPED" },
+  running: { from: ["DEPLOYING"], to: "RUNNING" },
+  fail: { from: ["DEPLOYING", "RUNNING"], to: "FAILED" },
+  reschedule: { from: ["DEPLOYING", "RUNNING"], to: "DEPLOYING" },
+} as const satisfies Record<string, { from: readonly ServiceStatus[]; to: ServiceStatus }>;
+export type ServiceAction = keyof typeof SERVICE_ACTIONS;
+
+const ACTION_PHRASE: Record<ServiceAction, string> = {
+  deploy: "deploy",
+  start: "start",
+  stop: "stop",
+  running: "mark as RUNNING",
+  fail: "mark as FAILED",
+  reschedule: "reschedule",
+};
+
+export const MAX_SERVICES = 50;
+export const CHALLENGE_PREFIX = "_spindle-challenge.";
+export const challengeRecordName = (domain: string) => `${CHALLENGE_PREFIX}${domain}`;
+
+const name = z.string().trim().min(1, "must not be empty").max(100, "must be at most 100 characters");
+const image = z
+  .string()
+  .trim()
+  .min(1, "must not be empty")
+  .max(500, "must be at most 500 characters")
+  .regex(/^\S+$/, "must be an image reference without spaces, like ghcr.io/acme/app:1.2");
+const command = z.string().trim().min(1, "must not be empty").max(4096, "must be at most 4096 characters");
+const domain = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .transform((d) => d.replace(/\.$/, ""))
+  .refine(
+    (d) => d.length <= 253 && /^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/.test(d),
+    "must be a host name like app.example.com",
+  );
+
+const serviceFields = {
+  name,
+  image: image.nullish(),
+  command: command.nullish(),
+  env: envSchema.nullish(),
+  domain: domain.nullish(),
+};
+const needsImageOrCommand = (s: { image?: string | null; command?: string | null }) => s.image != null || s.command != null;
+const IMAGE_OR_COMMAND = { message: "give an image or a command", path: ["image"] };
+
+const createInput = z.object({
+  workspaceId: z.uuid("must be a workspace id"),
+  name,
+  services: z
+    .array(z.object(serviceFields).refine(needsImageOrCommand, IMAGE_OR_COMMAND))
+    .max(MAX_SERVICES, `at most ${MAX_SERVICES} services`)
+    .nullish(),
+  idempotencyKey: z.string().nullish(),
+});
+
+const addServiceInput = z
+  .object({ deploymentId: z.string(), ...serviceFields, idempotencyKey: z.string().nullish() })
+  .refine(needsImageOrCommand, IMAGE_OR_COMMAND);
+
+const updateServiceInput = z.object({
+  id: z.string(),
+  name: name.nullish(),
+  image: image.nullish(),
+  command: command.nullish(),
+  env: envSchema.nullish(),
+  domain: domain.nullish(),
+});
+
+const targetInput = z.object({ id: z.string(), serviceId: z.string().nullish() });
+
+const reportInput = z.object({
+  serviceId: z.string(),
+  revision: z.int("must be a whole number").min(0, "must be a revision the service had"),
+  status: z.enum(["RUNNING", "FAILED"]),
+  reason: z.string().trim().max(500, "must be at most 500 characters").nullish(),
+});
+
+export function illegalServiceAction(action: ServiceAction, id: string, status: ServiceStatus) {
+  return conflict(`Cannot ${ACTION_PHRASE[action]} service ${id}: it is ${status}`, { action, status });
+}
+
+const nameTaken = (deploymentName: string, field = "input.name") =>
+  conflict(`The workspace already has a deployment named "${deploymentName}"`, {
+    fields: [{ field, message: "already used by another deployment of the workspace" }],
+  });
+
+const domainTaken = (host: string, field: string) =>
+  conflict(`The domain ${host} is already used by another service`, { fields: [{ field, message: "already used by another service" }] });
+
+const serviceNameTaken = (serviceName: string, field: string) =>
+  conflict(`The deployment already has a service named "${serviceName}"`, {
+    fields: [{ field, message: "already used by another service of the deployment" }],
+  });
+
+/** A unique index lost a race the checks before it could not see: still a CONFLICT, never a 500. */
+function uniqueViolation(error: unknown): never {
+  if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
+    throw conflict("A deployment name, service name or domain was taken at the same moment; reload and try again");
+  }
+  throw error;
+}
+
+const newDomainToken = () => `spindle-verify-${randomBytes(24).toString("base64url")}`;
+
+export function createDeploymentService(deps: DomainDeps) {
+  const { prisma, config } = deps;
+  const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
+
+  /** Conditional update on the status the service was read with; DEPLOYING places it on a machine. */
+  async function transition(tx: Tx, service: Service, action: ServiceAction, extra: { reason?: string | null; revision?: number; bump?: boolean; move?: boolean } = {}) {
+    const rule = SERVICE_ACTIONS[action];
+    if (!(rule.from as readonly ServiceStatus[]).includes(service.status)) throw illegalServiceAction(action, service.id, service.status);
+    const data: Prisma.ServiceUncheckedUpdateManyInput = { status: rule.to, statusReason: extra.reason ?? null };
+    if (extra.bump) data.revision = { increment: 1 };
+    if (rule.to === "DEPLOYING") {
+      const machineId = await placeOn(tx, service.workspaceId, extra.move ? null : service.machineId, offlineAfter());
+      data.machineId = machineId;
+      if (!machineId) data.statusReason = WAITING_FOR_MACHINE;
+    }
+    const { count } = await tx.service.updateMany({
+      where: { id: service.id, status: service.status, ...(extra.revision != null ? { revision: extra.revision } : {}) },
+      data,
+    });
+    if (count === 0) {
+      const now = await tx.service.findUnique({ where: { id: service.id }, select: { status: true, revision: true } });
+      if (!now) throw notFound("service", service.id);
+      if (extra.revision != null && now.revision !== extra.revision) throw staleRevision(service.id, extra.revision, now.revision);
+      throw illegalServiceAction(action, service.id, now.status);
+    }
+    return { id: service.id, from: service.status, to: rule.to };
+  }
+
+  async function authorizeDeployment(ctx: RequestContext, id: string, need: "read" | "write") {
+    requireId(id, "deployment");
+    const row = await prisma.deployment.findUnique({ where: { id }, select: { workspaceId: true, name: true } });
+    if (!row) throw notFound("deployment", id);
+    await ctx.access.require(row.workspaceId, need, { type: "deployment", id });
+    return row;
+  }
+
+  async function authorizeService(ctx: RequestContext, id: string, need: "read" | "write") {
+    requireId(id, "service");
+    const row = await prisma.service.findUnique({ where: { id }, select: { workspaceId: true, deploymentId: true } });
+    if (!row) throw notFound("service", id);
+    await ctx.access.require(row.workspaceId, need, { type: "service", id });
+    return row;
+  }
+
+  async function domainInUse(tx: Tx, host: string, exceptServiceId?: string) {
+    const other = await tx.service.findFirst({ where: { domain: host, ...(exceptServiceId ? { id: { not: exceptServiceId } } : {}) }, select: { id: true } });
+    return Boolean(other);
+  }
+
+  const domainData = (host: string | null) =>
+    host
+      ? { domain: host, domainStatus: "PENDING" as const, domainToken: newDomainToken(), domainCheckedAt: null }
+      : { domain: null, domainStatus: "NONE" as const, domainToken: null, domainCheckedAt: null };
+
+  /** Start, stop or deploy all services of a deployment, or one. */
+  async function act(ctx: RequestContext, action: "deploy" | "start" | "stop", raw: unknown) {
+    const input = parseInput(targetInput, raw);
+    const deployment = await authorizeDeployment(ctx, input.id, "write");
+    if (input.serviceId) requireId(input.serviceId, "service");
+    return prisma.$transaction(async (tx) => {
+      const services = await tx.service.findMany({
+        where: { deploymentId: input.id, ...(input.serviceId ? { id: input.serviceId } : {}) },
+        orderBy: { name: "asc" },
+      });
+      if (input.serviceId && services.length === 0) throw notFound("service", input.serviceId);
+      if (services.length === 0) throw conflict(`Cannot ${action} deployment ${input.id}: it has no services`);
+      const rule = SERVICE_ACTIONS[action];
+      // One service: the state machine decides. All of them: those that can move do; those already
+      // where the action leads are left alone; nothing to move at all is a CONFLICT.
+      const movable = input.serviceId
+        ? services
+        : services.filter((s) => (rule.from as readonly ServiceStatus[]).includes(s.status));
+      if (movable.length === 0) {
+        const statuses = [...new Set(services.map((s) => s.status))].join(", ");
+        throw conflict(`Cannot ${action} deployment ${input.id}: its services are ${statuses}`, { action, statuses });
+      }
+      const moved = [];
+      for (const service of movable) moved.push(await transition(tx, service, action, { bump: action === "deploy" }));
+      if (action === "deploy" && !input.serviceId) {
+        await tx.deployment.update({ where: { id: input.id }, data: { revision: { increment: 1 } } });
+      }
+      await audit(tx, ctx, {
+        workspaceId: deployment.workspaceId,
+        action: `deployment.${action}`,
+        targetType: input.serviceId ? "Service" : "Deployment",
+        targetId: input.serviceId ?? input.id,
+        data: { deploymentId: input.id, services: moved.map((m) => ({ id: m.id, from: m.from, to: m.to })) },
+      });
+      return { id: input.id };
+    });
+  }
+
+  return {
+    async getDeployment(ctx: RequestContext, id: string) {
+      await authorizeDeployment(ctx, id, "read");
+      return { id };
+    },
+
+    async getService(ctx: RequestContext, id: string) {
+      await authorizeService(ctx, id, "read");
+      return { id };
+    },
+
+    async create(ctx: RequestContext, raw: unknown) {
+      const input = parseInput(createInput, raw);
+      await ctx.access.require(input.workspaceId, "write");
+      const services = input.services ?? [];
+      const problems: FieldProblem[] = [];
+      const seenNames = new Set<string>();
+      const seenDomains = new Set<string>();
+      services.forEach((s, i) => {
+        if (seenNames.has(s.name)) problems.push({ field: `input.services.${i}.name`, message: "two services cannot share a name" });
+        seenNames.add(s.name);
+        if (s.domain && seenDomains.has(s.domain)) problems.push({ field: `input.services.${i}.domain`, message: "two services cannot share a domain" });
+        if (s.domain) seenDomains.add(s.domain);
+      });
+      if (problems.length) throw validationError(problems);
+      return idempotentCreate(prisma, ctx.viewer, "createDeployment", input.idempotencyKey, input, async (tx) => {
+        if (await tx.deployment.findFirst({ where: { workspaceId: input.workspaceId, name: input.name }, select: { id: true } })) {
+          throw nameTaken(input.name);
+        }
+        for (const [i, s] of services.entries()) {
+          if (s.domain && (await domainInUse(tx, s.domain))) throw domainTaken(s.domain, `input.services.${i}.domain`);
+        }
+        const deployment = await tx.deployment.create({
+          data: {
+            workspaceId: input.workspaceId,
+            name: input.name,
+            services: {
+              create: services.map((s) => ({
+                workspaceId: input.workspaceId,
+                name: s.name,
+                image: s.image ?? null,
+                command: s.command ?? null,
+                env: s.env ?? {},
+                ...domainData(s.domain ?? null),
+              })),
+            },
+          },
+        });
+        await audit(tx, ctx, {
+          workspaceId: input.workspaceId,
+          action: "deployment.create",
+          targetType: "Deployment",
+          targetId: deployment.id,
+          data: { name: input.name, services: services.map((s) => s.name) },
+        });
+        return { id: deployment.id };
+      }).catch(uniqueViolation);
+    },
+
+    async update(ctx: RequestContext, raw: unknown) {
+      const input = parseInput(z.object({ id: z.string(), name }), raw);
+      const deployment = await authorizeDeployment(ctx, input.id, "write");
+      return prisma
+        .$transaction(async (tx) => {
+          const other = await tx.deployment.findFirst({
+            where: { workspaceId: deployment.workspaceId, name: input.name, id: { not: input.id } },
+            select: { id: true },
+          });
+          if (other) throw nameTaken(input.name);
+          await tx.deployment.update({ where: { id: input.id }, data: { name: input.name } });
+          await audit(tx, ctx, {
+            workspaceId: deployment.workspaceId,
+            action: "deployment.update",
+            targetType: "Deployment",
+            targetId: input.id,
+            data: { name: { from: deployment.name, to: input.name } },
+          });
+          return { id: input.id };
+        })
+        .catch(uniqueViolation);
+    },
+
+    /** Deletes the deployment and its services; their machines stop them (they leave assignedServices). */
+    async remove(ctx: RequestContext, id: string) {
+      const deployment = await authorizeDeployment(ctx, id, "write");
+      return prisma.$transaction(async (tx) => {
+        const { count } = await tx.deployment.deleteMany({ where: { id } });
+        if (count === 0) throw notFound("deployment", id);
+        await audit(tx, ctx, { workspaceId: deployment.workspaceId, action: "deployment.delete", targetType: "Deployment", targetId: id, data: { name: deployment.name } });
+        return { id };
+      });
+    },
+
+    async addService(ctx: RequestContext, raw: unknown) {
+      const input = parseInput(addServiceInput, raw);
+      const deployment = await authorizeDeployment(ctx, input.deploymentId, "write");
+      return idempotentCreate(prisma, ctx.viewer, "addService", input.idempotencyKey, input, async (tx) => {
+        if (await tx.service.findFirst({ where: { deploymentId: input.deploymentId, name: input.name }, select: { id: true } })) {
+          throw serviceNameTaken(input.name, "input.name");
+        }
+        if ((await tx.service.count({ where: { deploymentId: input.deploymentId } })) >= MAX_SERVICES) {
+          throw conflict(`Deployment ${input.deploymentId} already has ${MAX_SERVICES} services, the most it can have`);
+        }
+        if (input.domain && (await domainInUse(tx, input.domain))) throw domainTaken(input.domain, "input.domain");
+        const service = await tx.service.create({
+          data: {
+            workspaceId: deployment.workspaceId,
+            deploymentId: input.deploymentId,
+            name: input.name,
+            image: input.image ?? null,
+            command: input.command ?? null,
+            env: input.env ?? {},
+            ...domainData(input.domain ?? null),
+          },
+        });
+        await audit(tx, ctx, {
+          workspaceId: deployment.workspaceId,
+          action: "service.add",
+          targetType: "Service",
+          targetId: service.id,
+          data: { deploymentId: input.deploymentId, name: input.name },
+        });
+        return { id: service.id };
+      }).catch(uniqueViolation);
+    },
+
+    /**
+     * Changes what a service runs (taking effect on its next deploy) or its domain. A new domain
+     * starts PENDING with a new token; null clears image, command or domain.
+     */
+    async updateService(ctx: RequestContext, raw: unknown) {
+      const input = parseInput(updateServiceInput, raw);
+      const { workspaceId } = await authorizeService(ctx, input.id, "write");
+      return prisma
+        .$transaction(async (tx) => {
+          const service = await tx.service.findUnique({ where: { id: input.id } });
+          if (!service) throw notFound("service", input.id);
+          const data: Prisma.ServiceUncheckedUpdateInput = {};
+          if (input.name != null && input.name !== service.name) {
+            if (await tx.service.findFirst({ where: { deploymentId: service.deploymentId, name: input.name }, select: { id: true } })) {
+              throw serviceNameTaken(input.name, "input.name");
+            }
+            data.name = input.name;
+          }
+          if (input.image !== undefined) data.image = input.image;
+          if (input.command !== undefined) data.command = input.command;
+          if (input.env != null) data.env = input.env;
+          const image = input.image !== undefined ? input.image : service.image;
+          const cmd = input.command !== undefined ? input.command : service.command;
+          if (image == null && cmd == null) throw validationError([{ field: "input.image", message: "give an image or a command" }]);
+          if (input.domain !== undefined && input.domain !== service.domain) {
+            if (input.domain && (await domainInUse(tx, input.domain, service.id))) throw domainTaken(input.domain, "input.domain");
+            Object.assign(data, domainData(input.domain));
+          }
+          await tx.service.update({ where: { id: service.id }, data });
+          await audit(tx, ctx, {
+            workspaceId,
+            action: "service.update",
+            targetType: "Service",
+            targetId: service.id,
+            data: { changed: Object.keys(data).filter((k) => k !== "domainToken") },
+          });
+          return { id: service.id };
+        })
+        .catch(uniqueViolation);
+    },
+
+    async removeService(ctx: RequestContext, id: string) {
+      const { workspaceId, deploymentId } = await authorizeService(ctx, id, "write");
+      return prisma.$transaction(async (tx) => {
+        const { count } = await tx.service.deleteMany({ where: { id } });
+        if (count === 0) throw notFound("service", id);
+        await audit(tx, ctx, { workspaceId, action: "service.remove", targetType: "Service", targetId: id, data: { deploymentId } });
+        return { deploymentId };
+      });
+    },
+
+    deploy: (ctx: RequestContext, raw: unknown) => act(ctx, "deploy", raw),
+    start: (ctx: RequestContext, raw: unknown) => act(ctx, "start", raw),
+    stop: (ctx: RequestContext, raw: unknown) => act(ctx, "stop", raw),
+
+    /**
+     * Looks up the TXT record `_spindle-challenge.<domain>` (a real DNS query) and compares it with
+     * the service's token: VERIFIED on a match, FAILED otherwise, with the reason in the answer.
+     */
+    async verifyDomain(ctx: RequestContext, id: string) {
+      const { workspaceId } = await authorizeService(ctx, id, "write");
+      const service = await prisma.service.findUnique({ where: { id } });
+      if (!service) throw notFound("service", id);
+      if (!service.domain || !service.domainToken) {
+        throw conflict(`Service ${id} has no domain to verify; set one with updateService first`, { domainStatus: service.domainStatus });
+      }
+      const recordName = challengeRecordName(service.domain);
+      const { verified, reason } = await lookUpChallenge(recordName, service.domainToken);
+      return prisma.$transaction(async (tx) => {
+        // The domain (and so the token) may have changed while DNS answered: then this result is moot.
+        const { count } = await tx.service.updateMany({
+          where: { id, domain: service.domain, domainToken: service.domainToken },
+          data: { domainStatus: verified ? "VERIFIED" : "FAILED", domainCheckedAt: new Date() },
+        });
+        if (count === 0) throw conflict(`The domain of service ${id} changed while it was being verified; verify again`);
+        await audit(tx, ctx, {
+          workspaceId,
+          action: "service.verifyDomain",
+          targetType: "Service",
+          targetId: id,
+          data: { domain: service.domain, verified, ...(reason ? { reason } : {}) },
+        });
+        return { id, verified, reason };
+      });
+    },
+
+    assignedArgs(ctx: RequestContext) {
+      const machine = requireMachine(ctx.viewer);
+      return {
+        where: { machineId: machine.machineId, workspaceId: machine.workspaceId, status: { in: ["DEPLOYING", "RUNNING"] } },
+        orderBy: [{ createdAt: "asc" }, { id: "asc" }],
+      } satisfies Prisma.ServiceFindManyArgs;
+    },
+
+    /** Like reportWorkerStatus: the service's own machine, the current revision; a repeat changes nothing. */
+    async reportStatus(ctx: RequestContext, raw: unknown) {
+      const machine = requireMachine(ctx.viewer);
+      const input = parseInput(reportInput, raw);
+      requireId(input.serviceId, "service");
+      return prisma.$transaction(async (tx) => {
+        const service = await tx.service.findFirst({ where: { id: input.serviceId, machineId: machine.machineId, workspaceId: machine.workspaceId } });
+        if (!service) throw notFound("service", input.serviceId);
+        if (service.revision !== input.revision) throw staleRevision(service.id, input.revision, service.revision);
+        const action = input.status === "RUNNING" ? "running" : "fail";
+        if (service.status === SERVICE_ACTIONS[action].to) return { id: service.id };
+        await transition(tx, service, action, { reason: input.reason, revision: input.revision });
+        await audit(tx, ctx, {
+          workspaceId: service.workspaceId,
+          action: "service.report",
+          targetType: "Service",
+          targetId: service.id,
+          data: { revision: input.revision, status: input.status, ...(input.reason ? { reason: input.reason } : {}) },
+        });
+        return { id: service.id };
+      });
+    },
+
+    /** Like workers.rescheduleFromMachine: the machine's live services go elsewhere (decommission). */
+    async rescheduleFromMachine(tx: Tx, machineId: string, why: string) {
+      const live = await tx.service.findMany({ where: { machineId, status: { in: ["DEPLOYING", "RUNNING"] } } });
+      let moved = 0;
+      for (const service of live) {
+        try {
+          await transition(tx, service, "reschedule", { reason: why, move: true });
+          moved += 1;
+        } catch (error) {
+          if (!(error instanceof AppError && error.code === "CONFLICT")) throw error;
+        }
+      }
+      return moved;
+    },
+
+    /** Services deployed while no machine qualified get one now (see workers.placeWaiting). */
+    async placeWaiting(workspaceId: string) {
+      const waiting = await prisma.service.findMany({
+        where: { workspaceId, status: "DEPLOYING", machineId: null },
+        select: { id: true },
+        orderBy: { createdAt: "asc" },
+      });
+      let placed = 0;
+      for (const { id } of waiting) {
+        await prisma.$transaction(async (tx) => {
+          const machineId = await placeOn(tx, workspaceId, null, offlineAfter());
+          if (!machineId) return;
+          const { count } = await tx.service.updateMany({ where: { id, status: "DEPLOYING", machineId: null }, data: { machineId, statusReason: null } });
+          placed += count;
+        });
+      }
+      return placed;
+    },
+  };
+}
+
+const staleRevision = (id: string, reported: number, current: number) =>
+  conflict(`Service ${id} is at revision ${current}; the report is for revision ${reported}. Stop running the old revision.`, {
+    revision: current,
+    fields: [{ field: "input.revision", message: `the current revision is ${current}` }],
+  });
+
+async function lookUpChallenge(recordName: string, token: string): Promise<{ verified: boolean; reason: string | null }> {
+  const resolver = new Resolver({ timeout: 5000, tries: 2 });
+  let records: string[][];
+  try {
+    records = await resolver.resolveTxt(recordName);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === "ENOTFOUND" || code === "ENODATA") return { verified: false, reason: `There is no TXT record at ${recordName}` };
+    return { verified: false, reason: `Could not look up the TXT record at ${recordName} (${code ?? "lookup error"}); try again later` };
+  }
+  // A long TXT value arrives in 255-byte chunks; each record is the chunks joined.
+  const values = records.map((chunks) => chunks.join(""));
+  if (values.includes(token)) return { verified: true, reason: null };
+  return { verified: false, reason: `The TXT record at ${recordName} does not hold this service's token` };
+}
+
+export type DeploymentService = ReturnType<typeof createDeploymentService>;

@@ -1,0 +1,34 @@
+// The domain services, built once per server from the shared dependencies. Each module owns its
+// rules; resolvers call these, and the REST layer will call the same GraphQL operations.
+import { createAuditService } from "./audit/audit.service.js";
+import { createDeploymentService } from "./deployment/deployment.service.js";
+import { createFlowService } from "./flow/flow.service.js";
+import { createLogService } from "./log/log.service.js";
+import { createMachineService } from "./machine/machine.service.js";
+import type { DomainDeps } from "./shared/deps.js";
+import { createTaskService } from "./task/task.service.js";
+import { createWorkerService } from "./worker/worker.service.js";
+import { createWorkspaceService } from "./workspace/workspace.service.js";
+
+export function createDomainServices(deps: DomainDeps) {
+  const workers = createWorkerService(deps);
+  const deployments = createDeploymentService(deps);
+  return {
+    workspaces: createWorkspaceService(deps),
+    // A machine that becomes able to take work picks up the workers and services that wait for one.
+    machines: createMachineService(deps, {
+      capacityAdded: async (workspaceId) => {
+        await workers.placeWaiting(workspaceId);
+        await deployments.placeWaiting(workspaceId);
+      },
+    }),
+    workers,
+    tasks: createTaskService(deps),
+    flows: createFlowService(deps),
+    deployments,
+    logs: createLogService(deps),
+    audit: createAuditService(deps),
+  };
+}
+
+export type DomainServices = ReturnType<typeof createDomainServices>;

@@ -1,0 +1,116 @@
+// Reading stored log lines of a worker, task or service. A source's cursors are 1, 2, 3 ... and
+// never reused, so "everything after cursor N" is a stable way to page and, later, to follow.
+// Retention removes old lines and records how far (prunedThrough): a reader that asks for lines
+// from before that point is told which range it missed.
+import { z } from "zod";
+import type { LogLevel, LogSourceType } from "../../generated/prisma/client.js";
+import { notFound, parseInput, requireId } from "../../schema/errors.js";
+import type { DomainDeps } from "../shared/deps.js";
+import type { RequestContext } from "../worker/worker.service.js";
+
+export const LOG_LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"] as const satisfies readonly LogLevel[];
+export const LOG_SOURCE_TYPES = ["WORKER", "TASK", "SERVICE"] as const satisfies readonly LogSourceType[];
+export const MAX_LOG_LIMIT = 1000;
+export const DEFAULT_LOG_LIMIT = 100;
+const MAX_CURSOR = 2n ** 63n - 1n;
+
+const cursor = z
+  .string()
+  .regex(/^\d{1,19}$/, "must be a cursor from an earlier page (a whole number)")
+  .transform((s) => BigInt(s))
+  .refine((n) => n <= MAX_CURSOR, "is too large to be a cursor");
+
+const readInput = z
+  .object({
+    source: z.object({ type: z.enum(LOG_SOURCE_TYPES), id: z.string() }),
+    after: cursor.nullish(),
+    level: z.enum(LOG_LEVELS).nullish(),
+    limit: z.int("must be a whole number").min(1, `must be 1 to ${MAX_LOG_LIMIT}`).max(MAX_LOG_LIMIT, `must be 1 to ${MAX_LOG_LIMIT}`).nullish(),
+    tail: z.boolean().nullish(),
+  })
+  .refine((input) => !(input.tail && input.after != null), { message: "cannot be combined with after", path: ["tail"] });
+
+export interface LogLineView {
+  cursor: string;
+  level: LogLevel;
+  message: string;
+  at: Date;
+}
+
+export interface LogPage {
+  lines: LogLineView[];
+  nextCursor: string;
+  hasMore: boolean;
+  gap: { from: string; to: string } | null;
+  finished: boolean;
+  finishedAt: Date | null;
+}
+
+const sourceNames: Record<LogSourceType, string> = { WORKER: "worker", TASK: "task", SERVICE: "service" };
+
+export function createLogService(deps: DomainDeps) {
+  const { prisma } = deps;
+
+  /** The workspace of the object that logged; the viewer must be able to read it. */
+  async function authorizeSource(ctx: RequestContext, type: LogSourceType, id: string) {
+    const what = sourceNames[type];
+    requireId(id, what);
+    const where = { where: { id }, select: { workspaceId: true } };
+    const row =
+      type === "WORKER"
+        ? await prisma.worker.findUnique(where)
+        : type === "TASK"
+          ? await prisma.task.findUnique(where)
+          : await prisma.service.findUnique(where);
+    if (!row) throw notFound(what, id);
+    await ctx.access.require(row.workspaceId, "read", { type: what, id });
+    return row.workspaceId;
+  }
+
+  return {
+    /**
+     * A page of lines after `after` (oldest first), at `level` or above. With `tail`, the newest
+     * `limit` lines instead (still oldest first), for "show me the recent logs".
+     */
+    async read(ctx: RequestContext, raw: unknown): Promise<LogPage> {
+      const input = parseInput(readInput, raw);
+      const workspaceId = await authorizeSource(ctx, input.source.type, input.source.id);
+      const limit = input.limit ?? DEFAULT_LOG_LIMIT;
+      const after = input.after ?? 0n;
+      const source = await prisma.logSource.findUnique({ where: { sourceId: input.source.id } });
+      if (!source || source.sourceType !== input.source.type || source.workspaceId !== workspaceId) {
+        return { lines: [], nextCursor: after.toString(), hasMore: false, gap: null, finished: false, finishedAt: null };
+      }
+      const levels = input.level ? LOG_LEVELS.slice(LOG_LEVELS.indexOf(input.level)) : undefined;
+      // Bounded by lastCursor as read above, so nextCursor never skips a line that commits later.
+      const where = {
+        sourceId: source.sourceId,
+        cursor: { gt: after, lte: source.lastCursor },
+        ...(levels ? { level: { in: [...levels] } } : {}),
+      };
+      const rows = await prisma.logLine.findMany({
+        where,
+        orderBy: { cursor: input.tail ? "desc" : "asc" },
+        take: limit + 1,
+        select: { cursor: true, level: true, message: true, at: true },
+      });
+      const hasMore = rows.length > limit;
+      const page = rows.slice(0, limit);
+      if (input.tail) page.reverse();
+      const lastCursor = source.lastCursor > after ? source.lastCursor : after;
+      const nextCursor = hasMore && !input.tail ? page[page.length - 1]!.cursor : lastCursor;
+      const gap =
+        !input.tail && after < source.prunedThrough ? { from: (after + 1n).toString(), to: source.prunedThrough.toString() } : null;
+      return {
+        lines: page.map((l) => ({ ...l, cursor: l.cursor.toString() })),
+        nextCursor: nextCursor.toString(),
+        hasMore,
+        gap,
+        finished: source.finishedAt != null,
+        finishedAt: source.finishedAt,
+      };
+    },
+  };
+}
+
+export type LogService = ReturnType<typeof createLogService>;

@@ -1,0 +1,79 @@
+// Who may touch which workspace. Every domain read and write goes through here, so the rules live
+// in one place: a stranger (or a key bound to another workspace) learns nothing, not even that the
+// workspace exists; a member without the role gets FORBIDDEN naming the role it needs.
+import { isUser, requireUser, type UserViewer, type Viewer } from "../../auth/viewer.js";
+import type { PrismaClient, WorkspaceRole } from "../../generated/prisma/client.js";
+import { forbidden, notAuthenticated, notFound } from "../../schema/errors.js";
+
+/** What an operation needs: read (viewer), write (member), admin, owner. */
+export type WorkspaceNeed = "read" | "write" | "admin" | "owner";
+
+const rank: Record<WorkspaceRole, number> = { VIEWER: 0, MEMBER: 1, ADMIN: 2, OWNER: 3 };
+const needRank: Record<WorkspaceNeed, number> = { read: 0, write: 1, admin: 2, owner: 3 };
+const needRole: Record<WorkspaceNeed, WorkspaceRole> = { read: "VIEWER", write: "MEMBER", admin: "ADMIN", owner: "OWNER" };
+
+export interface WorkspaceGrant {
+  workspaceId: string;
+  role: WorkspaceRole;
+  viewer: UserViewer;
+}
+
+export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient) {
+  // One membership lookup per workspace per request, however many objects ask.
+  const roles = new Map<string, Promise<WorkspaceRole | null>>();
+
+  function roleIn(workspaceId: string): Promise<WorkspaceRole | null> {
+    if (!isUser(viewer)) return Promise.resolve(null);
+    // A key bound to one workspace sees no other.
+    if (viewer.kind === "apiKey" && viewer.workspaceId && viewer.workspaceId !== workspaceId) return Promise.resolve(null);
+    let role = roles.get(workspaceId);
+    if (!role) {
+      role = prisma.workspaceMember
+        .findUnique({ where: { workspaceId_userId: { workspaceId, userId: viewer.userId } }, select: { role: true } })
+        .then((m) => m?.role ?? null);
+      roles.set(workspaceId, role);
+    }
+    return role;
+  }
+
+  return {
+    /**
+     * The viewer's grant on a workspace, or NOT_FOUND (`what` names the object asked for, so a
+     * stranger's answer is the same as for an id that does not exist).
+     */
+    async require(workspaceId: string, need: WorkspaceNeed, what: { type: string; id: string } = { type: "workspace", id: workspaceId }): Promise<WorkspaceGrant> {
+      const user = requireUser(viewer);
+      const role = await roleIn(workspaceId);
+      if (!role) throw notFound(what.type, what.id);
+      if (need !== "read" && !user.scopes.has("write")) {
+        throw forbidden('This needs the "write" scope; the credential is read-only', "write");
+      }
+      if (rank[role] < needRank[need]) {
+        throw forbidden(
+          `This needs the ${needRole[need].toLowerCase()} role in the workspace or higher; you are ${role.toLowerCase()}`,
+          `workspace:${needRole[need].toLowerCase()}`,
+        );
+      }
+      return { workspaceId, role, viewer: user };
+    },
+
+    /** The role, or null for a stranger; for fields that show the viewer's own role. */
+    roleIn,
+
+    /** Workspaces the viewer may list (all memberships, narrowed by a workspace-bound key). */
+    visibleWorkspaceFilter(): { members: { some: { userId: string } } } & { id?: string } {
+      const user = requireUser(viewer);
+      const filter: { members: { some: { userId: string } } } & { id?: string } = { members: { some: { userId: user.userId } } };
+      if (user.kind === "apiKey" && user.workspaceId) filter.id = user.workspaceId;
+      return filter;
+    },
+
+    /** The user id of the viewer, for rows that record who created them. */
+    userId(): string {
+      if (viewer.kind === "anonymous") throw notAuthenticated();
+      return requireUser(viewer).userId;
+    },
+  };
+}
+
+export type WorkspaceAccess = ReturnType<typeof createWorkspaceAccess>;

@@ -1,0 +1,49 @@
+// The audit log: one row per mutation, written in the mutation's own transaction, so a change and
+// its record commit or roll back together.
+import type { Viewer } from "../../auth/viewer.js";
+import type { ActorType, Prisma } from "../../generated/prisma/client.js";
+
+export interface Actor {
+  actorType: ActorType;
+  actorId: string | null;
+  userId: string | null;
+}
+
+export function actorOf(viewer: Viewer): Actor {
+  switch (viewer.kind) {
+    case "session":
+      return { actorType: "USER", actorId: viewer.userId, userId: viewer.userId };
+    case "apiKey":
+      return { actorType: "API_KEY", actorId: viewer.apiKeyId, userId: viewer.userId };
+    case "machine":
+      return { actorType: "MACHINE", actorId: viewer.machineId, userId: null };
+    default:
+      return { actorType: "SYSTEM", actorId: null, userId: null };
+  }
+}
+
+export interface AuditRecord {
+  workspaceId: string | null;
+  /** Dotted verb, e.g. `worker.start`, `graph.save`, `machine.decommission`. */
+  action: string;
+  targetType: string;
+  targetId?: string | null;
+  data?: Prisma.InputJsonValue;
+}
+
+type Tx = Pick<Prisma.TransactionClient, "auditEntry">;
+
+export async function audit(tx: Tx, who: { viewer: Viewer; requestId?: string }, record: AuditRecord): Promise<void> {
+  const actor = actorOf(who.viewer);
+  await tx.auditEntry.create({
+    data: {
+      ...actor,
+      workspaceId: record.workspaceId,
+      action: record.action,
+      targetType: record.targetType,
+      targetId: record.targetId ?? null,
+      data: record.data,
+      requestId: who.requestId ?? null,
+    },
+  });
+}

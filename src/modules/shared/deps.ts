@@ -1,0 +1,12 @@
+import type { Config } from "../../config.js";
+import type { PrismaClient } from "../../generated/prisma/client.js";
+import type { Logger } from "../../infra/logger.js";
+import type { PubSubService } from "../../infra/pubsub.js";
+
+/** What every domain service is built from (see domain.ts). */
+export interface DomainDeps {
+  prisma: PrismaClient;
+  pubsub: PubSubService;
+  config: Config;
+  log: Logger;
+}

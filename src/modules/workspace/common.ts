@@ -1,0 +1,47 @@
+// Pieces the workspace, project and graph services share.
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import type { Context } from "../../context.js";
+import { Prisma, type WorkspaceRole } from "../../generated/prisma/client.js";
+import { notFound } from "../../schema/errors.js";
+
+/** What a service method needs from the request. */
+export type RequestContext = Pick<Context, "viewer" | "access" | "requestId">;
+
+export type Tx = Prisma.TransactionClient;
+
+export const roleRank: Record<WorkspaceRole, number> = { VIEWER: 0, MEMBER: 1, ADMIN: 2, OWNER: 3 };
+
+export const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value) ?? "", "utf8");
+
+const kib = (bytes: number) => `${Math.round(bytes / 1024)} KiB`;
+
+/** A JSON object (not an array or a scalar) of at most `maxBytes` once serialized. */
+export const jsonObject = (maxBytes: number) =>
+  z
+    .custom<Record<string, unknown>>((v) => v !== null && typeof v === "object" && !Array.isArray(v), "must be a JSON object")
+    .refine((v) => jsonBytes(v) <= maxBytes, { message: `must be at most ${kib(maxBytes)} as JSON` });
+
+export const asJson = (value: Record<string, unknown>) => value as Prisma.InputJsonObject;
+
+/**
+ * Serializes changes to a workspace's membership: the "last owner" rule counts owners, and two
+ * owners demoting each other at once must not both see the other still there.
+ */
+export async function lockWorkspace(tx: Tx, workspaceId: string): Promise<boolean> {
+  const rows = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "Workspace" WHERE "id" = ${workspaceId}::uuid FOR UPDATE`;
+  return rows.length > 0;
+}
+
+export const isUniqueViolation = (error: unknown) =>
+  error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
+
+/** Client-style ids for blocks and edges the server names (`node_k3j2...`, `edge_9f1c...`). */
+export const generatedId = (prefix: "node" | "edge") => `${prefix}_${randomBytes(6).toString("hex")}`;
+
+/** The row a prismaField resolver reloads after a change, or NOT_FOUND if it went meanwhile. */
+export async function found<T>(row: Promise<T | null>, what: string, id: string): Promise<T> {
+  const value = await row;
+  if (!value) throw notFound(what, id);
+  return value;
+}

@@ -1,0 +1,266 @@
+// Workspaces (the tenant: AiSpinner workspace, Spunto organization) and their members. Projects and
+// the graph have their own services, reached as `workspaces.projects` and `workspaces.graph`.
+import DataLoader from "dataloader";
+import { z } from "zod";
+import { isUser, requireUser } from "../../auth/viewer.js";
+import type { WorkspaceRole } from "../../generated/prisma/client.js";
+import { conflict, forbidden, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
+import type { WorkspaceAccess } from "../shared/access.js";
+import { audit } from "../shared/audit.js";
+import type { DomainDeps } from "../shared/deps.js";
+import { idempotentCreate } from "../shared/idempotency.js";
+import { isUniqueViolation, lockWorkspace, type RequestContext } from "./common.js";
+import { createGraphService } from "./graph.service.js";
+import { createProjectService } from "./project.service.js";
+
+const workspaceRole = z.enum(["OWNER", "ADMIN", "MEMBER", "VIEWER"]);
+const name = z.string().trim().min(1, "give the workspace a name").max(100, "must be at most 100 characters");
+
+const createInput = z.object({ name, idempotencyKey: z.string().nullish() });
+const renameInput = z.object({ id: z.string(), name });
+const addMemberInput = z.object({
+  workspaceId: z.string(),
+  user: z.string().trim().min(1, "name the user by e-mail address, username or id").max(254),
+  role: workspaceRole,
+});
+const changeRoleInput = z.object({ workspaceId: z.string(), userId: z.string(), role: workspaceRole });
+const removeMemberInput = z.object({ workspaceId: z.string(), userId: z.string() });
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function createWorkspaceService(deps: DomainDeps) {
+  const { prisma } = deps;
+  // viewerRole of many workspaces in one list: one query per request, not one per workspace.
+  const roleLoaders = new WeakMap<WorkspaceAccess, DataLoader<string, WorkspaceRole | null>>();
+
+  async function ownerCount(tx: Pick<typeof prisma, "workspaceMember">, workspaceId: string) {
+    return tx.workspaceMember.count({ where: { workspaceId, role: "OWNER" } });
+  }
+
+  /** A confirmed account by e-mail address, username or id. */
+  async function findUser(handle: string) {
+    const value = handle.toLowerCase();
+    const where = UUID.test(value) ? { id: value } : value.includes("@") ? { email: value } : { username: value };
+    const user = await prisma.user.findFirst({ where: { ...where, emailVerifiedAt: { not: null } }, select: { id: true } });
+    return user?.id ?? null;
+  }
+
+  return {
+    projects: createProjectService(deps),
+    graph: createGraphService(deps),
+
+    /** Creates a workspace with the caller as its owner; it becomes the caller's default if they had none. */
+    async create(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
+      const user = requireUser(ctx.viewer);
+      if (user.kind === "apiKey" && user.workspaceId) {
+        throw forbidden("This API key is bound to one workspace, so it cannot create workspaces; use a session or an unbound key");
+      }
+      const input = parseInput(createInput, raw);
+      return idempotentCreate(prisma, ctx.viewer, "createWorkspace", input.idempotencyKey, { name: input.name }, async (tx) => {
+        const workspace = await tx.workspace.create({
+          data: { name: input.name, members: { create: { userId: user.userId, role: "OWNER" } } },
+        });
+        await tx.user.updateMany({ where: { id: user.userId, defaultWorkspaceId: null }, data: { defaultWorkspaceId: workspace.id } });
+        await audit(tx, ctx, {
+          workspaceId: workspace.id,
+          action: "workspace.create",
+          targetType: "Workspace",
+          targetId: workspace.id,
+          data: { name: input.name },
+        });
+        return workspace;
+      });
+    },
+
+    /** The id of a workspace the viewer may read, or NOT_FOUND. */
+    async get(ctx: RequestContext, id: string): Promise<string> {
+      await ctx.access.require(requireId(id, "workspace"), "read");
+      return id;
+    },
+
+    /**
+     * AiSpinner's `/workspaces/me`: the user's default workspace while they are still a member of
+     * it, else their oldest membership; a workspace-bound key always means its own workspace.
+     */
+    async defaultWorkspaceId(ctx: RequestContext): Promise<string | null> {
+      const user = requireUser(ctx.viewer);
+      if (user.kind === "apiKey" && user.workspaceId) {
+        return (await ctx.access.roleIn(user.workspaceId)) ? user.workspaceId : null;
+      }
+      const me = await prisma.user.findUnique({ where: { id: user.userId }, select: { defaultWorkspaceId: true } });
+      if (me?.defaultWorkspaceId && (await ctx.access.roleIn(me.defaultWorkspaceId))) return me.defaultWorkspaceId;
+      const oldest = await prisma.workspaceMember.findFirst({
+        where: { userId: user.userId },
+        orderBy: [{ createdAt: "asc" }, { workspaceId: "asc" }],
+        select: { workspaceId: true },
+      });
+      return oldest?.workspaceId ?? null;
+    },
+
+    async setDefault(ctx: RequestContext, id: string): Promise<string> {
+      const grant = await ctx.access.require(requireId(id, "workspace"), "read");
+      await prisma.$transaction(async (tx) => {
+        await tx.user.update({ where: { id: grant.viewer.userId }, data: { defaultWorkspaceId: id } });
+        await audit(tx, ctx, { workspaceId: id, action: "workspace.setDefault", targetType: "User", targetId: grant.viewer.userId });
+      });
+      return id;
+    },
+
+    async rename(ctx: RequestContext, raw: unknown): Promise<string> {
+      const input = parseInput(renameInput, raw);
+      await ctx.access.require(requireId(input.id, "workspace"), "admin");
+      await prisma.$transaction(async (tx) => {
+        const before = await tx.workspace.findUnique({ where: { id: input.id }, select: { name: true } });
+        if (!before) throw notFound("workspace", input.id);
+        await tx.workspace.update({ where: { id: input.id }, data: { name: input.name } });
+        await audit(tx, ctx, {
+          workspaceId: input.id,
+          action: "workspace.rename",
+          targetType: "Workspace",
+          targetId: input.id,
+          data: { from: before.name, to: input.name },
+        });
+      });
+      return input.id;
+    },
+
+    /** Deletes the workspace and everything in it. Its audit entry outlives it (no workspace id). */
+    async delete(ctx: RequestContext, id: string): Promise<string> {
+      await ctx.access.require(requireId(id, "workspace"), "owner");
+      await prisma.$transaction(async (tx) => {
+        const workspace = await tx.workspace.findUnique({ where: { id }, select: { name: true } });
+        if (!workspace) throw notFound("workspace", id);
+        await tx.user.updateMany({ where: { defaultWorkspaceId: id }, data: { defaultWorkspaceId: null } });
+        await tx.workspace.delete({ where: { id } });
+        await audit(tx, ctx, { workspaceId: null, action: "workspace.delete", targetType: "Workspace", targetId: id, data: { name: workspace.name } });
+      });
+      return id;
+    },
+
+    /** The viewer's role in a workspace (null for a stranger), batched across a list. */
+    viewerRole(ctx: RequestContext, workspaceId: string): Promise<WorkspaceRole | null> {
+      const viewer = ctx.viewer;
+      if (!isUser(viewer)) return Promise.resolve(null);
+      if (viewer.kind === "apiKey" && viewer.workspaceId && viewer.workspaceId !== workspaceId) return Promise.resolve(null);
+      let loader = roleLoaders.get(ctx.access);
+      if (!loader) {
+        loader = new DataLoader(async (ids: readonly string[]) => {
+          const rows = await prisma.workspaceMember.findMany({
+            where: { userId: viewer.userId, workspaceId: { in: [...ids] } },
+            select: { workspaceId: true, role: true },
+          });
+          const byId = new Map(rows.map((r) => [r.workspaceId, r.role]));
+          return ids.map((id) => byId.get(id) ?? null);
+        });
+        roleLoaders.set(ctx.access, loader);
+      }
+      return loader.load(workspaceId);
+    },
+
+    /** Adds a user (by e-mail address, username or id). Admins add; only an owner makes owners. */
+    async addMember(ctx: RequestContext, raw: unknown): Promise<{ workspaceId: string; userId: string }> {
+      const input = parseInput(addMemberInput, raw);
+      const workspaceId = requireId(input.workspaceId, "workspace");
+      const grant = await ctx.access.require(workspaceId, "admin");
+      if (input.role === "OWNER" && grant.role !== "OWNER") {
+        throw forbidden("Only an owner can make someone an owner", "workspace:owner");
+      }
+      const userId = await findUser(input.user);
+      if (!userId) {
+        throw validationError([{ field: "input.user", message: "no confirmed user has this e-mail address, username or id" }]);
+      }
+      const alreadyMember = () =>
+        conflict(`That user is already a member of workspace ${workspaceId}; change their role instead`, {
+          fields: [{ field: "input.user", message: "already a member" }],
+        });
+      try {
+        await prisma.$transaction(async (tx) => {
+          const existing = await tx.workspaceMember.findUnique({ where: { workspaceId_userId: { workspaceId, userId } } });
+          if (existing) throw alreadyMember();
+          await tx.workspaceMember.create({ data: { workspaceId, userId, role: input.role } });
+          await audit(tx, ctx, {
+            workspaceId,
+            action: "workspace.member.add",
+            targetType: "User",
+            targetId: userId,
+            data: { role: input.role },
+          });
+        });
+      } catch (error) {
+        if (isUniqueViolation(error)) throw alreadyMember();
+        throw error;
+      }
+      return { workspaceId, userId };
+    },
+
+    /** Admins change roles; only an owner touches an owner or makes one; the last owner stays. */
+    async changeMemberRole(ctx: RequestContext, raw: unknown): Promise<{ workspaceId: string; userId: string }> {
+      const input = parseInput(changeRoleInput, raw);
+      const workspaceId = requireId(input.workspaceId, "workspace");
+      const grant = await ctx.access.require(workspaceId, "admin");
+      const userId = requireId(input.userId, "workspace member");
+      await prisma.$transaction(async (tx) => {
+        if (!(await lockWorkspace(tx, workspaceId))) throw notFound("workspace", workspaceId);
+        const member = await tx.workspaceMember.findUnique({ where: { workspaceId_userId: { workspaceId, userId } } });
+        if (!member) throw notFound("workspace member", userId);
+        if ((member.role === "OWNER" || input.role === "OWNER") && grant.role !== "OWNER") {
+          throw forbidden("Only an owner can change an owner's role or make someone an owner", "workspace:owner");
+        }
+        if (member.role === input.role) return;
+        if (member.role === "OWNER" && (await ownerCount(tx, workspaceId)) <= 1) {
+          throw conflict(`Cannot change the role of the last owner of workspace ${workspaceId}: make someone else an owner first`, {
+            lastOwner: true,
+          });
+        }
+        await tx.workspaceMember.update({ where: { workspaceId_userId: { workspaceId, userId } }, data: { role: input.role } });
+        await audit(tx, ctx, {
+          workspaceId,
+          action: "workspace.member.changeRole",
+          targetType: "User",
+          targetId: userId,
+          data: { from: member.role, to: input.role },
+        });
+      });
+      return { workspaceId, userId };
+    },
+
+    /**
+     * Admins remove members (only an owner removes an owner); anyone may remove themselves (leave).
+     * Their project memberships in the workspace go with them; the last owner cannot go.
+     */
+    async removeMember(ctx: RequestContext, raw: unknown): Promise<{ workspaceId: string; userId: string }> {
+      const input = parseInput(removeMemberInput, raw);
+      const workspaceId = requireId(input.workspaceId, "workspace");
+      const me = requireUser(ctx.viewer);
+      const leaving = input.userId === me.userId;
+      const grant = await ctx.access.require(workspaceId, leaving ? "read" : "admin");
+      const userId = requireId(input.userId, "workspace member");
+      await prisma.$transaction(async (tx) => {
+        if (!(await lockWorkspace(tx, workspaceId))) throw notFound("workspace", workspaceId);
+        const member = await tx.workspaceMember.findUnique({ where: { workspaceId_userId: { workspaceId, userId } } });
+        if (!member) throw notFound("workspace member", userId);
+        if (member.role === "OWNER" && !leaving && grant.role !== "OWNER") {
+          throw forbidden("Only an owner can remove an owner", "workspace:owner");
+        }
+        if (member.role === "OWNER" && (await ownerCount(tx, workspaceId)) <= 1) {
+          throw conflict(`Cannot remove the last owner of workspace ${workspaceId}: make someone else an owner first, or delete the workspace`, {
+            lastOwner: true,
+          });
+        }
+        await tx.projectMember.deleteMany({ where: { userId, project: { workspaceId } } });
+        await tx.workspaceMember.delete({ where: { workspaceId_userId: { workspaceId, userId } } });
+        await tx.user.updateMany({ where: { id: userId, defaultWorkspaceId: workspaceId }, data: { defaultWorkspaceId: null } });
+        await audit(tx, ctx, {
+          workspaceId,
+          action: leaving ? "workspace.member.leave" : "workspace.member.remove",
+          targetType: "User",
+          targetId: userId,
+          data: { role: member.role },
+        });
+      });
+      return { workspaceId, userId };
+    },
+  };
+}
+
+export type WorkspaceService = ReturnType<typeof createWorkspaceService>;

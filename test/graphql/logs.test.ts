@@ -1,0 +1,165 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LogLevel, LogSourceType } from "../../src/generated/prisma/client.js";
+import { LogLinesDocument, type LogLinesInput } from "../generated/graphql.js";
+import { addMember, createMachineDirect } from "../authz/world.js";
+import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(() => server?.close());
+
+const prisma = () => server.db.prisma;
+const as = (user: { accessToken: string }) => ({ token: user.accessToken });
+const fieldsOf = (error: { extensions: Record<string, any> }) =>
+  (error.extensions.fields as { field: string }[]).map((f) => f.field);
+
+interface Team {
+  owner: SignedIn;
+  workspaceId: string;
+}
+
+async function team(): Promise<Team> {
+  const owner = await signedInUser(server);
+  const workspace = await prisma().workspace.create({ data: { name: unique("ws") } });
+  await addMember(server, workspace.id, owner.id, "OWNER");
+  return { owner, workspaceId: workspace.id };
+}
+
+const levels: LogLevel[] = ["DEBUG", "INFO", "WARN", "ERROR"];
+
+/** A source with `count` lines, cursors 1..count, levels cycling DEBUG, INFO, WARN, ERROR. */
+async function withLines(type: LogSourceType, sourceId: string, workspaceId: string, count: number, extra: { prunedThrough?: number; finishedAt?: Date } = {}) {
+  const pruned = extra.prunedThrough ?? 0;
+  await prisma().logSource.create({
+    data: { sourceId, sourceType: type, workspaceId, lastCursor: BigInt(count), prunedThrough: BigInt(pruned), finishedAt: extra.finishedAt },
+  });
+  const start = new Date(Date.now() - count * 1000);
+  await prisma().logLine.createMany({
+    data: Array.from({ length: count - pruned }, (_, i) => {
+      const cursor = pruned + i + 1;
+      return { sourceId, cursor: BigInt(cursor), level: levels[(cursor - 1) % 4]!, message: `line ${cursor}`, at: new Date(start.getTime() + cursor * 1000) };
+    }),
+  });
+}
+
+async function worker(workspaceId: string) {
+  return prisma().worker.create({ data: { workspaceId, kind: "CONTAINER", name: unique("w"), image: "nginx" } });
+}
+
+const read = (t: Team, input: LogLinesInput) => server.execute(LogLinesDocument, { input }, as(t.owner));
+
+describe(`reading stored logs (${backend})`, () => {
+  it("pages by cursor, oldest first, and says where to go on", async () => {
+    const t = await team();
+    const w = await worker(t.workspaceId);
+    await withLines("WORKER", w.id, t.workspaceId, 25);
+    const source = { type: "WORKER" as const, id: w.id };
+
+    const first = ok(await read(t, { source, limit: 10 })).logLines;
+    expect(first.lines.map((l) => l.cursor)).toEqual(Array.from({ length: 10 }, (_, i) => String(i + 1)));
+    expect(first.lines[0]).toMatchObject({ level: "DEBUG", message: "line 1" });
+    expect(first).toMatchObject({ nextCursor: "10", hasMore: true, gap: null, finished: false });
+
+    const second = ok(await read(t, { source, limit: 10, after: first.nextCursor })).logLines;
+    expect(second.lines.map((l) => l.cursor)).toEqual(Array.from({ length: 10 }, (_, i) => String(i + 11)));
+    const third = ok(await read(t, { source, limit: 10, after: second.nextCursor })).logLines;
+    expect(third.lines.map((l) => l.cursor)).toEqual(["21", "22", "23", "24", "25"]);
+    expect(third).toMatchObject({ nextCursor: "25", hasMore: false });
+    const none = ok(await read(t, { source, after: "25" })).logLines;
+    expect(none).toMatchObject({ lines: [], nextCursor: "25", hasMore: false });
+
+    expect(ok(await read(t, { source })).logLines.lines).toHaveLength(25);
+  });
+
+  it("filters by minimum level", async () => {
+    const t = await team();
+    const w = await worker(t.workspaceId);
+    await withLines("WORKER", w.id, t.workspaceId, 12);
+    const source = { type: "WORKER" as const, id: w.id };
+    const warn = ok(await read(t, { source, level: "WARN" })).logLines;
+    expect(warn.lines.map((l) => [l.cursor, l.level])).toEqual([
+      ["3", "WARN"],
+      ["4", "ERROR"],
+      ["7", "WARN"],
+      ["8", "ERROR"],
+      ["11", "WARN"],
+      ["12", "ERROR"],
+    ]);
+    expect(warn.nextCursor).toBe("12");
+    const errors = ok(await read(t, { source, level: "ERROR", limit: 2 })).logLines;
+    expect(errors.lines.map((l) => l.cursor)).toEqual(["4", "8"]);
+    expect(errors).toMatchObject({ hasMore: true, nextCursor: "8" });
+    expect(ok(await read(t, { source, level: "DEBUG" })).logLines.lines).toHaveLength(12);
+  });
+
+  it("reads the newest lines with tail", async () => {
+    const t = await team();
+    const w = await worker(t.workspaceId);
+    await withLines("WORKER", w.id, t.workspaceId, 30);
+    const tail = ok(await read(t, { source: { type: "WORKER", id: w.id }, tail: true, limit: 5 })).logLines;
+    expect(tail.lines.map((l) => l.cursor)).toEqual(["26", "27", "28", "29", "30"]);
+    expect(tail).toMatchObject({ nextCursor: "30", hasMore: true, gap: null });
+    const error = errorOf(await read(t, { source: { type: "WORKER", id: w.id }, tail: true, after: "3" }));
+    expect(fieldsOf(error)).toEqual(["input.tail"]);
+  });
+
+  it("reports the range retention removed when reading from before it", async () => {
+    const t = await team();
+    const task = await prisma().task.create({ data: { workspaceId: t.workspaceId, title: "build" } });
+    await withLines("TASK", task.id, t.workspaceId, 20, { prunedThrough: 8, finishedAt: new Date() });
+    const source = { type: "TASK" as const, id: task.id };
+    const fromStart = ok(await read(t, { source, limit: 3 })).logLines;
+    expect(fromStart.gap).toEqual({ from: "1", to: "8" });
+    expect(fromStart.lines.map((l) => l.cursor)).toEqual(["9", "10", "11"]);
+    expect(fromStart.finished).toBe(true);
+    expect(ok(await read(t, { source, after: "5", limit: 1 })).logLines.gap).toEqual({ from: "6", to: "8" });
+    expect(ok(await read(t, { source, after: "8", limit: 1 })).logLines.gap).toBeNull();
+    expect(ok(await read(t, { source, after: "12", limit: 1 })).logLines.gap).toBeNull();
+  });
+
+  it("reads service logs, and answers an empty page for an object that never logged", async () => {
+    const t = await team();
+    const deployment = await prisma().deployment.create({
+      data: { workspaceId: t.workspaceId, name: unique("d"), services: { create: [{ workspaceId: t.workspaceId, name: "web", image: "x" }] } },
+      include: { services: true },
+    });
+    const service = deployment.services[0]!;
+    await withLines("SERVICE", service.id, t.workspaceId, 3);
+    expect(ok(await read(t, { source: { type: "SERVICE", id: service.id } })).logLines.lines.map((l) => l.message)).toEqual(["line 1", "line 2", "line 3"]);
+    const quiet = await worker(t.workspaceId);
+    expect(ok(await read(t, { source: { type: "WORKER", id: quiet.id } })).logLines).toMatchObject({ lines: [], hasMore: false, gap: null, nextCursor: "0" });
+  });
+
+  it.each([
+    ["a limit of 0", { limit: 0 }, "input.limit"],
+    ["a limit over 1000", { limit: 1001 }, "input.limit"],
+    ["a cursor that is not a number", { after: "abc" }, "input.after"],
+    ["a negative cursor", { after: "-1" }, "input.after"],
+  ] as [string, Partial<LogLinesInput>, string][])("refuses %s, naming the field", async (_what, extra, field) => {
+    const t = await team();
+    const w = await worker(t.workspaceId);
+    const error = errorOf(await read(t, { source: { type: "WORKER", id: w.id }, ...extra }));
+    expect(error.code).toBe("VALIDATION");
+    expect(fieldsOf(error)).toEqual([field]);
+  });
+
+  it("authorizes through the source's workspace: strangers and wrong types get NOT_FOUND", async () => {
+    const t = await team();
+    const w = await worker(t.workspaceId);
+    await withLines("WORKER", w.id, t.workspaceId, 3);
+    const stranger = await signedInUser(server);
+    const viewer = await signedInUser(server);
+    await addMember(server, t.workspaceId, viewer.id, "VIEWER");
+    const source = { type: "WORKER" as const, id: w.id };
+    expect(errorOf(await server.execute(LogLinesDocument, { input: { source } }, as(stranger))).code).toBe("NOT_FOUND");
+    expect(ok(await server.execute(LogLinesDocument, { input: { source } }, as(viewer))).logLines.lines).toHaveLength(3);
+    // The worker's id is not a task's.
+    expect(errorOf(await read(t, { source: { type: "TASK", id: w.id } })).code).toBe("NOT_FOUND");
+    expect(errorOf(await read(t, { source: { type: "WORKER", id: "nope" } })).code).toBe("NOT_FOUND");
+    const machine = await createMachineDirect(server, t.workspaceId);
+    expect(errorOf(await server.execute(LogLinesDocument, { input: { source } }, { token: machine.credential })).code).toBe("FORBIDDEN");
+  });
+});
