@@ -71,15 +71,24 @@ export const builder = new SchemaBuilder<{
     systemAdmin: boolean;
     /** A machine's own credential (heartbeat, claim, report). */
     machine: boolean;
+    /** A user with a role in this workspace (by id). Cached per request with the membership. */
+    workspaceMember: string;
+    /** The caller is this machine (by id); false for a null id. */
+    machineIs: string | null;
+    /** The caller is a machine of this workspace (by id). */
+    machineOf: string;
   };
 }>({
   defaultFieldNullability: false,
   plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin],
   scopeAuth: {
     authorizeOnSubscribe: true,
-    authScopes: ({ viewer }) => {
+    authScopes: ({ viewer, access }) => {
       const scopes = viewer.kind === "anonymous" ? new Set<string>() : viewer.scopes;
       return {
+        workspaceMember: (workspaceId: string) => access.roleIn(workspaceId).then((role) => role !== null),
+        machineIs: (machineId: string | null) => viewer.kind === "machine" && machineId !== null && viewer.machineId === machineId,
+        machineOf: (workspaceId: string) => viewer.kind === "machine" && viewer.workspaceId === workspaceId,
         public: true,
         authenticated: viewer.kind !== "anonymous",
         session: viewer.kind === "session",
@@ -105,7 +114,7 @@ export const builder = new SchemaBuilder<{
     dmmf: getDatamodel(),
     exposeDescriptions: false,
     filterConnectionTotalCount: true,
-    onUnusedQuery: process.env.NODE_ENV === "production" ? null : "warn",
+    onUnusedQuery: process.env.NODE_ENV === "development" ? "warn" : null,
   },
   relay: {
     clientMutationId: "omit",

@@ -14,7 +14,7 @@ import {
   type CreateApiKeyInput,
 } from "../generated/graphql.js";
 import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
-import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
+import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -27,8 +27,6 @@ async function createKey(owner: SignedIn, scopes: ApiKeyScope[], extra: Partial<
   return ok(await server.execute(CreateApiKeyDocument, { input }, { token: owner.accessToken })).createApiKey;
 }
 
-const fieldsOf = (error: { extensions: Record<string, any> }) =>
-  (error.extensions.fields as { field: string }[]).map((f) => f.field);
 
 describe(`creating API keys (${backend})`, () => {
   it("shows the key once, lists only its prefix, and stores only a hash", async () => {

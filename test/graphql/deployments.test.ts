@@ -23,7 +23,7 @@ import {
 } from "../generated/graphql.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
 import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
-import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
+import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -34,8 +34,6 @@ afterAll(() => server?.close());
 const prisma = () => server.db.prisma;
 const as = (user: { accessToken: string }) => ({ token: user.accessToken });
 const asMachine = (machine: { credential: string }) => ({ token: machine.credential });
-const fieldsOf = (error: { extensions: Record<string, any> }) =>
-  (error.extensions.fields as { field: string }[]).map((f) => f.field);
 const domainName = () => `${unique("app")}.example.invalid`;
 
 interface Team {

@@ -20,7 +20,7 @@ import {
   type RegisterMachineInput,
 } from "../generated/graphql.js";
 import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
-import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
+import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -28,7 +28,6 @@ beforeAll(async () => {
 });
 afterAll(() => server?.close());
 
-const fieldsOf = (error: { extensions: Record<string, any> }) => (error.extensions.fields as { field: string }[]).map((f) => f.field);
 
 async function workspace() {
   const owner = await signedInUser(server);

@@ -18,7 +18,7 @@ import {
   type CreateFlowInput,
 } from "../generated/graphql.js";
 import { signedInUser, unique } from "../helpers/factories.js";
-import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
+import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -27,7 +27,6 @@ beforeAll(async () => {
 afterAll(() => server?.close());
 
 const prisma = () => server.db.prisma;
-const fieldsOf = (error: { extensions: Record<string, any> }) => (error.extensions.fields as { field: string }[]).map((f) => f.field);
 
 async function workspace() {
   const owner = await signedInUser(server);

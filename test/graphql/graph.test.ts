@@ -18,7 +18,7 @@ import {
   type SaveGraphInput,
 } from "../generated/graphql.js";
 import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
-import { backend, errorOf, ok, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/server.js";
+import { backend, errorOf, fieldsOf, ok, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -27,7 +27,6 @@ beforeAll(async () => {
 afterAll(() => server?.close());
 
 const as = (user: { accessToken: string }) => ({ token: user.accessToken });
-const fieldsOf = (error: { extensions: Record<string, any> }) => (error.extensions.fields as { field: string }[]).map((f) => f.field);
 
 /** A workspace owned by a new user, with a viewer. */
 async function setup() {

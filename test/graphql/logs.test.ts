@@ -3,7 +3,7 @@ import type { LogLevel, LogSourceType } from "../../src/generated/prisma/client.
 import { LogLinesDocument, type LogLinesInput } from "../generated/graphql.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
 import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
-import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
+import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -13,8 +13,6 @@ afterAll(() => server?.close());
 
 const prisma = () => server.db.prisma;
 const as = (user: { accessToken: string }) => ({ token: user.accessToken });
-const fieldsOf = (error: { extensions: Record<string, any> }) =>
-  (error.extensions.fields as { field: string }[]).map((f) => f.field);
 
 interface Team {
   owner: SignedIn;

@@ -15,7 +15,7 @@ import {
   TaskEventsPageDocument,
 } from "../generated/graphql.js";
 import { signedInUser, unique } from "../helpers/factories.js";
-import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
+import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -23,7 +23,6 @@ beforeAll(async () => {
 });
 afterAll(() => server?.close());
 
-const fieldsOf = (error: { extensions: Record<string, any> }) => (error.extensions.fields as { field: string }[]).map((f) => f.field);
 
 async function workspace(s: TestServer = server) {
   const owner = await signedInUser(s);

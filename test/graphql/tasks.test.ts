@@ -26,7 +26,7 @@ import {
   type WorkspaceTasksQueryVariables,
 } from "../generated/graphql.js";
 import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
-import { backend, errorOf, ok, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/server.js";
+import { backend, errorOf, fieldsOf, ok, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -35,7 +35,6 @@ beforeAll(async () => {
 afterAll(() => server?.close());
 
 const prisma = () => server.db.prisma;
-const fieldsOf = (error: { extensions: Record<string, any> }) => (error.extensions.fields as { field: string }[]).map((f) => f.field);
 
 interface Team {
   workspaceId: string;

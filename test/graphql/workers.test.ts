@@ -24,7 +24,7 @@ import {
 } from "../generated/graphql.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
 import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
-import { backend, errorOf, ok, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/server.js";
+import { backend, errorOf, fieldsOf, ok, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -70,8 +70,6 @@ async function deployCode(t: Team, extra: Partial<DeployWorkerInput> = {}) {
 const transitionsOf = async (id: string) =>
   prisma().workerTransition.findMany({ where: { workerId: id }, orderBy: [{ at: "asc" }] });
 
-const fieldsOf = (error: { extensions: Record<string, any> }) =>
-  (error.extensions.fields as { field: string }[]).map((f) => f.field);
 
 describe(`deploying workers (${backend})`, () => {
   it("deploys a CODE worker to a block: DEPLOYING on the workspace's machine, revision 1, recorded with who", async () => {

@@ -17,7 +17,7 @@ import {
   WorkspacesNestedDocument,
 } from "../generated/graphql.js";
 import { createUser, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
-import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
+import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -26,7 +26,6 @@ beforeAll(async () => {
 afterAll(() => server?.close());
 
 const as = (user: { accessToken: string } | string) => ({ token: typeof user === "string" ? user : user.accessToken });
-const fieldsOf = (error: { extensions: Record<string, any> }) => (error.extensions.fields as { field: string }[]).map((f) => f.field);
 
 async function createWorkspace(user: SignedIn, name = unique("ws")) {
   return ok(await server.execute(CreateWorkspaceDocument, { input: { name } }, as(user))).createWorkspace;

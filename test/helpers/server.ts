@@ -140,3 +140,7 @@ export function errorOf(response: GraphQLResponse<unknown>) {
   if (!error) throw new Error(`Expected an error, got ${response.status}: ${JSON.stringify(response.data)}`);
   return { code: error.extensions?.code as string | undefined, message: error.message, extensions: error.extensions ?? {}, status: response.status };
 }
+
+/** The fields a VALIDATION (or CONFLICT) error names, in its order. */
+export const fieldsOf = (error: { extensions: Record<string, any> }): string[] =>
+  ((error.extensions.fields ?? []) as { field: string }[]).map((f) => f.field);

@@ -1,4 +1,4 @@
-import { requireUser } from "../../auth/viewer.js";
+import { requireUser, type UserViewer } from "../../auth/viewer.js";
 import { builder, pageSize } from "../../schema/builder.js";
 
 const ApiKeyScopeEnum = builder.enumType("ApiKeyScope", {
@@ -42,6 +42,12 @@ const CreateApiKeyInput = builder.inputType("CreateApiKeyInput", {
   }),
 });
 
+/** A key bound to one workspace lists only the keys bound to that workspace, like everything else it sees. */
+function keysVisibleTo(viewer: UserViewer) {
+  if (viewer.kind === "apiKey" && viewer.workspaceId) return { userId: viewer.userId, workspaceId: viewer.workspaceId };
+  return { userId: viewer.userId };
+}
+
 builder.queryFields((t) => ({
   apiKeys: t.prismaConnection({
     type: ApiKeyType,
@@ -52,7 +58,7 @@ builder.queryFields((t) => ({
     resolve: (query, _root, _args, ctx) =>
       ctx.prisma.apiKey.findMany({
         ...query,
-        where: { userId: requireUser(ctx.viewer).userId },
+        where: keysVisibleTo(requireUser(ctx.viewer)),
         orderBy: [{ createdAt: "desc" }, { id: "desc" }],
       }),
   }),

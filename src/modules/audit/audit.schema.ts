@@ -5,6 +5,7 @@ import { ActorTypeEnum } from "../shared/common.schema.js";
 import { auditOrder } from "./audit.service.js";
 
 export const AuditEntryType = builder.prismaObject("AuditEntry", {
+  authScopes: (entry) => (entry.workspaceId ? { workspaceMember: entry.workspaceId } : { systemAdmin: true }),
   description: "One mutation: who (actor), what (action), on which object (target), when (at).",
   fields: (t) => ({
     id: t.exposeID("id"),

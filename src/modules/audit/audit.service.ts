@@ -1,7 +1,7 @@
 // The audit log query: workspace admins and owners read who did what, newest first. Entries are
 // written by each mutation itself (shared/audit.ts), in its own transaction.
 import type { Prisma } from "../../generated/prisma/client.js";
-import { forbidden, requireId } from "../../schema/errors.js";
+import { requireId } from "../../schema/errors.js";
 import type { Context } from "../../context.js";
 import type { DomainDeps } from "../shared/deps.js";
 
@@ -24,11 +24,7 @@ export function createAuditService(deps: DomainDeps) {
   return {
     /** The where clause of a workspace's log, after checking that the caller administers it. */
     async logFilter(ctx: Pick<Context, "access">, workspaceId: string, filter: AuditFilter = {}): Promise<Prisma.AuditEntryWhereInput> {
-      // A read, so a read-only key of an admin may do it: the role is checked, not the write scope.
-      const grant = await ctx.access.require(requireId(workspaceId, "workspace"), "read");
-      if (grant.role !== "ADMIN" && grant.role !== "OWNER") {
-        throw forbidden(`The audit log needs the admin role in the workspace or higher; you are ${grant.role.toLowerCase()}`, "workspace:admin");
-      }
+      await ctx.access.requireToRead(requireId(workspaceId, "workspace"), "admin");
       const at = {
         ...(filter.since ? { gte: filter.since } : {}),
         ...(filter.until ? { lt: filter.until } : {}),

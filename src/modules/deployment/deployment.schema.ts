@@ -1,5 +1,6 @@
 import type { Prisma, ServiceStatus } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
+import { maySeeSecrets, membersOrAssignedMachine, workspaceMembers } from "../shared/object-auth.js";
 import { IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { challengeRecordName, MAX_SERVICES, SERVICE_STATUSES } from "./deployment.service.js";
 
@@ -54,6 +55,7 @@ const DomainChallengeType = builder.objectRef<DomainChallenge>("DomainChallenge"
 });
 
 export const ServiceType = builder.prismaObject("Service", {
+  authScopes: membersOrAssignedMachine,
   description: "A service of a deployment: an image or a command, environment, an optional domain.",
   fields: (t) => ({
     id: t.exposeID("id"),
@@ -63,7 +65,12 @@ export const ServiceType = builder.prismaObject("Service", {
     name: t.exposeString("name"),
     image: t.exposeString("image", { nullable: true }),
     command: t.exposeString("command", { nullable: true }),
-    env: t.expose("env", { type: "JSON", description: "Environment variables: an object of strings" }),
+    env: t.field({
+      type: "JSON",
+      nullable: true,
+      description: "Environment variables, an object of strings. Null for viewers: only members and above, and the machine that runs the service, see them",
+      resolve: async (row, _args, ctx) => ((await maySeeSecrets(ctx, row)) ? row.env : null),
+    }),
     domain: t.exposeString("domain", { nullable: true }),
     domainStatus: t.expose("domainStatus", { type: DomainStatusEnum }),
     domainChallenge: t.field({
@@ -84,6 +91,7 @@ export const ServiceType = builder.prismaObject("Service", {
 });
 
 export const DeploymentType = builder.prismaObject("Deployment", {
+  authScopes: workspaceMembers,
   description: "A named set of services of a workspace, deployed, started and stopped together or one by one.",
   fields: (t) => ({
     id: t.exposeID("id"),

@@ -1,5 +1,6 @@
 import type { Prisma } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
+import { workspaceMembers } from "../shared/object-auth.js";
 import { IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { offsetSkip, searchText, TaskStatusEnum, TaskType } from "../task/task.schema.js";
 import { MAX_DEFINITION_BYTES } from "./flow.service.js";
@@ -13,6 +14,7 @@ export const FlowStatusEnum = builder.enumType("FlowStatus", {
 });
 
 export const FlowType = builder.prismaObject("Flow", {
+  authScopes: workspaceMembers,
   description: "A workflow definition; running it creates a task (a run) with one stage per step.",
   fields: (t) => ({
     id: t.exposeID("id"),

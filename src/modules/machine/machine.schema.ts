@@ -1,6 +1,7 @@
 import { requireMachine } from "../../auth/viewer.js";
 import type { Prisma } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
+import { workspaceMembers } from "../shared/object-auth.js";
 import { IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { TaskStatusEnum } from "../task/task.schema.js";
 import { WorkerStatusEnum } from "../worker/worker.schema.js";
@@ -29,6 +30,7 @@ export const EnrollmentTokenStatusEnum = builder.enumType("EnrollmentTokenStatus
 });
 
 export const EnrollmentTokenType = builder.prismaObject("EnrollmentToken", {
+  authScopes: workspaceMembers,
   description: "A single-use token a workspace admin hands to a new machine (api-web worker token); registering with it makes the machine.",
   fields: (t) => ({
     id: t.exposeID("id"),
@@ -47,6 +49,8 @@ export const EnrollmentTokenType = builder.prismaObject("EnrollmentToken", {
 });
 
 export const MachineType = builder.prismaObject("Machine", {
+  // Users of the workspace, the machine itself, or whoever was just handed its secrets.
+  authScopes: (machine) => ({ $any: { workspaceMember: machine.workspaceId, machineIs: machine.id, $granted: "machineSecrets" } }),
   description: 'A compute host: Spunto "node", api-web "machine", api-v1 "worker".',
   fields: (t) => ({
     id: t.exposeID("id"),
@@ -249,6 +253,9 @@ const MachineSecretsPayload = builder
     fields: (t) => ({
       machine: t.prismaField({
         type: MachineType,
+        // The caller holds the machine's new credential: it may read the machine itself, and
+        // through it only what the machine may (its own work), not the workspace.
+        grantScopes: ["machineSecrets"],
         resolve: (query, payload, _args, ctx) => ctx.prisma.machine.findUniqueOrThrow({ ...query, where: { id: payload.id } }),
       }),
       credential: t.exposeString("credential", { description: "The machine's bearer credential (spm_...): send it as `Authorization: Bearer <credential>`" }),

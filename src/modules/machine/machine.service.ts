@@ -318,7 +318,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     async getEnrollmentToken(ctx: RequestCtx, id: string) {
       const token = await prisma.enrollmentToken.findUnique({ where: { id: requireId(id, "enrollment token") } });
       if (!token) throw notFound("enrollment token", id);
-      await ctx.access.require(token.workspaceId, "admin", { type: "enrollment token", id });
+      await ctx.access.requireToRead(token.workspaceId, "admin", { type: "enrollment token", id });
       return { id };
     },
 
@@ -328,8 +328,9 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     },
 
     /** Workspace admins may see enrollment tokens (and which token a machine came from). */
+    /** For admin-only fields: the role is checked, so an admin's read-only key may read them. */
     async requireAdmin(ctx: RequestCtx, workspaceId: string) {
-      await ctx.access.require(workspaceId, "admin");
+      await ctx.access.requireToRead(workspaceId, "admin");
       return true;
     },
 

@@ -36,25 +36,37 @@ export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient) {
     return role;
   }
 
+  async function check(workspaceId: string, need: WorkspaceNeed, what: { type: string; id: string }, changes: boolean): Promise<WorkspaceGrant> {
+    const user = requireUser(viewer);
+    const role = await roleIn(workspaceId);
+    if (!role) throw notFound(what.type, what.id);
+    if (changes && !user.scopes.has("write")) {
+      throw forbidden('This needs the "write" scope; the credential is read-only', "write");
+    }
+    if (rank[role] < needRank[need]) {
+      throw forbidden(
+        `This needs the ${needRole[need].toLowerCase()} role in the workspace or higher; you are ${role.toLowerCase()}`,
+        `workspace:${needRole[need].toLowerCase()}`,
+      );
+    }
+    return { workspaceId, role, viewer: user };
+  }
+
   return {
     /**
      * The viewer's grant on a workspace, or NOT_FOUND (`what` names the object asked for, so a
      * stranger's answer is the same as for an id that does not exist).
      */
     async require(workspaceId: string, need: WorkspaceNeed, what: { type: string; id: string } = { type: "workspace", id: workspaceId }): Promise<WorkspaceGrant> {
-      const user = requireUser(viewer);
-      const role = await roleIn(workspaceId);
-      if (!role) throw notFound(what.type, what.id);
-      if (need !== "read" && !user.scopes.has("write")) {
-        throw forbidden('This needs the "write" scope; the credential is read-only', "write");
-      }
-      if (rank[role] < needRank[need]) {
-        throw forbidden(
-          `This needs the ${needRole[need].toLowerCase()} role in the workspace or higher; you are ${role.toLowerCase()}`,
-          `workspace:${needRole[need].toLowerCase()}`,
-        );
-      }
-      return { workspaceId, role, viewer: user };
+      return check(workspaceId, need, what, need !== "read");
+    },
+
+    /**
+     * For reads that need a role above viewer (the audit log, enrollment tokens): the role is
+     * checked, not the credential's write scope, so an admin's read-only key may read them.
+     */
+    async requireToRead(workspaceId: string, need: WorkspaceNeed, what: { type: string; id: string } = { type: "workspace", id: workspaceId }): Promise<WorkspaceGrant> {
+      return check(workspaceId, need, what, false);
     },
 
     /** The role, or null for a stranger; for fields that show the viewer's own role. */

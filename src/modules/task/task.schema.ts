@@ -1,5 +1,6 @@
 import type { Prisma } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
+import { membersOrAssignedMachine, workspaceMembers } from "../shared/object-auth.js";
 import { validationError } from "../../schema/errors.js";
 import { ActorTypeEnum, IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { MAX_CLAIM, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES } from "./task.service.js";
@@ -97,6 +98,8 @@ export const TaskStageType = builder.prismaObject("TaskStage", {
 });
 
 export const TaskEventType = builder.prismaObject("TaskEvent", {
+  // Reached only through its task (which checks the machine is the task's) or addTaskEvent.
+  authScopes: (event) => ({ $any: { workspaceMember: event.workspaceId, machineOf: event.workspaceId } }),
   description: "What happened to a task: task.* and stage.* transitions by the server, and a machine's own notes.",
   fields: (t) => ({
     id: t.exposeID("id"),
@@ -130,6 +133,7 @@ const PendingConfirmation = builder.objectRef<PendingConfirmationShape>("Pending
 const STAGES_QUERY = { orderBy: { index: "asc" as const } };
 
 export const TaskType = builder.prismaObject("Task", {
+  authScopes: membersOrAssignedMachine,
   description: "Work that runs once: an api-web task with stages, an api-v1 task, or a flow run (flow set).",
   fields: (t) => ({
     id: t.exposeID("id"),

@@ -2,6 +2,7 @@ import DataLoader from "dataloader";
 import type { GraphBlock, Prisma } from "../../generated/prisma/client.js";
 import type { Context } from "../../context.js";
 import { builder, pageSize } from "../../schema/builder.js";
+import { maySeeSecrets, membersOrAssignedMachine } from "../shared/object-auth.js";
 import { ActorTypeEnum, IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { CODE_MAX_BYTES, JSON_MAX_BYTES, WORKER_STATUSES } from "./worker.service.js";
 
@@ -55,6 +56,7 @@ function blockLoader(ctx: Context) {
 }
 
 export const WorkerType = builder.prismaObject("Worker", {
+  authScopes: membersOrAssignedMachine,
   description: "A long-lived unit a machine keeps running: a CODE worker bound to a graph block, or a CONTAINER worker.",
   fields: (t) => ({
     id: t.exposeID("id"),
@@ -77,7 +79,12 @@ export const WorkerType = builder.prismaObject("Worker", {
     project: t.relation("project", { nullable: true }),
     image: t.exposeString("image", { nullable: true }),
     command: t.exposeString("command", { nullable: true }),
-    env: t.expose("env", { type: "JSON", description: "Environment variables: an object of strings" }),
+    env: t.field({
+      type: "JSON",
+      nullable: true,
+      description: "Environment variables, an object of strings. Null for viewers: only members and above, and the machine that runs the worker, see them",
+      resolve: async (row, _args, ctx) => ((await maySeeSecrets(ctx, row)) ? row.env : null),
+    }),
     tickIntervalSeconds: t.exposeInt("tickIntervalSeconds"),
     maxErrors: t.exposeInt("maxErrors", { description: "Errors in one run after which the worker FAILS" }),
     autoHeal: t.exposeBoolean("autoHeal", { description: "Redeploy by itself when the error budget runs out" }),

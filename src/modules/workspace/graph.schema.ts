@@ -1,10 +1,12 @@
 // The workspace graph in GraphQL: Workspace.graph, the per-block operations (AiSpinner's node config
 // endpoints and MCP tools), and the block-type catalog.
 import { builder } from "../../schema/builder.js";
+import { workspaceMembers } from "../shared/object-auth.js";
 import { blockTypes, findBlockTypes, type BlockCategory, type BlockTypeInfo } from "./block-types.js";
 import { blockOrder, edgeOrder, GRAPH_LIMITS, type BlockChange, type EdgeChange, type Graph, type GraphRemoval } from "./graph.service.js";
 
 export const GraphBlockType = builder.prismaObject("GraphBlock", {
+  authScopes: workspaceMembers,
   description: "A block of the workspace graph (an AiSpinner node).",
   fields: (t) => ({
     id: t.exposeString("id", { description: "The client's id, e.g. node_abc123" }),
@@ -17,6 +19,7 @@ export const GraphBlockType = builder.prismaObject("GraphBlock", {
 });
 
 export const GraphEdgeType = builder.prismaObject("GraphEdge", {
+  authScopes: workspaceMembers,
   fields: (t) => ({
     id: t.exposeString("id"),
     source: t.exposeString("source", { description: "Id of the block the edge leaves" }),

@@ -1,6 +1,7 @@
 // Projects and their members in GraphQL (Spunto projects, api-web projects).
 import type { Context } from "../../context.js";
 import { builder, pageSize } from "../../schema/builder.js";
+import { workspaceMembers } from "../shared/object-auth.js";
 import { IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { found } from "./common.js";
 
@@ -13,6 +14,7 @@ export const ProjectRoleEnum = builder.enumType("ProjectRole", {
 });
 
 export const ProjectType = builder.prismaObject("Project", {
+  authScopes: workspaceMembers,
   description: "A Spunto / api-web project: a key, a repository, pipeline settings and its own members.",
   fields: (t) => ({
     id: t.exposeID("id"),

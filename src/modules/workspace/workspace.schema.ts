@@ -1,6 +1,7 @@
 // Workspaces and their members in GraphQL. Projects and the graph add their fields to Workspace in
 // their own files (imported at the end).
 import { builder, pageSize } from "../../schema/builder.js";
+import { workspaceMembers } from "../shared/object-auth.js";
 import { IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { found } from "./common.js";
 import "./graph.schema.js";
@@ -17,6 +18,7 @@ export const WorkspaceRoleEnum = builder.enumType("WorkspaceRole", {
 });
 
 export const WorkspaceType = builder.prismaObject("Workspace", {
+  authScopes: (workspace) => ({ workspaceMember: workspace.id }),
   description: "The tenant: an AiSpinner workspace, a Spunto organization, the flows API's workspace.",
   fields: (t) => ({
     id: t.exposeID("id"),
@@ -44,6 +46,7 @@ export const WorkspaceType = builder.prismaObject("Workspace", {
 });
 
 export const WorkspaceMemberType = builder.prismaObject("WorkspaceMember", {
+  authScopes: workspaceMembers,
   fields: (t) => ({
     user: t.relation("user"),
     workspace: t.relation("workspace"),
