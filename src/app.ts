@@ -444,12 +444,16 @@ export function buildApp(deps: AppDeps): App {
           server.off("error", reject);
           const address = server.address();
           const port = typeof address === "object" && address ? address.port : config.http.port;
+          services.logs.start();
+          services.events.start();
           resolve({ port, url: `http://${config.http.host}:${port}` });
         });
       });
     },
     stop() {
       stopping ??= (async () => {
+        // First: no machine sweep or tick notice may start once shutdown has begun.
+        await services.events.stop();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         // Live streams end cleanly ("complete" over SSE) rather than being cut.
@@ -463,6 +467,7 @@ export function buildApp(deps: AppDeps): App {
         for (const client of wss.clients) client.terminate();
         await closed;
         await yoga.dispose();
+        await services.logs.stop();
         mailer.close();
       })();
       return stopping;

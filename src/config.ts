@@ -49,6 +49,9 @@ const envSchema = z.object({
   SPINDLE_INTROSPECTION: booleanFlag,
   SPINDLE_MACHINE_OFFLINE_AFTER: seconds(60),
   SPINDLE_TASK_LEASE: seconds(300),
+  SPINDLE_LOG_MAX_LINES_PER_SOURCE: z.coerce.number().int().positive().default(100_000),
+  SPINDLE_LOG_MAX_AGE: seconds(7 * 24 * 60 * 60),
+  SPINDLE_LOG_RETENTION_INTERVAL: seconds(60),
 });
 
 /** The variables Spindle reads, as the environment holds them: strings. */
@@ -87,6 +90,14 @@ export interface Config {
     machineOfflineAfterSeconds: number;
     /** How long a claimed task's attempt is the machine's without a heartbeat renewing it. */
     taskLeaseSeconds: number;
+  };
+  logs: {
+    /** Retention keeps at most this many of the newest lines per source. */
+    maxLinesPerSource: number;
+    /** Retention removes lines older than this. */
+    maxAgeSeconds: number;
+    /** How often each server runs retention (one replica at a time does the work). */
+    retentionIntervalSeconds: number;
   };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
@@ -145,6 +156,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     domain: {
       machineOfflineAfterSeconds: e.SPINDLE_MACHINE_OFFLINE_AFTER,
       taskLeaseSeconds: e.SPINDLE_TASK_LEASE,
+    },
+    logs: {
+      maxLinesPerSource: e.SPINDLE_LOG_MAX_LINES_PER_SOURCE,
+      maxAgeSeconds: e.SPINDLE_LOG_MAX_AGE,
+      retentionIntervalSeconds: e.SPINDLE_LOG_RETENTION_INTERVAL,
     },
     logLevel: e.LOG_LEVEL,
   };

@@ -100,6 +100,7 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
       role: session.user.role,
       sessionId: session.id,
       scopes: sessionScopes(session.user.role),
+      expiresAt: claims.expiresAt,
     };
   }
 

@@ -23,7 +23,7 @@ export interface AccessClaims {
 export interface TokenService {
   signAccessToken(claims: AccessClaims): Promise<{ token: string; expiresAt: Date }>;
   /** Throws InvalidTokenError with a reason a client can show. */
-  verifyAccessToken(token: string): Promise<AccessClaims>;
+  verifyAccessToken(token: string): Promise<AccessClaims & { expiresAt: Date }>;
 }
 
 export class InvalidTokenError extends Error {
@@ -121,7 +121,7 @@ export function createTokenService(options: {
         if (typeof payload.sid !== "string" || typeof payload.sub !== "string") {
           throw new InvalidTokenError("invalid");
         }
-        return { userId: payload.sub, sessionId: payload.sid };
+        return { userId: payload.sub, sessionId: payload.sid, expiresAt: new Date(payload.exp! * 1000) };
       } catch (error) {
         if (error instanceof InvalidTokenError) throw error;
         if (error instanceof joseErrors.JWTExpired) throw new InvalidTokenError("expired");

@@ -11,7 +11,13 @@ interface Principal {
 }
 
 export type UserViewer =
-  | (Principal & { kind: "session"; sessionId: string; via: "bearer" | "cookie" })
+  | (Principal & {
+      kind: "session";
+      sessionId: string;
+      via: "bearer" | "cookie";
+      /** When the bearer access token expires (live streams end then); absent for cookies. */
+      expiresAt?: Date;
+    })
   | (Principal & { kind: "apiKey"; apiKeyId: string; workspaceId: string | null });
 
 /** A machine's own credential: it may only heartbeat, claim work and report on its own work. */

@@ -2,6 +2,7 @@
 // rules; resolvers call these, and the REST layer will call the same GraphQL operations.
 import { createAuditService } from "./audit/audit.service.js";
 import { createDeploymentService } from "./deployment/deployment.service.js";
+import { createEventService } from "./event/event.service.js";
 import { createFlowService } from "./flow/flow.service.js";
 import { createLogService } from "./log/log.service.js";
 import { createMachineService } from "./machine/machine.service.js";
@@ -28,6 +29,8 @@ export function createDomainServices(deps: DomainDeps) {
     deployments,
     logs: createLogService(deps),
     audit: createAuditService(deps),
+    /** Live streams and machine presence; `events.start()` / `events.stop()` run its periodic sweep. */
+    events: createEventService(deps),
   };
 }
 

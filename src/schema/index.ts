@@ -12,6 +12,7 @@ import "../modules/flow/flow.schema.js";
 import "../modules/deployment/deployment.schema.js";
 import "../modules/log/log.schema.js";
 import "../modules/audit/audit.schema.js";
+import "../modules/event/event.schema.js";
 
 export const schema = builder.toSchema();
 

@@ -30,6 +30,14 @@ async function postCountingSql(body: unknown, options: { token?: string } = {}):
 const nested = (levels: number, leaf = "id") => `${"... on User { ".repeat(levels)}${leaf}${" }".repeat(levels)}`;
 
 describe(`request limits, before execution (${backend})`, () => {
+  it("counts the statements a request runs (the counter the no-SQL and N+1 tests rely on sees them)", async () => {
+    const user = await signedInUser(server);
+    const res = await postCountingSql({ query: "{ me { id } }" }, { token: user.accessToken });
+    expect(res.errors).toBeUndefined();
+    // At least the session lookup and the user.
+    expect(res.statements).toBeGreaterThanOrEqual(2);
+  });
+
   it("rejects a query deeper than 10 with 400, naming the depth, without running SQL", async () => {
     // `me` is level 1, nine inline fragments levels 2-10, `id` level 11.
     const res = await postCountingSql({ query: `{ me { ${nested(9)} } }` });

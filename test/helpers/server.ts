@@ -33,6 +33,8 @@ export interface TestServer {
   db: Database;
   pubsub: PubSubService;
   config: Config;
+  /** The PostgreSQL database's URL (unset on the embedded database). */
+  databaseUrl?: string;
   execute<R, V>(document: TypedDocumentNode<R, V>, variables?: V, options?: RequestOptions): Promise<GraphQLResponse<R>>;
   /** For requests the typed documents cannot express (bad syntax, depth attacks). */
   post(body: unknown, options?: RequestOptions): Promise<GraphQLResponse<any>>;
@@ -58,18 +60,38 @@ async function freshPostgresDatabase(baseUrl: string): Promise<{ url: string; dr
   };
 }
 
-export async function startTestServer(env: Partial<Env> = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  /**
+   * Another replica on this server's database: its own connection pool on the same PostgreSQL
+   * database (the embedded database, in memory, is shared as is). Close it before the first.
+   */
+  sameDatabaseAs?: TestServer;
+}
+
+export async function startTestServer(env: Partial<Env> = {}, options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = `/tmp/spindle-test-${randomBytes(6).toString("hex")}`;
   let dropDatabase = async () => {};
+  let closeDatabase = () => db.close();
   let db: Database;
-  if (process.env.DATABASE_URL) {
+  let databaseUrl: string | undefined;
+  const primary = options.sameDatabaseAs;
+  if (primary) {
+    databaseUrl = primary.databaseUrl;
+    if (databaseUrl) {
+      db = await openDatabase({ kind: "postgres", url: databaseUrl, poolSize: 5 });
+    } else {
+      db = primary.db;
+      closeDatabase = async () => {};
+    }
+  } else if (process.env.DATABASE_URL) {
     const fresh = await freshPostgresDatabase(process.env.DATABASE_URL);
     dropDatabase = fresh.drop;
+    databaseUrl = fresh.url;
     db = await openDatabase({ kind: "postgres", url: fresh.url, poolSize: 5 });
   } else {
     db = await openDatabase({ kind: "pglite" });
   }
-  await migrate(db);
+  if (!primary) await migrate(db);
   const config = loadConfig({
     NODE_ENV: "test",
     PORT: "0",
@@ -115,12 +137,13 @@ export async function startTestServer(env: Partial<Env> = {}): Promise<TestServe
     db,
     pubsub,
     config,
+    databaseUrl,
     post,
     execute: (document, variables, options) => post({ query: print(document), variables }, options),
     async close() {
       await app.stop();
       await pubsub.close();
-      await db.close();
+      await closeDatabase();
       await dropDatabase();
     },
   };

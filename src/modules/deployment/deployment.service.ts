@@ -10,6 +10,7 @@ import { AppError, conflict, notFound, parseInput, requireId, validationError, t
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
+import { liveFor, noteLogSourcesFinished, noteStatus } from "../shared/live.js";
 import { placeOn, WAITING_FOR_MACHINE } from "../worker/placement.js";
 import { envSchema, type RequestContext } from "../worker/worker.service.js";
 
@@ -131,6 +132,14 @@ const newDomainToken = () => `spindle-verify-${randomBytes(24).toString("base64u
 export function createDeploymentService(deps: DomainDeps) {
   const { prisma, config } = deps;
   const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
+  const live = liveFor(deps);
+
+  /** A service changed: its deployment's status stream (which shows the services) and the machines involved re-read. */
+  function noteService(tx: Tx, service: { id: string; workspaceId: string; deploymentId: string }, machineIds: (string | null | undefined)[] = []) {
+    noteStatus(tx, "SERVICE", service.id, service.workspaceId);
+    noteStatus(tx, "DEPLOYMENT", service.deploymentId, service.workspaceId);
+    for (const machineId of new Set(machineIds)) noteStatus(tx, "MACHINE", machineId, service.workspaceId);
+  }
 
   /** Conditional update on the status the service was read with; DEPLOYING places it on a machine. */
   async function transition(tx: Tx, service: Service, action: ServiceAction, extra: { reason?: string | null; revision?: number; bump?: boolean; move?: boolean } = {}) {
@@ -153,6 +162,7 @@ export function createDeploymentService(deps: DomainDeps) {
       if (extra.revision != null && now.revision !== extra.revision) throw staleRevision(service.id, extra.revision, now.revision);
       throw illegalServiceAction(action, service.id, now.status);
     }
+    noteService(tx, service, [service.machineId, data.machineId as string | null | undefined]);
     return { id: service.id, from: service.status, to: rule.to };
   }
 
@@ -187,7 +197,7 @@ export function createDeploymentService(deps: DomainDeps) {
     const input = parseInput(targetInput, raw);
     const deployment = await authorizeDeployment(ctx, input.id, "write");
     if (input.serviceId) requireId(input.serviceId, "service");
-    return prisma.$transaction(async (tx) => {
+    return live.transaction(prisma, async (tx) => {
       const services = await tx.service.findMany({
         where: { deploymentId: input.id, ...(input.serviceId ? { id: input.serviceId } : {}) },
         orderBy: { name: "asc" },
@@ -245,7 +255,7 @@ export function createDeploymentService(deps: DomainDeps) {
         if (s.domain) seenDomains.add(s.domain);
       });
       if (problems.length) throw validationError(problems);
-      return idempotentCreate(prisma, ctx.viewer, "createDeployment", input.idempotencyKey, input, async (tx) => {
+      return live.run((batch) => idempotentCreate(prisma, ctx.viewer, "createDeployment", input.idempotencyKey, input, batch.within(async (tx) => {
         if (await tx.deployment.findFirst({ where: { workspaceId: input.workspaceId, name: input.name }, select: { id: true } })) {
           throw nameTaken(input.name);
         }
@@ -275,21 +285,23 @@ export function createDeploymentService(deps: DomainDeps) {
           targetId: deployment.id,
           data: { name: input.name, services: services.map((s) => s.name) },
         });
+        noteStatus(tx, "DEPLOYMENT", deployment.id, input.workspaceId);
         return { id: deployment.id };
-      }).catch(uniqueViolation);
+      }))).catch(uniqueViolation);
     },
 
     async update(ctx: RequestContext, raw: unknown) {
       const input = parseInput(z.object({ id: z.string(), name }), raw);
       const deployment = await authorizeDeployment(ctx, input.id, "write");
-      return prisma
-        .$transaction(async (tx) => {
+      return live
+        .transaction(prisma, async (tx) => {
           const other = await tx.deployment.findFirst({
             where: { workspaceId: deployment.workspaceId, name: input.name, id: { not: input.id } },
             select: { id: true },
           });
           if (other) throw nameTaken(input.name);
           await tx.deployment.update({ where: { id: input.id }, data: { name: input.name } });
+          noteStatus(tx, "DEPLOYMENT", input.id, deployment.workspaceId);
           await audit(tx, ctx, {
             workspaceId: deployment.workspaceId,
             action: "deployment.update",
@@ -305,9 +317,16 @@ export function createDeploymentService(deps: DomainDeps) {
     /** Deletes the deployment and its services; their machines stop them (they leave assignedServices). */
     async remove(ctx: RequestContext, id: string) {
       const deployment = await authorizeDeployment(ctx, id, "write");
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
+        const services = await tx.service.findMany({ where: { deploymentId: id }, select: { id: true, machineId: true } });
         const { count } = await tx.deployment.deleteMany({ where: { id } });
         if (count === 0) throw notFound("deployment", id);
+        // Its services' logs end with it; its status stream finds it gone and ends.
+        for (const service of services) noteService(tx, { id: service.id, workspaceId: deployment.workspaceId, deploymentId: id }, [service.machineId]);
+        await noteLogSourcesFinished(
+          tx,
+          services.map((service) => ({ sourceId: service.id, sourceType: "SERVICE" as const, workspaceId: deployment.workspaceId })),
+        );
         await audit(tx, ctx, { workspaceId: deployment.workspaceId, action: "deployment.delete", targetType: "Deployment", targetId: id, data: { name: deployment.name } });
         return { id };
       });
@@ -316,7 +335,7 @@ export function createDeploymentService(deps: DomainDeps) {
     async addService(ctx: RequestContext, raw: unknown) {
       const input = parseInput(addServiceInput, raw);
       const deployment = await authorizeDeployment(ctx, input.deploymentId, "write");
-      return idempotentCreate(prisma, ctx.viewer, "addService", input.idempotencyKey, input, async (tx) => {
+      return live.run((batch) => idempotentCreate(prisma, ctx.viewer, "addService", input.idempotencyKey, input, batch.within(async (tx) => {
         if (await tx.service.findFirst({ where: { deploymentId: input.deploymentId, name: input.name }, select: { id: true } })) {
           throw serviceNameTaken(input.name, "input.name");
         }
@@ -342,8 +361,9 @@ export function createDeploymentService(deps: DomainDeps) {
           targetId: service.id,
           data: { deploymentId: input.deploymentId, name: input.name },
         });
+        noteService(tx, service);
         return { id: service.id };
-      }).catch(uniqueViolation);
+      }))).catch(uniqueViolation);
     },
 
     /**
@@ -353,8 +373,8 @@ export function createDeploymentService(deps: DomainDeps) {
     async updateService(ctx: RequestContext, raw: unknown) {
       const input = parseInput(updateServiceInput, raw);
       const { workspaceId } = await authorizeService(ctx, input.id, "write");
-      return prisma
-        .$transaction(async (tx) => {
+      return live
+        .transaction(prisma, async (tx) => {
           const service = await tx.service.findUnique({ where: { id: input.id } });
           if (!service) throw notFound("service", input.id);
           const data: Prisma.ServiceUncheckedUpdateInput = {};
@@ -375,6 +395,7 @@ export function createDeploymentService(deps: DomainDeps) {
             Object.assign(data, domainData(input.domain));
           }
           await tx.service.update({ where: { id: service.id }, data });
+          noteService(tx, service);
           await audit(tx, ctx, {
             workspaceId,
             action: "service.update",
@@ -389,9 +410,12 @@ export function createDeploymentService(deps: DomainDeps) {
 
     async removeService(ctx: RequestContext, id: string) {
       const { workspaceId, deploymentId } = await authorizeService(ctx, id, "write");
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
+        const machine = await tx.service.findUnique({ where: { id }, select: { machineId: true } });
         const { count } = await tx.service.deleteMany({ where: { id } });
         if (count === 0) throw notFound("service", id);
+        noteService(tx, { id, workspaceId, deploymentId }, [machine?.machineId]);
+        await noteLogSourcesFinished(tx, [{ sourceId: id, sourceType: "SERVICE", workspaceId }]);
         await audit(tx, ctx, { workspaceId, action: "service.remove", targetType: "Service", targetId: id, data: { deploymentId } });
         return { deploymentId };
       });
@@ -414,13 +438,14 @@ export function createDeploymentService(deps: DomainDeps) {
       }
       const recordName = challengeRecordName(service.domain);
       const { verified, reason } = await lookUpChallenge(recordName, service.domainToken);
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         // The domain (and so the token) may have changed while DNS answered: then this result is moot.
         const { count } = await tx.service.updateMany({
           where: { id, domain: service.domain, domainToken: service.domainToken },
           data: { domainStatus: verified ? "VERIFIED" : "FAILED", domainCheckedAt: new Date() },
         });
         if (count === 0) throw conflict(`The domain of service ${id} changed while it was being verified; verify again`);
+        noteService(tx, service);
         await audit(tx, ctx, {
           workspaceId,
           action: "service.verifyDomain",
@@ -445,7 +470,7 @@ export function createDeploymentService(deps: DomainDeps) {
       const machine = requireMachine(ctx.viewer);
       const input = parseInput(reportInput, raw);
       requireId(input.serviceId, "service");
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         const service = await tx.service.findFirst({ where: { id: input.serviceId, machineId: machine.machineId, workspaceId: machine.workspaceId } });
         if (!service) throw notFound("service", input.serviceId);
         if (service.revision !== input.revision) throw staleRevision(service.id, input.revision, service.revision);
@@ -487,10 +512,16 @@ export function createDeploymentService(deps: DomainDeps) {
       });
       let placed = 0;
       for (const { id } of waiting) {
-        await prisma.$transaction(async (tx) => {
+        await live.transaction(prisma, async (tx) => {
           const machineId = await placeOn(tx, workspaceId, null, offlineAfter());
           if (!machineId) return;
-          const { count } = await tx.service.updateMany({ where: { id, status: "DEPLOYING", machineId: null }, data: { machineId, statusReason: null } });
+          const [moved] = await tx.service.updateManyAndReturn({
+            where: { id, status: "DEPLOYING", machineId: null },
+            data: { machineId, statusReason: null },
+            select: { id: true, workspaceId: true, deploymentId: true },
+          });
+          const count = moved ? 1 : 0;
+          if (moved) noteService(tx, moved, [machineId]);
           placed += count;
         });
       }

@@ -9,6 +9,7 @@ import type { WorkspaceNeed } from "../shared/access.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate, requestHash } from "../shared/idempotency.js";
+import { liveFor } from "../shared/live.js";
 import { insertTask, jsonUpTo, MAX_INPUT_BYTES, MAX_STAGES, stageDefinition, type RequestCtx } from "../task/task.service.js";
 
 export const MAX_DEFINITION_BYTES = 256 * 1024;
@@ -82,6 +83,7 @@ function parseDefinition(raw: unknown, field: string): Prisma.InputJsonObject {
 
 export function createFlowService(deps: DomainDeps) {
   const { prisma } = deps;
+  const live = liveFor(deps);
 
   async function loadForUser(ctx: RequestCtx, id: string, need: WorkspaceNeed) {
     const flow = await prisma.flow.findUnique({
@@ -175,7 +177,8 @@ export function createFlowService(deps: DomainDeps) {
         if (!project) throw validationError([{ field: "input.projectId", message: "no such project in this workspace" }]);
         if (project.archivedAt) throw validationError([{ field: "input.projectId", message: "the project is archived" }]);
       }
-      return idempotentCreate(prisma, ctx.viewer, "runFlow", input.idempotencyKey, raw, async (tx) => {
+      // The run's task.created event is announced once the transaction has committed.
+      return live.run((batch) => idempotentCreate(prisma, ctx.viewer, "runFlow", input.idempotencyKey, raw, batch.within(async (tx) => {
         // Read inside the transaction: name, status, version and definition of one moment.
         const current = await tx.flow.findUnique({ where: { id: flow.id }, select: { name: true, status: true, version: true, definition: true } });
         if (!current) throw notFound("flow", flow.id);
@@ -201,7 +204,7 @@ export function createFlowService(deps: DomainDeps) {
           data: { taskId: task.id, version: current.version, triggeredBy: input.triggeredBy ?? "manual" },
         });
         return task;
-      });
+      })));
     },
   };
 }

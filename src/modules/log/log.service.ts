@@ -1,12 +1,17 @@
-// Reading stored log lines of a worker, task or service. A source's cursors are 1, 2, 3 ... and
+// Stored log lines of a worker, task or service: reading pages, appending batches (ingest.ts),
+// following live (stream.ts) and retention (retention.ts). A source's cursors are 1, 2, 3 ... and
 // never reused, so "everything after cursor N" is a stable way to page and, later, to follow.
 // Retention removes old lines and records how far (prunedThrough): a reader that asks for lines
 // from before that point is told which range it missed.
 import { z } from "zod";
 import type { LogLevel, LogSourceType } from "../../generated/prisma/client.js";
+import type { Context } from "../../context.js";
 import { notFound, parseInput, requireId } from "../../schema/errors.js";
 import type { DomainDeps } from "../shared/deps.js";
 import type { RequestContext } from "../worker/worker.service.js";
+import { createLogAnnouncer, createLogIngest } from "./ingest.js";
+import { pruneLogs, startLogRetention } from "./retention.js";
+import { LogStream } from "./stream.js";
 
 export const LOG_LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"] as const satisfies readonly LogLevel[];
 export const LOG_SOURCE_TYPES = ["WORKER", "TASK", "SERVICE"] as const satisfies readonly LogSourceType[];
@@ -46,10 +51,53 @@ export interface LogPage {
   finishedAt: Date | null;
 }
 
+const streamInput = z.object({
+  source: z.object({ type: z.enum(LOG_SOURCE_TYPES), id: z.string() }),
+  after: cursor.nullish(),
+  level: z.enum(LOG_LEVELS).nullish(),
+});
+
 const sourceNames: Record<LogSourceType, string> = { WORKER: "worker", TASK: "task", SERVICE: "service" };
+
+/**
+ * When the credential behind a stream stops being valid. An API key: its expiry, if it has one. A
+ * session: the access token's expiry when the viewer carries it; else, over HTTP (SSE), the `exp`
+ * of the bearer token in the request (verified when the request was authenticated; only read
+ * here) or the session's own end, whichever comes first. Over WebSocket the token is not in the
+ * operation's context, so until the viewer carries it the session's end applies there.
+ */
+async function credentialExpiry(ctx: Pick<Context, "viewer" | "prisma"> & { request?: Request }): Promise<Date | undefined> {
+  const viewer = ctx.viewer;
+  if (viewer.kind === "apiKey") {
+    const key = await ctx.prisma.apiKey.findUnique({ where: { id: viewer.apiKeyId }, select: { expiresAt: true } });
+    return key?.expiresAt ?? undefined;
+  }
+  if (viewer.kind !== "session") return undefined;
+  // The access token's expiry, once authentication puts it on the viewer (it covers WebSocket too).
+  const carried = (viewer as typeof viewer & { expiresAt?: Date }).expiresAt;
+  if (carried instanceof Date) return carried;
+  const session = await ctx.prisma.session.findUnique({ where: { id: viewer.sessionId }, select: { expiresAt: true } });
+  const header = ctx.request?.headers?.get?.("authorization") ?? "";
+  const token = /^Bearer\s+([\w-]+\.([\w-]+)\.[\w-]+)$/i.exec(header.trim());
+  let tokenExpiry: Date | undefined;
+  if (token) {
+    try {
+      const claims = JSON.parse(Buffer.from(token[2]!, "base64url").toString("utf8")) as { exp?: number };
+      if (typeof claims.exp === "number") tokenExpiry = new Date(claims.exp * 1000);
+    } catch {
+      // Not a JWT we can read: the session's end applies.
+    }
+  }
+  const ends = [tokenExpiry, session?.expiresAt].filter((d): d is Date => d instanceof Date);
+  return ends.length > 0 ? new Date(Math.min(...ends.map((d) => d.getTime()))) : undefined;
+}
 
 export function createLogService(deps: DomainDeps) {
   const { prisma } = deps;
+  const announcer = createLogAnnouncer(deps.pubsub, deps.log);
+  const ingest = createLogIngest({ prisma, announcer });
+  const limits = { maxLinesPerSource: deps.config.logs.maxLinesPerSource, maxAgeSeconds: deps.config.logs.maxAgeSeconds };
+  let retention: ReturnType<typeof startLogRetention> | undefined;
 
   /** The workspace of the object that logged; the viewer must be able to read it. */
   async function authorizeSource(ctx: RequestContext, type: LogSourceType, id: string) {
@@ -109,6 +157,45 @@ export function createLogService(deps: DomainDeps) {
         finished: source.finishedAt != null,
         finishedAt: source.finishedAt,
       };
+    },
+
+    /** Appends a batch of lines (see ingest.ts). */
+    append: ingest.append,
+
+    /**
+     * A live stream of the source's lines after `after`. Authorizes now (a stranger gets
+     * NOT_FOUND before any stream exists); the stream re-checks access when told it changed.
+     */
+    async stream(ctx: Pick<Context, "viewer" | "access" | "requestId" | "prisma"> & { request?: Request }, raw: unknown): Promise<LogStream> {
+      const input = parseInput(streamInput, raw, "");
+      const workspaceId = await authorizeSource(ctx, input.source.type, input.source.id);
+      const source = await prisma.logSource.findUnique({ where: { sourceId: input.source.id }, select: { sourceType: true } });
+      if (source && source.sourceType !== input.source.type) throw notFound(sourceNames[input.source.type], input.source.id);
+      return new LogStream({
+        prisma,
+        pubsub: deps.pubsub,
+        viewer: ctx.viewer,
+        sourceId: input.source.id,
+        workspaceId,
+        after: input.after ?? 0n,
+        levels: input.level ? LOG_LEVELS.slice(LOG_LEVELS.indexOf(input.level)) : undefined,
+        expiresAt: await credentialExpiry(ctx),
+      });
+    },
+
+    /** One retention pass now (the periodic job calls the same). */
+    prune: (now?: Date) => pruneLogs(prisma, limits, now),
+
+    /** Starts the periodic retention job (app start). */
+    start() {
+      retention ??= startLogRetention({ prisma, limits, intervalSeconds: deps.config.logs.retentionIntervalSeconds, log: deps.log });
+    },
+
+    /** Stops retention and sends pending announcements (app stop). */
+    async stop() {
+      announcer.flush();
+      await retention?.stop();
+      retention = undefined;
     },
   };
 }

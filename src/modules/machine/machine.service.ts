@@ -21,6 +21,7 @@ import type { WorkspaceNeed } from "../shared/access.js";
 import { actorOf, audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
+import { liveFor, noteLogSourcesFinished, noteStatus, noteEvent, noteEvents, type EventInput } from "../shared/live.js";
 
 export type RequestCtx = Pick<Context, "viewer" | "access" | "requestId">;
 
@@ -169,6 +170,22 @@ export interface MachineHooks {
 
 export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {}) {
   const { prisma, config } = deps;
+  const live = liveFor(deps);
+
+  /**
+   * For the live streams: the machine's status stream re-reads it, and the workspace stream gets
+   * agent.status with the machine's status as it now is (and `approval` when that changed).
+   */
+  async function announceMachine(tx: Prisma.TransactionClient, machine: { id: string; workspaceId: string }, extra: Record<string, string> = {}) {
+    noteStatus(tx, "MACHINE", machine.id, machine.workspaceId);
+    await noteEvent(tx, {
+      workspaceId: machine.workspaceId,
+      type: "agent.status",
+      subjectType: "MACHINE",
+      subjectId: machine.id,
+      data: { machineId: machine.id, status: await describeStatus(tx, machine.id), ...extra },
+    });
+  }
 
   /** Placement is a follow-up: the machine's change stands even if placing waiting work fails. */
   async function capacityAdded(workspaceId: string) {
@@ -490,7 +507,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
       const machine = await targetMachine(ctx, input.machineId, "write", "input.machineId");
       const cameOnline = !machine.lastHeartbeatAt || machine.lastHeartbeatAt < offlineCutoff();
       const leaseSeconds = config.domain.taskLeaseSeconds;
-      const leased = await prisma.$transaction(async (tx) => {
+      const leased = await live.transaction(prisma, async (tx) => {
         const { count } = await tx.machine.updateMany({
           where: { id: machine.id, decommissionedAt: null },
           data: {
@@ -503,6 +520,19 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
           },
         });
         if (count === 0) throw decommissioned("record a heartbeat for", machine.id);
+        // Whichever replica flips the flag announces the machine online, once (the sweep in the
+        // event module flips it back when the heartbeats stop).
+        const flipped = await tx.machine.updateMany({ where: { id: machine.id, announcedOnline: false }, data: { announcedOnline: true } });
+        if (flipped.count > 0) {
+          noteStatus(tx, "MACHINE", machine.id, machine.workspaceId);
+          await noteEvent(tx, {
+            workspaceId: machine.workspaceId,
+            type: "agent.status",
+            subjectType: "MACHINE",
+            subjectId: machine.id,
+            data: { machineId: machine.id, status: "ONLINE" },
+          });
+        }
         // Timestamps are stored as UTC wall time (timestamp without time zone), hence AT TIME ZONE.
         return tx.$queryRaw<{ id: string }[]>`
           UPDATE "Task"
@@ -579,7 +609,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     async update(ctx: RequestCtx, id: string, raw: unknown) {
       const input = parseInput(updateInput, raw);
       const machine = await loadForUser(ctx, id, "admin");
-      await prisma.$transaction(async (tx) => {
+      await live.transaction(prisma, async (tx) => {
         const { count } = await tx.machine.updateMany({
           where: { id, decommissionedAt: null },
           data: {
@@ -589,6 +619,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
           },
         });
         if (count === 0) throw decommissioned("update", id);
+        noteStatus(tx, "MACHINE", id, machine.workspaceId);
         await audit(tx, ctx, { workspaceId: machine.workspaceId, action: "machine.update", targetType: "Machine", targetId: id, data: input });
       });
       return { id };
@@ -599,12 +630,14 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
       const input = parseInput(approveInput, raw);
       const machine = await loadForUser(ctx, id, "admin");
       const approval: MachineApproval = input.approved ? "APPROVED" : "REJECTED";
-      await prisma.$transaction(async (tx) => {
+      await live.transaction(prisma, async (tx) => {
         const { count } = await tx.machine.updateMany({
           where: { id, decommissionedAt: null },
           data: { approval, ...(input.group !== undefined ? { group: input.group } : {}) },
         });
         if (count === 0) throw decommissioned(input.approved ? "approve" : "reject", id);
+        if (machine.approval !== approval) await announceMachine(tx, machine, { approval });
+        else noteStatus(tx, "MACHINE", id, machine.workspaceId);
         await audit(tx, ctx, {
           workspaceId: machine.workspaceId,
           action: input.approved ? "machine.approve" : "machine.reject",
@@ -619,9 +652,10 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
 
     async setSchedulable(ctx: RequestCtx, id: string, schedulable: boolean) {
       const machine = await loadForUser(ctx, id, "admin");
-      await prisma.$transaction(async (tx) => {
+      await live.transaction(prisma, async (tx) => {
         const { count } = await tx.machine.updateMany({ where: { id, decommissionedAt: null }, data: { schedulable } });
         if (count === 0) throw decommissioned("change schedulability of", id);
+        noteStatus(tx, "MACHINE", id, machine.workspaceId);
         await audit(tx, ctx, {
           workspaceId: machine.workspaceId,
           action: "machine.setSchedulable",
@@ -637,7 +671,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     /** Stops new work; what runs keeps running until it ends (the machine shows DRAINING, then DRAINED). */
     async drain(ctx: RequestCtx, id: string) {
       const machine = await loadForUser(ctx, id, "write");
-      await prisma.$transaction(async (tx) => {
+      await live.transaction(prisma, async (tx) => {
         const { count } = await tx.machine.updateMany({
           where: { id, decommissionedAt: null, drainingSince: null },
           data: { drainingSince: new Date() },
@@ -646,6 +680,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
           const status = await describeStatus(tx, id);
           throw conflict(`Cannot drain machine ${id}: it is ${status}`, { status });
         }
+        await announceMachine(tx, machine);
         await audit(tx, ctx, { workspaceId: machine.workspaceId, action: "machine.drain", targetType: "Machine", targetId: id });
       });
       return { id };
@@ -653,7 +688,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
 
     async undrain(ctx: RequestCtx, id: string) {
       const machine = await loadForUser(ctx, id, "write");
-      await prisma.$transaction(async (tx) => {
+      await live.transaction(prisma, async (tx) => {
         const { count } = await tx.machine.updateMany({
           where: { id, decommissionedAt: null, drainingSince: { not: null } },
           data: { drainingSince: null },
@@ -662,6 +697,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
           const status = await describeStatus(tx, id);
           throw conflict(`Cannot undrain machine ${id}: it is ${status}${status === "DECOMMISSIONED" ? "" : ", not draining"}`, { status });
         }
+        await announceMachine(tx, machine);
         await audit(tx, ctx, { workspaceId: machine.workspaceId, action: "machine.undrain", targetType: "Machine", targetId: id });
       });
       await capacityAdded(machine.workspaceId);
@@ -679,10 +715,10 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
       const machine = await loadForUser(ctx, id, "admin");
       const reason = input.reason ?? `Machine ${machine.name} was decommissioned`;
       const actor = actorOf(ctx.viewer);
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         const now = new Date();
         // First, so that a concurrent decommission waits on the row lock and then finds it done.
-        const { count } = await tx.machine.updateMany({ where: { id, decommissionedAt: null }, data: { decommissionedAt: now } });
+        const { count } = await tx.machine.updateMany({ where: { id, decommissionedAt: null }, data: { decommissionedAt: now, announcedOnline: false } });
         if (count === 0) throw decommissioned("decommission", id);
 
         const requeued = await tx.task.updateManyAndReturn({
@@ -737,18 +773,61 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
           });
         }
 
-        const failedServices = await tx.service.updateMany({
+        const failedServices = await tx.service.updateManyAndReturn({
           where: { machineId: id, status: { in: ["DEPLOYING", "RUNNING"] } },
           data: { status: "FAILED", statusReason: reason, machineId: null },
+          select: { id: true, deploymentId: true },
         });
-        const detachedServices = await tx.service.updateMany({ where: { machineId: id }, data: { machineId: null } });
+        const detachedServices = await tx.service.updateManyAndReturn({
+          where: { machineId: id },
+          data: { machineId: null },
+          select: { id: true, deploymentId: true },
+        });
+
+        // Live streams: every task, worker and service that moved, the machine itself, and the
+        // workspace events (requeued tasks are task.updated, failed ones task.failed).
+        const ws = machine.workspaceId;
+        for (const task of [...requeued, ...failed]) noteStatus(tx, "TASK", task.id, ws);
+        for (const worker of workers) noteStatus(tx, "WORKER", worker.id, ws);
+        for (const service of [...failedServices, ...detachedServices]) {
+          noteStatus(tx, "SERVICE", service.id, ws);
+          noteStatus(tx, "DEPLOYMENT", service.deploymentId, ws);
+        }
+        await noteLogSourcesFinished(tx, failed.map((task) => ({ sourceId: task.id, sourceType: "TASK" as const, workspaceId: ws })));
+        const events: EventInput[] = [
+          ...requeued.map((task) => ({
+            workspaceId: ws,
+            type: "task.updated" as const,
+            subjectType: "TASK",
+            subjectId: task.id,
+            data: { taskId: task.id, action: "requeued", status: "PENDING", machineId: id, reason },
+          })),
+          ...failed.map((task) => ({
+            workspaceId: ws,
+            type: "task.failed" as const,
+            subjectType: "TASK",
+            subjectId: task.id,
+            data: { taskId: task.id, action: "failed", status: "FAILED", attempt: task.attempt, machineId: id, error: reason },
+          })),
+          ...workers
+            .filter((w) => w.status === "RUNNING")
+            .map((w) => ({
+              workspaceId: ws,
+              type: "worker.offline" as const,
+              subjectType: "WORKER",
+              subjectId: w.id,
+              data: { workerId: w.id, status: "FAILED", from: "RUNNING", reason },
+            })),
+        ];
+        await noteEvents(tx, events);
+        await announceMachine(tx, machine);
 
         const summary = {
           reason,
           requeuedTaskIds: requeued.map((t) => t.id),
           failedTaskIds: failed.map((t) => t.id),
           failedWorkerIds: workers.map((w) => w.id),
-          services: failedServices.count + detachedServices.count,
+          services: failedServices.length + detachedServices.length,
         };
         await audit(tx, ctx, { workspaceId: machine.workspaceId, action: "machine.decommission", targetType: "Machine", targetId: id, data: summary });
         return { id, ...summary };

@@ -16,6 +16,7 @@ import type { WorkspaceNeed } from "../shared/access.js";
 import { actorOf, audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
+import { liveFor, noteLogSourcesFinished, noteStatus, noteEvent, noteEvents, type WorkspaceEventType } from "../shared/live.js";
 
 export type RequestCtx = Pick<Context, "viewer" | "access" | "requestId">;
 type Tx = Prisma.TransactionClient;
@@ -216,7 +217,34 @@ export async function insertTask(tx: Tx, ctx: RequestCtx, task: NewTask): Promis
     },
     select: { id: true },
   });
+  noteStatus(tx, "TASK", created.id, task.workspaceId);
+  await noteEvent(tx, {
+    workspaceId: task.workspaceId,
+    type: "task.created",
+    subjectType: "TASK",
+    subjectId: created.id,
+    data: { taskId: created.id, title: task.title, status: "PENDING", priority: p, flowId: task.flowId ?? null },
+  });
   return created;
+}
+
+/**
+ * For the live streams, in the transaction of a task's change: a status notice for the task (and
+ * for the machine it was on, whose draining may be over), and the workspace event.
+ */
+async function announceTask(
+  tx: Tx,
+  task: { id: string; workspaceId: string },
+  type: WorkspaceEventType,
+  data: { action: string; status: TaskStatus; [key: string]: unknown },
+  machineIds: (string | null | undefined)[] = [],
+) {
+  noteStatus(tx, "TASK", task.id, task.workspaceId);
+  for (const machineId of new Set(machineIds)) noteStatus(tx, "MACHINE", machineId, task.workspaceId);
+  await noteEvent(tx, { workspaceId: task.workspaceId, type, subjectType: "TASK", subjectId: task.id, data: { taskId: task.id, ...data } as Prisma.InputJsonValue });
+  if (FINISHED_STATUSES.includes(data.status)) {
+    await noteLogSourcesFinished(tx, [{ sourceId: task.id, sourceType: "TASK", workspaceId: task.workspaceId }]);
+  }
 }
 
 interface HeldTask {
@@ -229,6 +257,7 @@ interface HeldTask {
 
 export function createTaskService(deps: DomainDeps) {
   const { prisma, config } = deps;
+  const live = liveFor(deps);
 
   async function loadForUser(ctx: RequestCtx, id: string, need: WorkspaceNeed) {
     const task = await prisma.task.findUnique({
@@ -309,7 +338,7 @@ export function createTaskService(deps: DomainDeps) {
       const projectId = await projectIn(workspaceId, { id: input.projectId, key: input.projectKey }, input.projectKey ? "input.projectKey" : "input.projectId");
       const targetMachineId = await machineIn(workspaceId, input.targetMachineId, "input.targetMachineId");
       const taskTitle = input.title ?? input.description!.trim().split("\n")[0]!.slice(0, 200);
-      return idempotentCreate(prisma, ctx.viewer, "createTask", input.idempotencyKey, raw, async (tx) => {
+      return live.run((batch) => idempotentCreate(prisma, ctx.viewer, "createTask", input.idempotencyKey, raw, batch.within(async (tx) => {
         const task = await insertTask(tx, ctx, {
           workspaceId,
           projectId,
@@ -325,7 +354,7 @@ export function createTaskService(deps: DomainDeps) {
         });
         await audit(tx, ctx, { workspaceId, action: "task.create", targetType: "Task", targetId: task.id, data: { title: taskTitle } });
         return task;
-      });
+      })));
     },
 
     /**
@@ -350,7 +379,7 @@ export function createTaskService(deps: DomainDeps) {
       const fields = [...Object.keys(data), ...Object.keys(scheduling)].filter((f) => f !== "priorityRank");
       if (fields.length === 0) throw validationError([{ field: "input", message: "change at least one field" }]);
 
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         const onlyPending = Object.keys(scheduling).length > 0;
         const { count } = await tx.task.updateMany({
           where: { id: task.id, ...(onlyPending ? { status: "PENDING" } : {}) },
@@ -361,6 +390,7 @@ export function createTaskService(deps: DomainDeps) {
           throw conflict(`Cannot change ${Object.keys(scheduling).join(", ")} of task ${task.id}: it is ${status} (only a PENDING task can be rescheduled)`, { status });
         }
         await event(tx, ctx, task, "task.updated", `Changed ${fields.join(", ")}`, { fields });
+        await announceTask(tx, task, "task.updated", { action: "updated", status: await currentStatus(tx, task.id), fields });
         await audit(tx, ctx, { workspaceId: task.workspaceId, action: "task.update", targetType: "Task", targetId: task.id, data: { fields } });
         return { id: task.id };
       });
@@ -369,7 +399,7 @@ export function createTaskService(deps: DomainDeps) {
     async cancel(ctx: RequestCtx, id: string, reason: string | null | undefined): Promise<{ id: string }> {
       const why = parseInput(text(1000).nullish(), reason, "reason");
       const task = await loadForUser(ctx, id, "write");
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         const now = new Date();
         const error = why ? `Cancelled: ${why}` : "Cancelled";
         const { count } = await tx.task.updateMany({
@@ -380,6 +410,8 @@ export function createTaskService(deps: DomainDeps) {
         await tx.taskStage.updateMany({ where: { taskId: task.id, status: { in: ["RUNNING", "SUSPENDED"] } }, data: { status: "FAILED", error, finishedAt: now } });
         await tx.taskStage.updateMany({ where: { taskId: task.id, status: "PENDING" }, data: { status: "SKIPPED" } });
         await event(tx, ctx, task, "task.cancelled", error, why ? { reason: why } : undefined);
+        const { machineId } = await tx.task.findUniqueOrThrow({ where: { id: task.id }, select: { machineId: true } });
+        await announceTask(tx, task, "task.updated", { action: "cancelled", status: "CANCELLED", reason: why ?? null }, [machineId]);
         await audit(tx, ctx, { workspaceId: task.workspaceId, action: "task.cancel", targetType: "Task", targetId: task.id, data: why ? { reason: why } : undefined });
         return { id: task.id };
       });
@@ -388,7 +420,7 @@ export function createTaskService(deps: DomainDeps) {
     /** Back to the queue as it was created: no machine, no lease, stages and results cleared. */
     async retry(ctx: RequestCtx, id: string): Promise<{ id: string }> {
       const task = await loadForUser(ctx, id, "write");
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         const { count } = await tx.task.updateMany({
           where: { id: task.id, status: { in: RETRYABLE } },
           data: {
@@ -409,6 +441,7 @@ export function createTaskService(deps: DomainDeps) {
           data: { status: "PENDING", result: null, output: Prisma.DbNull, error: null, startedAt: null, finishedAt: null },
         });
         await event(tx, ctx, task, "task.retried", `Back in the queue after attempt ${task.attempt}`);
+        await announceTask(tx, task, "task.updated", { action: "retried", status: "PENDING" });
         await audit(tx, ctx, { workspaceId: task.workspaceId, action: "task.retry", targetType: "Task", targetId: task.id });
         return { id: task.id };
       });
@@ -422,7 +455,7 @@ export function createTaskService(deps: DomainDeps) {
     async confirmStage(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(confirmInput, raw);
       const task = await loadForUser(ctx, input.taskId, "write");
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         const stageCount = await tx.taskStage.count({ where: { taskId: task.id } });
         const next = Math.min(input.stageIndex + 1, Math.max(stageCount - 1, 0));
         const { count } = await tx.task.updateMany({
@@ -445,6 +478,7 @@ export function createTaskService(deps: DomainDeps) {
           data: { status: "SUCCEEDED", result: input.result, finishedAt: new Date() },
         });
         await event(tx, ctx, task, "stage.confirmed", `Stage ${input.stageIndex} confirmed`, { stageIndex: input.stageIndex, result: input.result });
+        await announceTask(tx, task, "task.updated", { action: "stageConfirmed", status: "RUNNING", stageIndex: input.stageIndex });
         await audit(tx, ctx, { workspaceId: task.workspaceId, action: "task.confirmStage", targetType: "Task", targetId: task.id, data: { stageIndex: input.stageIndex } });
         return { id: task.id };
       });
@@ -495,10 +529,10 @@ export function createTaskService(deps: DomainDeps) {
         throw forbidden(`Machine ${machine.name} is ${machine.approval === "PENDING" ? "awaiting approval by a workspace administrator" : "rejected"}; it cannot claim work`);
       }
       const leaseSeconds = config.domain.taskLeaseSeconds;
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         // The machine row is share-locked so that a drain or decommission committing meanwhile
         // waits for this claim and then sees (and requeues) what it took.
-        const rows = await tx.$queryRaw<{ id: string; attempt: number }[]>`
+        const rows = await tx.$queryRaw<{ id: string; attempt: number; previousMachineId: string | null }[]>`
           WITH me AS (
             SELECT "id", "workspaceId", "name", COALESCE("capabilities", '{}') AS "capabilities"
               FROM "Machine"
@@ -554,8 +588,24 @@ export function createTaskService(deps: DomainDeps) {
                    c."attempt", 'MACHINE'::"ActorType", me."id"::text, (now() AT TIME ZONE 'UTC')
               FROM claimed c, me
           )
-          SELECT "id", "attempt" FROM claimed ORDER BY "priorityRank" DESC, "createdAt" ASC, "id" ASC`;
+          SELECT "id", "attempt", "previousMachineId" FROM claimed ORDER BY "priorityRank" DESC, "createdAt" ASC, "id" ASC`;
         if (rows.length > 0) {
+          noteStatus(tx, "MACHINE", me.machineId, me.workspaceId);
+          for (const row of rows) {
+            noteStatus(tx, "TASK", row.id, me.workspaceId);
+            // An abandoned attempt leaves its machine (which may have been draining on it).
+            if (row.previousMachineId !== me.machineId) noteStatus(tx, "MACHINE", row.previousMachineId, me.workspaceId);
+          }
+          await noteEvents(
+            tx,
+            rows.map((row) => ({
+              workspaceId: me.workspaceId,
+              type: "task.updated" as const,
+              subjectType: "TASK",
+              subjectId: row.id,
+              data: { taskId: row.id, action: "claimed", status: "ASSIGNED", attempt: row.attempt, machineId: me.machineId },
+            })),
+          );
           await audit(tx, ctx, {
             workspaceId: me.workspaceId,
             action: "task.claim",
@@ -570,10 +620,11 @@ export function createTaskService(deps: DomainDeps) {
     async start(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
       const me = requireMachine(ctx.viewer);
       const input = parseInput(leaseInput, raw);
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         const task = await holdLease(tx, me, input.taskId, input.leaseToken, "start", ["ASSIGNED"]);
         await tx.task.update({ where: { id: task.id }, data: { status: "RUNNING", startedAt: new Date() } });
         await event(tx, ctx, task, "task.started", `Attempt ${task.attempt} started`);
+        await announceTask(tx, task, "task.updated", { action: "started", status: "RUNNING", attempt: task.attempt });
         await audit(tx, ctx, { workspaceId: task.workspaceId, action: "task.start", targetType: "Task", targetId: task.id });
         return { id: task.id };
       });
@@ -592,7 +643,7 @@ export function createTaskService(deps: DomainDeps) {
         FAILED: ["PENDING", "RUNNING"],
         SUSPENDED: ["PENDING", "RUNNING"],
       };
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         const task = await holdLease(tx, me, input.taskId, input.leaseToken, "report a stage of", ["RUNNING"]);
         const stage = await tx.taskStage.findUnique({ where: { taskId_index: { taskId: task.id, index: input.stageIndex } } });
         if (!stage) {
@@ -623,6 +674,12 @@ export function createTaskService(deps: DomainDeps) {
           stageIndex: stage.index,
           name: stage.name,
         });
+        await announceTask(tx, task, "task.updated", {
+          action: "stage",
+          status: input.status === "SUSPENDED" ? "SUSPENDED" : "RUNNING",
+          stageIndex: stage.index,
+          stageStatus: input.status,
+        });
         await audit(tx, ctx, {
           workspaceId: task.workspaceId,
           action: "task.reportStage",
@@ -637,11 +694,12 @@ export function createTaskService(deps: DomainDeps) {
     async complete(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
       const me = requireMachine(ctx.viewer);
       const input = parseInput(completeInput, raw);
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         const task = await holdLease(tx, me, input.taskId, input.leaseToken, "complete", ["RUNNING"]);
         await tx.task.update({ where: { id: task.id }, data: { status: "SUCCEEDED", output: json(input.output), finishedAt: new Date() } });
         await tx.taskStage.updateMany({ where: { taskId: task.id, status: "PENDING" }, data: { status: "SKIPPED" } });
         await event(tx, ctx, task, "task.succeeded", `Attempt ${task.attempt} succeeded`);
+        await announceTask(tx, task, "task.completed", { action: "succeeded", status: "SUCCEEDED", attempt: task.attempt }, [me.machineId]);
         await audit(tx, ctx, { workspaceId: task.workspaceId, action: "task.complete", targetType: "Task", targetId: task.id });
         return { id: task.id };
       });
@@ -650,7 +708,7 @@ export function createTaskService(deps: DomainDeps) {
     async fail(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
       const me = requireMachine(ctx.viewer);
       const input = parseInput(failInput, raw);
-      return prisma.$transaction(async (tx) => {
+      return live.transaction(prisma, async (tx) => {
         const task = await holdLease(tx, me, input.taskId, input.leaseToken, "fail", HELD_STATUSES);
         const now = new Date();
         await tx.task.update({
@@ -660,6 +718,7 @@ export function createTaskService(deps: DomainDeps) {
         await tx.taskStage.updateMany({ where: { taskId: task.id, status: { in: ["RUNNING", "SUSPENDED"] } }, data: { status: "FAILED", error: input.error, finishedAt: now } });
         await tx.taskStage.updateMany({ where: { taskId: task.id, status: "PENDING" }, data: { status: "SKIPPED" } });
         await event(tx, ctx, task, "task.failed", input.error);
+        await announceTask(tx, task, "task.failed", { action: "failed", status: "FAILED", attempt: task.attempt, error: input.error.slice(0, 500) }, [me.machineId]);
         await audit(tx, ctx, { workspaceId: task.workspaceId, action: "task.fail", targetType: "Task", targetId: task.id, data: { error: input.error.slice(0, 500) } });
         return { id: task.id };
       });

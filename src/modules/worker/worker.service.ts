@@ -10,6 +10,7 @@ import { AppError, conflict, notFound, parseInput, requireId, validationError } 
 import { actorOf, audit, type Actor } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
+import { liveFor, noteLogSourcesFinished, noteStatus, noteTicks, noteEvent } from "../shared/live.js";
 import { placeOn, WAITING_FOR_MACHINE } from "./placement.js";
 
 export type RequestContext = Pick<Context, "viewer" | "access" | "requestId">;
@@ -177,6 +178,7 @@ const staleRevision = (id: string, reported: number, current: number) =>
 export function createWorkerService(deps: DomainDeps) {
   const { prisma, config } = deps;
   const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
+  const announcer = liveFor(deps);
 
   /**
    * Moves a worker along WORKER_ACTIONS: a conditional update on the status it was read with (and
@@ -229,7 +231,39 @@ export function createWorkerService(deps: DomainDeps) {
         ...(options.at ? { at: options.at } : {}),
       },
     });
-    return tx.worker.findUniqueOrThrow({ where: { id: worker.id } });
+    const after = await tx.worker.findUniqueOrThrow({ where: { id: worker.id } });
+    await announceWorker(tx, after, worker.status, [worker.machineId, after.machineId], options.reason ?? null);
+    return after;
+  }
+
+  /**
+   * For the live streams, in the transaction of a worker's move: status notices for the worker and
+   * the machines it left or went to; worker.online when it became RUNNING, worker.offline when it
+   * stopped being RUNNING; the end of its log when it is DESTROYED.
+   */
+  async function announceWorker(
+    tx: Tx,
+    worker: { id: string; workspaceId: string; name: string; status: WorkerStatus },
+    from: WorkerStatus | null,
+    machineIds: (string | null)[],
+    why: string | null,
+  ) {
+    noteStatus(tx, "WORKER", worker.id, worker.workspaceId);
+    for (const machineId of new Set(machineIds)) noteStatus(tx, "MACHINE", machineId, worker.workspaceId);
+    const online = worker.status === "RUNNING" && from !== "RUNNING";
+    const offline = from === "RUNNING" && worker.status !== "RUNNING";
+    if (online || offline) {
+      await noteEvent(tx, {
+        workspaceId: worker.workspaceId,
+        type: online ? "worker.online" : "worker.offline",
+        subjectType: "WORKER",
+        subjectId: worker.id,
+        data: { workerId: worker.id, name: worker.name, status: worker.status, from, reason: why },
+      });
+    }
+    if (worker.status === "DESTROYED") {
+      await noteLogSourcesFinished(tx, [{ sourceId: worker.id, sourceType: "WORKER", workspaceId: worker.workspaceId }]);
+    }
   }
 
   /** The worker, if the viewer may `need` it; a stranger gets the same NOT_FOUND as a missing id. */
@@ -250,7 +284,7 @@ export function createWorkerService(deps: DomainDeps) {
   ) {
     const { reason: why } = parseInput(z.object({ reason }), { reason: reasonText });
     await authorize(ctx, id, "write");
-    return prisma.$transaction(async (tx) => {
+    return announcer.transaction(prisma, async (tx) => {
       const worker = await tx.worker.findUnique({ where: { id } });
       if (!worker) throw notFound("worker", id);
       const after = await transition(tx, worker, action, { actor: actorOf(ctx.viewer), reason: why });
@@ -301,13 +335,16 @@ export function createWorkerService(deps: DomainDeps) {
       const input = parseInput(deployInput, raw);
       await ctx.access.require(input.workspaceId, "write");
       const actor = actorOf(ctx.viewer);
-      return idempotentCreate(prisma, ctx.viewer, "deployWorker", input.idempotencyKey, input, async (tx) => {
+      return announcer.run((batch) => idempotentCreate(prisma, ctx.viewer, "deployWorker", input.idempotencyKey, input, batch.within(async (tx) => {
         if (input.projectId) {
           const project = await tx.project.findFirst({ where: { id: input.projectId, workspaceId: input.workspaceId }, select: { id: true } });
           if (!project) throw validationError([{ field: "input.projectId", message: "no such project in the workspace" }]);
         }
         let blockLabel: string | null = null;
         if (input.kind === "CODE") {
+          // Graph edits lock the workspace row (graphVersion) and then blocks; a redeploy here may
+          // write a workspace event, which locks that row too: take it first, in the same order.
+          await tx.$queryRaw`SELECT 1 FROM "Workspace" WHERE "id" = ${input.workspaceId}::uuid FOR NO KEY UPDATE`;
           const blocks = await tx.$queryRaw<{ label: string }[]>`
             SELECT "label" FROM "GraphBlock" WHERE "workspaceId" = ${input.workspaceId}::uuid AND "id" = ${input.blockId} FOR UPDATE`;
           if (blocks.length === 0) {
@@ -368,6 +405,7 @@ export function createWorkerService(deps: DomainDeps) {
         await tx.workerTransition.create({
           data: { workerId: worker.id, from: null, to: "DEPLOYING", action: "deploy", actorType: actor.actorType, actorId: actor.actorId },
         });
+        await announceWorker(tx, worker, null, [machineId], null);
         await audit(tx, ctx, {
           workspaceId: input.workspaceId,
           action: "worker.deploy",
@@ -376,7 +414,7 @@ export function createWorkerService(deps: DomainDeps) {
           data: { kind: worker.kind, name: worker.name, blockId: worker.blockId, machineId },
         });
         return { id: worker.id };
-      });
+      })));
     },
 
     start: (ctx: RequestContext, id: string, why?: string | null) => act(ctx, id, "start", why),
@@ -388,7 +426,7 @@ export function createWorkerService(deps: DomainDeps) {
     async redeploy(ctx: RequestContext, raw: unknown) {
       const input = parseInput(redeployInput, raw);
       await authorize(ctx, input.id, "write");
-      return prisma.$transaction(async (tx) => {
+      return announcer.transaction(prisma, async (tx) => {
         const worker = await tx.worker.findUnique({ where: { id: input.id } });
         if (!worker) throw notFound("worker", input.id);
         const problems = [];
@@ -419,7 +457,7 @@ export function createWorkerService(deps: DomainDeps) {
     async updateSettings(ctx: RequestContext, raw: unknown) {
       const input = parseInput(settingsInput, raw);
       await authorize(ctx, input.id, "write");
-      return prisma.$transaction(async (tx) => {
+      return announcer.transaction(prisma, async (tx) => {
         const { id, ...rest } = input;
         const changes = given({ ...rest, connectedBlocks: rest.connectedBlocks as Prisma.InputJsonValue | null | undefined });
         const { count } = await tx.worker.updateMany({ where: { id, status: { not: "DESTROYED" } }, data: changes });
@@ -429,6 +467,7 @@ export function createWorkerService(deps: DomainDeps) {
           throw conflict(`Cannot change the settings of worker ${id}: it is ${now.status}`, { status: now.status });
         }
         const worker = await tx.worker.findUniqueOrThrow({ where: { id }, select: { workspaceId: true } });
+        noteStatus(tx, "WORKER", id, worker.workspaceId);
         await audit(tx, ctx, {
           workspaceId: worker.workspaceId,
           action: "worker.settings",
@@ -456,7 +495,7 @@ export function createWorkerService(deps: DomainDeps) {
      */
     async reportStatus(ctx: RequestContext, raw: unknown) {
       const input = parseInput(reportStatusInput, raw);
-      return prisma.$transaction(async (tx) => {
+      return announcer.transaction(prisma, async (tx) => {
         const worker = await ownWorker(tx, ctx, input.workerId);
         if (worker.revision !== input.revision) throw staleRevision(worker.id, input.revision, worker.revision);
         const action = input.status === "RUNNING" ? "running" : "fail";
@@ -481,7 +520,7 @@ export function createWorkerService(deps: DomainDeps) {
      */
     async reportTicks(ctx: RequestContext, raw: unknown) {
       const input = parseInput(reportTicksInput, raw);
-      return prisma.$transaction(async (tx) => {
+      return announcer.transaction(prisma, async (tx) => {
         const worker = await ownWorker(tx, ctx, input.workerId);
         if (worker.revision !== input.revision) throw staleRevision(worker.id, input.revision, worker.revision);
         if (!(LIVE_WORKER_STATUSES as readonly WorkerStatus[]).includes(worker.status)) {
@@ -504,6 +543,7 @@ export function createWorkerService(deps: DomainDeps) {
           throw conflict(`Cannot report ticks for worker ${worker.id}: it is ${now.status}`, { status: now.status });
         }
         const counted = await tx.worker.findUniqueOrThrow({ where: { id: worker.id } });
+        noteTicks(tx, worker.id, worker.workspaceId);
         if (counted.errorCount < counted.maxErrors) return { id: worker.id };
 
         const failedAt = new Date();
@@ -562,13 +602,17 @@ export function createWorkerService(deps: DomainDeps) {
       });
       let placed = 0;
       for (const { id } of waiting) {
-        await prisma.$transaction(async (tx) => {
+        await announcer.transaction(prisma, async (tx) => {
           const machineId = await placeOn(tx, workspaceId, null, offlineAfter());
           if (!machineId) return;
           const { count } = await tx.worker.updateMany({
             where: { id, status: "DEPLOYING", machineId: null },
             data: { machineId, statusReason: null },
           });
+          if (count > 0) {
+            noteStatus(tx, "WORKER", id, workspaceId);
+            noteStatus(tx, "MACHINE", machineId, workspaceId);
+          }
           placed += count;
         });
       }

@@ -9,6 +9,7 @@ import type { WorkspaceAccess } from "../shared/access.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
+import { liveFor, noteAccess } from "../shared/live.js";
 import { isUniqueViolation, lockWorkspace, type RequestContext } from "./common.js";
 import { createGraphService } from "./graph.service.js";
 import { createProjectService } from "./project.service.js";
@@ -127,9 +128,12 @@ export function createWorkspaceService(deps: DomainDeps) {
     /** Deletes the workspace and everything in it. Its audit entry outlives it (no workspace id). */
     async delete(ctx: RequestContext, id: string): Promise<string> {
       await ctx.access.require(requireId(id, "workspace"), "owner");
-      await prisma.$transaction(async (tx) => {
+      await liveFor(deps).transaction(prisma, async (tx) => {
         const workspace = await tx.workspace.findUnique({ where: { id }, select: { name: true } });
         if (!workspace) throw notFound("workspace", id);
+        // Every member's live streams on the workspace re-check, find no membership and end.
+        const members = await tx.workspaceMember.findMany({ where: { workspaceId: id }, select: { userId: true } });
+        for (const member of members) noteAccess(tx, id, member.userId);
         await tx.user.updateMany({ where: { defaultWorkspaceId: id }, data: { defaultWorkspaceId: null } });
         await tx.workspace.delete({ where: { id } });
         await audit(tx, ctx, { workspaceId: null, action: "workspace.delete", targetType: "Workspace", targetId: id, data: { name: workspace.name } });
@@ -199,7 +203,7 @@ export function createWorkspaceService(deps: DomainDeps) {
       const workspaceId = requireId(input.workspaceId, "workspace");
       const grant = await ctx.access.require(workspaceId, "admin");
       const userId = requireId(input.userId, "workspace member");
-      await prisma.$transaction(async (tx) => {
+      await liveFor(deps).transaction(prisma, async (tx) => {
         if (!(await lockWorkspace(tx, workspaceId))) throw notFound("workspace", workspaceId);
         const member = await tx.workspaceMember.findUnique({ where: { workspaceId_userId: { workspaceId, userId } } });
         if (!member) throw notFound("workspace member", userId);
@@ -213,6 +217,7 @@ export function createWorkspaceService(deps: DomainDeps) {
           });
         }
         await tx.workspaceMember.update({ where: { workspaceId_userId: { workspaceId, userId } }, data: { role: input.role } });
+        noteAccess(tx, workspaceId, userId);
         await audit(tx, ctx, {
           workspaceId,
           action: "workspace.member.changeRole",
@@ -235,7 +240,7 @@ export function createWorkspaceService(deps: DomainDeps) {
       const leaving = input.userId === me.userId;
       const grant = await ctx.access.require(workspaceId, leaving ? "read" : "admin");
       const userId = requireId(input.userId, "workspace member");
-      await prisma.$transaction(async (tx) => {
+      await liveFor(deps).transaction(prisma, async (tx) => {
         if (!(await lockWorkspace(tx, workspaceId))) throw notFound("workspace", workspaceId);
         const member = await tx.workspaceMember.findUnique({ where: { workspaceId_userId: { workspaceId, userId } } });
         if (!member) throw notFound("workspace member", userId);
@@ -249,6 +254,7 @@ export function createWorkspaceService(deps: DomainDeps) {
         }
         await tx.projectMember.deleteMany({ where: { userId, project: { workspaceId } } });
         await tx.workspaceMember.delete({ where: { workspaceId_userId: { workspaceId, userId } } });
+        noteAccess(tx, workspaceId, userId);
         await tx.user.updateMany({ where: { id: userId, defaultWorkspaceId: workspaceId }, data: { defaultWorkspaceId: null } });
         await audit(tx, ctx, {
           workspaceId,

@@ -1,6 +1,15 @@
 // Stored logs are read through the object that logged: whoever can read the worker reads its lines.
+// Lines are appended by the machine the worker is assigned to, or by members who may change it.
 import { unique } from "../../helpers/factories.js";
-import { read, type MatrixCase } from "../world.js";
+import { read, write, type Expectation, type MatrixCase, type World } from "../world.js";
+
+const writeOrAssignedMachine: Expectation = { ...write, machine: "ok" };
+
+async function assignedWorker(world: World) {
+  return world.server.db.prisma.worker.create({
+    data: { workspaceId: world.workspaceId, kind: "CONTAINER", name: unique("w"), image: "nginx", machineId: world.machine.id },
+  });
+}
 
 export const cases: MatrixCase[] = [
   {
@@ -19,6 +28,18 @@ export const cases: MatrixCase[] = [
     expect: read,
     check: (data) => {
       if (data.logLines.lines[0]?.message !== "hello") throw new Error("the line was not read");
+    },
+  },
+  {
+    field: "Mutation.appendLogs",
+    setup: async (world) => ({ id: (await assignedWorker(world)).id }),
+    request: (_w, f) => ({
+      query: "mutation($i: AppendLogsInput!) { appendLogs(input: $i) { firstCursor lastCursor } }",
+      variables: { i: { source: { type: "WORKER", id: f.id }, sequence: "1", lines: [{ level: "INFO", message: "hello" }] } },
+    }),
+    expect: writeOrAssignedMachine,
+    check: (data) => {
+      if (data.appendLogs.firstCursor !== "1") throw new Error("the line did not get cursor 1");
     },
   },
 ];

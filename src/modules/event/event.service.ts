@@ -1,0 +1,369 @@
+// The workspace event stream and the status streams (workers, tasks, machines, deployments), plus
+// machine presence: a heartbeat announces a machine online, and the sweep here announces it offline
+// once it went silent. Streams are woken by pub/sub notices and read what they send from the
+// database, so they resume by cursor, never hold more than a page per subscriber, and work the same
+// across replicas. Authorization is checked when subscribing and again whenever the viewer's access
+// may have changed (membership removed, session or key revoked, credential expired).
+import { z } from "zod";
+import { requireUser, type UserViewer } from "../../auth/viewer.js";
+import type { Context } from "../../context.js";
+import { Prisma, type TaskStatus } from "../../generated/prisma/client.js";
+import type { AccessNotice, AccountEvent, StatusNotice, WorkspaceEventNotice } from "../../infra/pubsub.js";
+import { AppError, forbidden, notAuthenticated, notFound, parseInput, requireId } from "../../schema/errors.js";
+import { audit } from "../shared/audit.js";
+import type { DomainDeps } from "../shared/deps.js";
+import { idempotentCreate } from "../shared/idempotency.js";
+import {
+  liveFor,
+  liveStream,
+  noteStatus,
+  PUBLISHABLE_EVENT_TYPES,
+  recordEvent,
+  recordEvents,
+  WORKSPACE_EVENT_TYPES,
+  type StreamControl,
+  type StreamFailure,
+  type WakeSource,
+} from "../shared/live.js";
+
+type StreamCtx = Pick<Context, "viewer" | "access" | "requestId" | "services">;
+
+/** One item of the `events` subscription (cursor as a string: it is a BigInt). */
+export interface WorkspaceEventItem {
+  workspaceId: string;
+  cursor: string;
+  type: string;
+  subjectType: string | null;
+  subjectId: string | null;
+  data: unknown;
+  at: Date;
+}
+
+/** Events read per database round trip while replaying; the next page is read once these went out. */
+export const EVENT_PAGE = 100;
+const MAX_EVENT_DATA_BYTES = 64 * 1024;
+const FINISHED_TASK: TaskStatus[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
+
+const cursorSchema = z.string().regex(/^\d{1,19}$/, "must be a cursor from an earlier event (digits), or 0 for the start");
+const typesSchema = z
+  .array(z.enum(WORKSPACE_EVENT_TYPES, { error: `must be one of ${WORKSPACE_EVENT_TYPES.join(", ")}` }))
+  .max(WORKSPACE_EVENT_TYPES.length)
+  .nullish();
+const publishInput = z.object({
+  workspaceId: z.uuid("must be a workspace id"),
+  type: z.enum(PUBLISHABLE_EVENT_TYPES, { error: `must be one of ${PUBLISHABLE_EVENT_TYPES.join(", ")}` }),
+  data: z
+    .unknown()
+    .refine((value) => value !== undefined && value !== null, "give the event's data (a JSON value)")
+    .refine((value) => Buffer.byteLength(JSON.stringify(value ?? null)) <= MAX_EVENT_DATA_BYTES, `must be at most ${MAX_EVENT_DATA_BYTES / 1024} KiB of JSON`),
+  idempotencyKey: z.string().nullish(),
+});
+
+const toItem = (row: {
+  workspaceId: string;
+  cursor: bigint;
+  type: string;
+  subjectType: string | null;
+  subjectId: string | null;
+  data: Prisma.JsonValue;
+  at: Date;
+}): WorkspaceEventItem => ({ ...row, cursor: row.cursor.toString() });
+
+/** Stable text of a row for "did it change" checks (BigInt columns as strings). */
+const fingerprint = (value: unknown) => JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? v.toString() : v));
+
+export function createEventService(deps: DomainDeps) {
+  const { prisma, pubsub, config, log } = deps;
+  const live = liveFor(deps);
+  const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
+
+  /**
+   * What ends a viewer's stream on a workspace: removal from it (re-checked with a fresh query on an
+   * `access` notice for the user and when Redis comes back), revocation of the session or key, and
+   * the credential's expiry.
+   */
+  async function guard(viewer: UserViewer, workspaceId: string) {
+    const stillMember = async (control: StreamControl) => {
+      try {
+        const member = await prisma.workspaceMember.findUnique({
+          where: { workspaceId_userId: { workspaceId, userId: viewer.userId } },
+          select: { role: true },
+        });
+        if (!member) control.fail(forbidden(`You are no longer a member of workspace ${workspaceId}; this stream has ended`));
+      } catch (error) {
+        log.warn({ err: error, workspaceId }, "re-checking a subscriber's membership failed");
+        control.wake();
+      }
+    };
+    const sources: WakeSource<any>[] = [
+      {
+        source: pubsub.pubsub.subscribe("access", workspaceId),
+        onNotice: (notice: AccessNotice, control) => {
+          if (notice.userId === viewer.userId) void stillMember(control);
+        },
+      } satisfies WakeSource<AccessNotice>,
+      {
+        source: pubsub.pubsub.subscribe("account", viewer.userId),
+        onNotice: (event: AccountEvent, control) => {
+          const revoked =
+            (event.type === "SESSION_REVOKED" && viewer.kind === "session" && event.subjectId === viewer.sessionId) ||
+            (event.type === "API_KEY_REVOKED" && viewer.kind === "apiKey" && event.subjectId === viewer.apiKeyId);
+          if (revoked) control.fail(notAuthenticated(`The ${viewer.kind === "session" ? "session" : "API key"} of this stream was revoked; sign in again and resubscribe`));
+        },
+      } satisfies WakeSource<AccountEvent>,
+    ];
+    return { sources, expiresAt: await credentialExpiry(viewer), onReconnect: (control: StreamControl) => void stillMember(control) };
+  }
+
+  /**
+   * When the stream's credential stops being valid: an API key's expiry; for a session, the access
+   * token's expiry when the viewer carries it (`expiresAt`), else the session's own.
+   */
+  async function credentialExpiry(viewer: UserViewer) {
+    let at: Date | null | undefined;
+    if (viewer.kind === "apiKey") {
+      at = (await prisma.apiKey.findUnique({ where: { id: viewer.apiKeyId }, select: { expiresAt: true } }))?.expiresAt;
+    } else {
+      at = viewer.expiresAt;
+      at ??= (await prisma.session.findUnique({ where: { id: viewer.sessionId }, select: { expiresAt: true } }))?.expiresAt;
+    }
+    if (!at) return undefined;
+    const what = viewer.kind === "apiKey" ? "API key" : "access token";
+    return { at, error: () => notAuthenticated(`The ${what} of this stream has expired; ${viewer.kind === "apiKey" ? "use a valid key" : "refresh it"} and resubscribe`) };
+  }
+
+  /**
+   * A status stream: the subject as it is now, then again each time it changed (notices wake it;
+   * a burst of notices makes one read; a read that finds nothing new sends nothing).
+   */
+  async function statusStream<T>(
+    ctx: StreamCtx,
+    subject: { id: string; workspaceId: string },
+    load: () => Promise<{ row: T; compare: unknown; last: boolean } | null>,
+  ): Promise<AsyncIterable<T | StreamFailure>> {
+    const viewer = requireUser(ctx.viewer);
+    const guarded = await guard(viewer, subject.workspaceId);
+    let previous: string | undefined;
+    return liveStream<T>({
+      pubsub,
+      sources: [
+        { source: pubsub.pubsub.subscribe("status", subject.id), onNotice: (_n: StatusNotice, control) => control.wake() },
+        ...guarded.sources,
+      ],
+      expiresAt: guarded.expiresAt,
+      onReconnect: guarded.onReconnect,
+      async read() {
+        const loaded = await load();
+        if (!loaded) return { items: [], end: true };
+        const now = fingerprint(loaded.compare);
+        if (now === previous) return { items: [], end: loaded.last };
+        previous = now;
+        return { items: [loaded.row], end: loaded.last };
+      },
+    });
+  }
+
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<unknown> | undefined;
+
+  const service = {
+    /** An administrator's event for the workspace stream (notification, message.new, system.alert). */
+    async publish(ctx: Pick<Context, "viewer" | "access" | "requestId">, raw: unknown): Promise<WorkspaceEventItem> {
+      const input = parseInput(publishInput, raw);
+      await ctx.access.require(input.workspaceId, "admin");
+      const { id } = await live.run((batch) =>
+        idempotentCreate(prisma, ctx.viewer, "publishWorkspaceEvent", input.idempotencyKey, input, batch.within(async (tx) => {
+          const stored = await recordEvent(tx, {
+            workspaceId: input.workspaceId,
+            type: input.type,
+            subjectType: "WORKSPACE",
+            subjectId: input.workspaceId,
+            data: input.data as Prisma.InputJsonValue,
+          });
+          await audit(tx, ctx, {
+            workspaceId: input.workspaceId,
+            action: "workspace.event.publish",
+            targetType: "Workspace",
+            targetId: input.workspaceId,
+            data: { type: input.type, cursor: stored.cursor.toString() },
+          });
+          return { id: stored.cursor.toString() };
+        })),
+      );
+      const row = await prisma.workspaceEvent.findUniqueOrThrow({
+        where: { workspaceId_cursor: { workspaceId: input.workspaceId, cursor: BigInt(id) } },
+      });
+      return toItem(row);
+    },
+
+    /**
+     * Stored events after `after` (or, without it, from now on), then live ones, each once and in
+     * cursor order. A client that reconnects with the last cursor it saw misses nothing.
+     */
+    async events(ctx: StreamCtx, args: { workspaceId: string; types?: readonly string[] | null; after?: string | null }) {
+      const workspaceId = requireId(args.workspaceId, "workspace");
+      const types = parseInput(typesSchema, args.types, "types");
+      const after = args.after != null ? BigInt(parseInput(cursorSchema, args.after, "after")) : null;
+      await ctx.access.require(workspaceId, "read");
+      const viewer = requireUser(ctx.viewer);
+      const guarded = await guard(viewer, workspaceId);
+      let last = after ?? (await prisma.workspace.findUniqueOrThrow({ where: { id: workspaceId }, select: { lastEventCursor: true } })).lastEventCursor;
+      const where = types?.length ? { type: { in: [...new Set(types)] } } : {};
+      return liveStream<WorkspaceEventItem>({
+        pubsub,
+        sources: [
+          {
+            source: pubsub.pubsub.subscribe("workspaceEvents", workspaceId),
+            // Only a notice past what was sent is news; the read fetches the whole range from `last`.
+            onNotice: (notice: WorkspaceEventNotice, control) => {
+              if (BigInt(notice.cursor) > last) control.wake();
+            },
+          },
+          ...guarded.sources,
+        ],
+        expiresAt: guarded.expiresAt,
+        onReconnect: guarded.onReconnect,
+        async read() {
+          const rows = await prisma.workspaceEvent.findMany({
+            where: { workspaceId, cursor: { gt: last }, ...where },
+            orderBy: { cursor: "asc" },
+            take: EVENT_PAGE,
+          });
+          if (rows.length > 0) last = rows[rows.length - 1]!.cursor;
+          return { items: rows.map(toItem), more: rows.length === EVENT_PAGE };
+        },
+      });
+    },
+
+    /** Ends after the worker is DESTROYED. */
+    async workerStatus(ctx: StreamCtx, id: string) {
+      requireId(id, "worker");
+      const found = await prisma.worker.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
+      if (!found) throw notFound("worker", id);
+      await ctx.access.require(found.workspaceId, "read", { type: "worker", id });
+      return statusStream(ctx, found, async () => {
+        const row = await prisma.worker.findUnique({ where: { id } });
+        return row && { row, compare: row, last: row.status === "DESTROYED" };
+      });
+    },
+
+    /** Ends once the task finished (SUCCEEDED, FAILED, CANCELLED); after a retry, subscribe again. */
+    async taskStatus(ctx: StreamCtx, id: string) {
+      requireId(id, "task");
+      const found = await prisma.task.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
+      if (!found) throw notFound("task", id);
+      await ctx.access.require(found.workspaceId, "read", { type: "task", id });
+      return statusStream(ctx, found, async () => {
+        const row = await prisma.task.findUnique({ where: { id } });
+        if (!row) return null;
+        // Stages change without touching the task row's status: they are part of "what changed".
+        const stages = await prisma.taskStage.findMany({ where: { taskId: id }, select: { index: true, status: true }, orderBy: { index: "asc" } });
+        return { row, compare: { row, stages }, last: FINISHED_TASK.includes(row.status) };
+      });
+    },
+
+    /** Ends after the machine is DECOMMISSIONED. */
+    async machineStatus(ctx: StreamCtx, id: string) {
+      requireId(id, "machine");
+      const found = await prisma.machine.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
+      if (!found) throw notFound("machine", id);
+      await ctx.access.require(found.workspaceId, "read", { type: "machine", id });
+      return statusStream(ctx, found, async () => {
+        const row = await prisma.machine.findUnique({
+          where: { id },
+          include: {
+            _count: {
+              select: {
+                tasks: { where: { status: { in: ["ASSIGNED", "RUNNING", "SUSPENDED"] } } },
+                workers: { where: { status: { in: ["DEPLOYING", "RUNNING"] } } },
+              },
+            },
+          },
+        });
+        if (!row) return null;
+        const status = ctx.services.machines.statusOf(row);
+        // Usage figures change with every heartbeat, and `status` already says online or not: only
+        // what a client sees as the machine's state makes an item.
+        const { cpuPercent: _c, memoryPercent: _m, diskPercent: _d, lastHeartbeatAt: _h, updatedAt: _u, announcedOnline: _a, _count, ...rest } = row;
+        return { row, compare: { status, rest }, last: status === "DECOMMISSIONED" };
+      });
+    },
+
+    /** The deployment and its services; ends when the deployment is deleted. */
+    async deploymentStatus(ctx: StreamCtx, id: string) {
+      requireId(id, "deployment");
+      const found = await prisma.deployment.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
+      if (!found) throw notFound("deployment", id);
+      await ctx.access.require(found.workspaceId, "read", { type: "deployment", id });
+      return statusStream(ctx, found, async () => {
+        const row = await prisma.deployment.findUnique({ where: { id }, include: { services: { orderBy: [{ name: "asc" }, { id: "asc" }] } } });
+        return row && { row, compare: row, last: false };
+      });
+    },
+
+    /**
+     * Announces offline every machine that was announced online and has not sent a heartbeat within
+     * SPINDLE_MACHINE_OFFLINE_AFTER. The conditional update flips each machine once, so with several
+     * replicas sweeping, exactly one announces it; rows another transaction holds are skipped and
+     * seen by the next sweep. Returns how many machines went offline.
+     */
+    async sweepMachines(): Promise<number> {
+      return live.transaction(prisma, async (tx) => {
+        const gone = await tx.$queryRaw<{ id: string; workspaceId: string }[]>`
+          WITH silent AS (
+            SELECT "id" FROM "Machine"
+             WHERE "announcedOnline" AND "decommissionedAt" IS NULL
+               AND ("lastHeartbeatAt" IS NULL
+                    OR "lastHeartbeatAt" < (now() AT TIME ZONE 'UTC') - make_interval(secs => ${offlineAfter()}::double precision))
+             ORDER BY "id"
+               FOR UPDATE SKIP LOCKED
+          )
+          UPDATE "Machine" m SET "announcedOnline" = false
+            FROM silent WHERE m."id" = silent."id" AND m."announcedOnline"
+          RETURNING m."id", m."workspaceId"`;
+        for (const machine of gone) noteStatus(tx, "MACHINE", machine.id, machine.workspaceId);
+        await recordEvents(
+          tx,
+          gone.map((m) => ({
+            workspaceId: m.workspaceId,
+            type: "agent.status" as const,
+            subjectType: "MACHINE",
+            subjectId: m.id,
+            data: { machineId: m.id, status: "OFFLINE" },
+          })),
+        );
+        return gone.length;
+      });
+    },
+
+    /** Starts the periodic machine sweep (every 5 s, or half the offline threshold if shorter). */
+    start() {
+      if (sweepTimer) return;
+      const everyMs = Math.max(500, Math.min(5_000, (offlineAfter() * 1000) / 2));
+      sweepTimer = setInterval(() => {
+        if (sweeping) return;
+        sweeping = service
+          .sweepMachines()
+          .catch((error: unknown) => {
+            // A deadlock or an outage: the next sweep tries again.
+            if (!(error instanceof AppError)) log.warn({ err: error }, "machine presence sweep failed");
+          })
+          .finally(() => {
+            sweeping = undefined;
+          });
+      }, everyMs);
+      sweepTimer.unref();
+    },
+
+    /** Stops the sweep (waiting for a running one) and the announcing of notices. */
+    async stop() {
+      if (sweepTimer) clearInterval(sweepTimer);
+      sweepTimer = undefined;
+      await sweeping;
+      live.stop();
+    },
+  };
+  return service;
+}
+
+export type EventService = ReturnType<typeof createEventService>;

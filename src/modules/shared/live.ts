@@ -1,0 +1,448 @@
+// Live notices: what changed is written in the mutation's transaction (workspace events with their
+// cursor, finished log sources) and announced on pub/sub only after that transaction commits, so a
+// subscriber woken by a notice always finds the change in the database. Notices carry ids; streams
+// re-read what they show, so a lost or coalesced notice costs a re-read, never a wrong answer.
+//
+// A mutation runs `live.transaction(prisma, async (tx) => ...)` (or, for the transaction that
+// idempotentCreate opens, `live.run((batch) => idempotentCreate(..., batch.within(async (tx) => ...)))`);
+// helpers deep inside (a worker's state machine, say) then note notices and events against the same
+// `tx` without it being passed around.
+//
+// Events noted during such a transaction are written at its end: taking the next cursors locks the
+// workspace row until commit, and taking that lock last in every transaction that also locks other
+// rows (tasks, workers, machines) keeps them from deadlocking one another.
+import type { Prisma, PrismaClient } from "../../generated/prisma/client.js";
+import type { AccessNotice, PubSubService, StatusNotice, StatusSubjectType } from "../../infra/pubsub.js";
+import type { Logger } from "../../infra/logger.js";
+import { announceLogSourcesFinished, finishLogSources, type LogSourceRef } from "../log/log-sources.js";
+
+type Tx = Prisma.TransactionClient;
+
+/** The api-v1 event types; the workspace stream carries these (and may carry more later). */
+export const WORKSPACE_EVENT_TYPES = [
+  "task.created",
+  "task.updated",
+  "task.completed",
+  "task.failed",
+  "worker.online",
+  "worker.offline",
+  "agent.status",
+  "message.new",
+  "notification",
+  "system.alert",
+] as const;
+export type WorkspaceEventType = (typeof WORKSPACE_EVENT_TYPES)[number];
+
+/** Types an administrator publishes by hand (the others are written by the domain itself). */
+export const PUBLISHABLE_EVENT_TYPES = ["message.new", "notification", "system.alert"] as const satisfies readonly WorkspaceEventType[];
+
+export interface EventInput {
+  workspaceId: string;
+  type: WorkspaceEventType;
+  subjectType?: string | null;
+  subjectId?: string | null;
+  data?: Prisma.InputJsonValue | null;
+}
+
+/** Tick reports are frequent: at most one status notice per worker per this many ms. */
+export const TICK_NOTICE_INTERVAL_MS = 1_000;
+
+/** What one transaction has to announce once it commits. */
+export class LiveBatch {
+  readonly status = new Map<string, StatusNotice>();
+  readonly ticks = new Map<string, StatusNotice>();
+  /** Newest cursor stored per workspace: one notice per workspace is enough (readers read the range). */
+  readonly events = new Map<string, bigint>();
+  readonly finishedSources = new Set<string>();
+  readonly access = new Map<string, AccessNotice>();
+  /** Events noted but not yet written (see `flush`). */
+  readonly pendingEvents: EventInput[] = [];
+
+  /** Lets helpers find this batch from the transaction they were given. */
+  bind(tx: Tx): Tx {
+    bound.set(tx, this);
+    return tx;
+  }
+
+  /** Writes the noted events (with their cursors); the last thing a live transaction does. */
+  async flush(tx: Tx): Promise<void> {
+    const events = this.pendingEvents.splice(0);
+    if (events.length > 0) await recordEvents(tx, events);
+  }
+
+  /** For a transaction opened elsewhere (idempotentCreate): binds it, runs `fn`, writes the events. */
+  within<T>(fn: (tx: Tx) => Promise<T>): (tx: Tx) => Promise<T> {
+    return async (tx) => {
+      this.bind(tx);
+      const result = await fn(tx);
+      await this.flush(tx);
+      return result;
+    };
+  }
+
+  get empty() {
+    return this.status.size + this.ticks.size + this.events.size + this.finishedSources.size + this.access.size === 0;
+  }
+}
+
+const bound = new WeakMap<object, LiveBatch>();
+
+/** The batch bound to this transaction, if the mutation opened it with live (see the file comment). */
+export const batchOf = (tx: Tx): LiveBatch | undefined => bound.get(tx);
+
+function statusNotice(subjectType: StatusSubjectType, subjectId: string, workspaceId: string): StatusNotice {
+  return { subjectType, subjectId, workspaceId, at: new Date().toISOString() };
+}
+
+/** Something about the subject changed: its status stream re-reads it after commit. */
+export function noteStatus(tx: Tx, subjectType: StatusSubjectType, subjectId: string | null | undefined, workspaceId: string): void {
+  if (!subjectId) return;
+  batchOf(tx)?.status.set(subjectId, statusNotice(subjectType, subjectId, workspaceId));
+}
+
+/** A worker's counters moved: announced like a status change, but at most once a second per worker. */
+export function noteTicks(tx: Tx, workerId: string, workspaceId: string): void {
+  batchOf(tx)?.ticks.set(workerId, statusNotice("WORKER", workerId, workspaceId));
+}
+
+/** The user's access to the workspace changed: their streams re-check membership after commit. */
+export function noteAccess(tx: Tx, workspaceId: string, userId: string): void {
+  batchOf(tx)?.access.set(`${workspaceId}:${userId}`, { workspaceId, userId });
+}
+
+/** Marks log sources finished in this transaction; their `logs` streams end after commit. */
+export async function noteLogSourcesFinished(tx: Tx, sources: LogSourceRef[]): Promise<void> {
+  if (sources.length === 0) return;
+  await finishLogSources(tx, sources);
+  const batch = batchOf(tx);
+  for (const source of sources) batch?.finishedSources.add(source.sourceId);
+}
+
+/**
+ * A workspace event of this transaction: written when the live transaction ends (see the file
+ * comment), or at once in a transaction without a batch.
+ */
+export async function noteEvents(tx: Tx, events: EventInput[]): Promise<void> {
+  if (events.length === 0) return;
+  const batch = batchOf(tx);
+  if (batch) batch.pendingEvents.push(...events);
+  else await recordEvents(tx, events);
+}
+
+export const noteEvent = (tx: Tx, event: EventInput) => noteEvents(tx, [event]);
+
+/**
+ * Stores workspace events with the next cursors of their workspaces, now. The counter row stays locked
+ * until the transaction ends, so cursors are handed out in commit order: a reader never sees
+ * cursor n+1 before n. Record events late in a transaction (after the rows it changes) so that the
+ * workspace row is the last lock taken.
+ */
+export async function recordEvents(tx: Tx, events: EventInput[]): Promise<{ workspaceId: string; cursor: bigint }[]> {
+  const byWorkspace = new Map<string, EventInput[]>();
+  for (const event of events) {
+    const list = byWorkspace.get(event.workspaceId) ?? [];
+    list.push(event);
+    byWorkspace.set(event.workspaceId, list);
+  }
+  const stored: { workspaceId: string; cursor: bigint }[] = [];
+  const at = new Date();
+  for (const [workspaceId, list] of byWorkspace) {
+    const [row] = await tx.$queryRaw<{ lastEventCursor: bigint }[]>`
+      UPDATE "Workspace" SET "lastEventCursor" = "lastEventCursor" + ${list.length}
+       WHERE "id" = ${workspaceId}::uuid
+      RETURNING "lastEventCursor"`;
+    if (!row) continue; // The workspace is gone (deleted in this transaction): nobody is left to tell.
+    const last = BigInt(row.lastEventCursor);
+    const first = last - BigInt(list.length) + 1n;
+    await tx.workspaceEvent.createMany({
+      data: list.map((event, i) => ({
+        workspaceId,
+        cursor: first + BigInt(i),
+        type: event.type,
+        subjectType: event.subjectType ?? null,
+        subjectId: event.subjectId ?? null,
+        data: event.data ?? undefined,
+        at,
+      })),
+    });
+    const batch = batchOf(tx);
+    if (batch) {
+      const known = batch.events.get(workspaceId);
+      if (known === undefined || known < last) batch.events.set(workspaceId, last);
+    }
+    list.forEach((_, i) => stored.push({ workspaceId, cursor: first + BigInt(i) }));
+  }
+  return stored;
+}
+
+export async function recordEvent(tx: Tx, event: EventInput): Promise<{ workspaceId: string; cursor: bigint }> {
+  const [stored] = await recordEvents(tx, [event]);
+  return stored ?? { workspaceId: event.workspaceId, cursor: 0n };
+}
+
+/** Announces committed batches; one per server (per pub/sub service), see `liveFor`. */
+export interface Live {
+  /** A transaction whose notices are announced once it has committed (never if it rolls back). */
+  transaction<T>(prisma: PrismaClient, fn: (tx: Tx, batch: LiveBatch) => Promise<T>): Promise<T>;
+  /**
+   * For transactions opened elsewhere (idempotentCreate): pass `batch.within(async (tx) => ...)` as
+   * the transaction body; the batch is announced when `fn` resolves.
+   */
+  run<T>(fn: (batch: LiveBatch) => Promise<T>): Promise<T>;
+  announce(batch: LiveBatch): void;
+  /** No more notices (server stopping): pending tick notices are dropped. */
+  stop(): void;
+}
+
+const lives = new WeakMap<PubSubService, Live>();
+
+export function liveFor(deps: { pubsub: PubSubService; log?: Logger }): Live {
+  let live = lives.get(deps.pubsub);
+  if (!live) {
+    live = createLive(deps.pubsub, deps.log);
+    lives.set(deps.pubsub, live);
+  }
+  return live;
+}
+
+function createLive(pubsubService: PubSubService, log?: Logger): Live {
+  const { pubsub } = pubsubService;
+  let stopped = false;
+  // Per worker: when its last tick notice went out, and the trailing one waiting, if any.
+  const tickState = new Map<string, { last: number; timer?: NodeJS.Timeout; notice?: StatusNotice }>();
+
+  /**
+   * Whether a notice can go out now. While Redis is away a publish would only queue in the client
+   * (and fail later, unhandled): it is dropped instead, and every stream re-reads the database when
+   * the subscription connection is back (PubSubService.onReconnect).
+   */
+  function canPublish() {
+    if (stopped) return false;
+    const status = pubsubService.redis?.status;
+    return status === undefined || status === "ready" || status === "connect" || status === "connecting";
+  }
+
+  function publishStatus(notice: StatusNotice) {
+    if (canPublish()) pubsub.publish("status", notice.subjectId, notice);
+  }
+
+  function tick(notice: StatusNotice) {
+    const now = Date.now();
+    const state = tickState.get(notice.subjectId);
+    if (!state || now - state.last >= TICK_NOTICE_INTERVAL_MS) {
+      if (state?.timer) clearTimeout(state.timer);
+      tickState.set(notice.subjectId, { last: now });
+      publishStatus(notice);
+      if (tickState.size > 10_000) {
+        for (const [id, s] of tickState) if (!s.timer && now - s.last >= TICK_NOTICE_INTERVAL_MS) tickState.delete(id);
+      }
+      return;
+    }
+    state.notice = notice;
+    state.timer ??= setTimeout(() => {
+      tickState.set(notice.subjectId, { last: Date.now() });
+      if (state.notice) publishStatus(state.notice);
+    }, state.last + TICK_NOTICE_INTERVAL_MS - now).unref();
+  }
+
+  function announce(batch: LiveBatch) {
+    if (batch.empty || !canPublish()) return;
+    try {
+      for (const notice of batch.status.values()) publishStatus(notice);
+      for (const notice of batch.ticks.values()) {
+        // A status notice for the same worker already says everything.
+        if (!batch.status.has(notice.subjectId)) tick(notice);
+      }
+      for (const [workspaceId, cursor] of batch.events) pubsub.publish("workspaceEvents", workspaceId, { workspaceId, cursor: cursor.toString() });
+      if (batch.finishedSources.size > 0) announceLogSourcesFinished(pubsubService, [...batch.finishedSources]);
+      for (const notice of batch.access.values()) pubsub.publish("access", notice.workspaceId, notice);
+    } catch (error) {
+      // The change is committed either way; streams catch up on their next read.
+      log?.warn({ err: error }, "announcing live notices failed");
+    }
+  }
+
+  return {
+    async transaction(prisma, fn) {
+      const batch = new LiveBatch();
+      const result = await prisma.$transaction((tx) => batch.within((bound) => fn(bound, batch))(tx));
+      announce(batch);
+      return result;
+    },
+    async run(fn) {
+      const batch = new LiveBatch();
+      const result = await fn(batch);
+      announce(batch);
+      return result;
+    },
+    announce,
+    stop() {
+      stopped = true;
+      for (const state of tickState.values()) if (state.timer) clearTimeout(state.timer);
+      tickState.clear();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscriber side: a stream that re-reads the database when woken. Each subscriber keeps a dirty
+// flag and at most one page of items read but not yet sent: memory is bounded however slow the
+// client and however busy the subject.
+
+/** Ends a stream with an error: the subscription's resolver throws it as the last item. */
+export class StreamFailure {
+  constructor(readonly error: Error) {}
+}
+
+export interface StreamControl {
+  /** Something may have changed: read again (many wakes before the read make one read). */
+  wake(): void;
+  /** Ends the stream with this error (sent to the client as the last item). */
+  fail(error: Error): void;
+  /** Ends the stream normally. */
+  end(): void;
+}
+
+export interface WakeSource<N> {
+  source: AsyncIterable<N>;
+  onNotice: (notice: N, control: StreamControl) => void;
+}
+
+export interface LiveStreamOptions<T> {
+  pubsub: PubSubService;
+  /** Pub/sub topics (and others) that wake or end the stream. */
+  sources: WakeSource<any>[];
+  /**
+   * Reads what is new since the last read: items to send (at most a page), `more` when a full
+   * page was read and another may follow, `end` to finish after these items.
+   */
+  read: () => Promise<{ items: T[]; more?: boolean; end?: boolean | Error }>;
+  /** Ends the stream with this error at this time (the credential expires). */
+  expiresAt?: { at: Date; error: () => Error };
+  /** Re-read this often even without a notice (pub/sub is at-most-once). Default 10 s. */
+  pollMs?: number;
+  /** Also on Redis coming back (notices were lost meanwhile), besides re-reading. */
+  onReconnect?: (control: StreamControl) => void;
+  /** Re-reads shortly after subscribing: a notice published before the subscription reached Redis is not lost. */
+  settleMs?: number;
+}
+
+type Done = IteratorReturnResult<undefined>;
+const done: Done = { done: true, value: undefined };
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function liveStream<T>(options: LiveStreamOptions<T>): AsyncIterableIterator<T | StreamFailure> {
+  let dirty = true;
+  let closed = false;
+  let ending: { error?: Error } | undefined;
+  let buffer: T[] = [];
+  let wakeUp: (() => void) | undefined;
+  const iterators: AsyncIterator<unknown>[] = [];
+  const timers: NodeJS.Timeout[] = [];
+
+  const signal = () => {
+    const resolve = wakeUp;
+    wakeUp = undefined;
+    resolve?.();
+  };
+  const control: StreamControl = {
+    wake() {
+      dirty = true;
+      signal();
+    },
+    fail(error) {
+      // Nothing read earlier goes out after this (a removed member gets no more items).
+      if (!ending?.error) ending = { error };
+      buffer = [];
+      signal();
+    },
+    end() {
+      ending ??= {};
+      signal();
+    },
+  };
+
+  for (const { source, onNotice } of options.sources) {
+    const iterator = source[Symbol.asyncIterator]();
+    iterators.push(iterator);
+    void (async () => {
+      try {
+        for (;;) {
+          const result = await iterator.next();
+          if (result.done || closed) return;
+          onNotice(result.value, control);
+        }
+      } catch (error) {
+        control.fail(error instanceof Error ? error : new Error(String(error)));
+      }
+    })();
+  }
+  const removeReconnect = options.pubsub.onReconnect(() => {
+    control.wake();
+    options.onReconnect?.(control);
+  });
+  timers.push(setInterval(() => control.wake(), options.pollMs ?? 10_000).unref());
+  timers.push(setTimeout(() => control.wake(), options.settleMs ?? 500).unref());
+  if (options.expiresAt) {
+    const { at, error } = options.expiresAt;
+    const fire = () => {
+      const left = at.getTime() - Date.now();
+      if (left <= 0) return control.fail(error());
+      timers.push(setTimeout(fire, Math.min(left, MAX_TIMER_MS)).unref());
+    };
+    fire();
+  }
+
+  function close() {
+    if (closed) return;
+    closed = true;
+    removeReconnect();
+    for (const timer of timers) clearTimeout(timer);
+    for (const iterator of iterators) void iterator.return?.();
+    signal();
+  }
+
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next(): Promise<IteratorResult<T | StreamFailure>> {
+      for (;;) {
+        if (closed) return done;
+        if (ending?.error) {
+          const { error } = ending;
+          close();
+          return { done: false, value: new StreamFailure(error) };
+        }
+        if (buffer.length > 0) return { done: false, value: buffer.shift()! };
+        if (ending) {
+          close();
+          return done;
+        }
+        if (dirty) {
+          dirty = false;
+          let page;
+          try {
+            page = await options.read();
+          } catch (error) {
+            control.fail(error instanceof Error ? error : new Error(String(error)));
+            continue;
+          }
+          if (closed) return done;
+          if ((ending as { error?: Error } | undefined)?.error) continue;
+          buffer = page.items;
+          if (page.more) dirty = true;
+          if (page.end) ending ??= page.end instanceof Error ? { error: page.end } : {};
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wakeUp = resolve;
+        });
+      }
+    },
+    async return() {
+      close();
+      return done;
+    },
+  };
+}

@@ -1,0 +1,182 @@
+// Live logs when things go wrong: a slow subscriber (bounded queue, falls back to the store), the
+// credential behind a stream expiring, and Redis going away during ingestion (the server's own
+// Redis connections are cut through a TCP proxy; the machine's Redis keeps running for others).
+import { once } from "node:events";
+import net from "node:net";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { LogStream } from "../../src/modules/log/stream.js";
+import { AppendLogsDocument, LogsDocument, type LogsSubscription } from "../generated/graphql.js";
+import { addMember, createMachineDirect } from "../authz/world.js";
+import { signedInUser, unique } from "../helpers/factories.js";
+import { sseSubscribe, tracker, wsClient, wsSubscribe, type WsResult } from "../helpers/live.js";
+import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
+
+const t = tracker();
+afterEach(() => t.closeAll());
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => String(from + i));
+
+async function fixture(server: TestServer) {
+  const prisma = server.db.prisma;
+  const owner = await signedInUser(server);
+  const workspace = await prisma.workspace.create({ data: { name: unique("ws") } });
+  await addMember(server, workspace.id, owner.id, "OWNER");
+  const machine = await createMachineDirect(server, workspace.id);
+  const worker = await prisma.worker.create({ data: { workspaceId: workspace.id, kind: "CONTAINER", name: unique("w"), image: "x", machineId: machine.id } });
+  return { owner, machine, workspaceId: workspace.id, source: { type: "WORKER" as const, id: worker.id } };
+}
+
+let sequence = 0;
+async function append(server: TestServer, f: Awaited<ReturnType<typeof fixture>>, count: number) {
+  const lines = Array.from({ length: count }, (_, i) => ({ level: "INFO" as const, message: `m${i}` }));
+  return ok(await server.execute(AppendLogsDocument, { input: { source: f.source, sequence: `f${++sequence}`, lines } }, { token: f.machine.credential })).appendLogs;
+}
+
+describe(`slow subscribers and expiring credentials (${backend})`, () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ ACCESS_TOKEN_TTL: "4" });
+  });
+  afterAll(() => server?.close());
+
+  it("keeps a bounded queue for a subscriber that does not read, then catches up from the store exactly", async () => {
+    const f = await fixture(server);
+    await append(server, f, 5);
+    const stream = new LogStream({
+      prisma: server.db.prisma,
+      pubsub: server.pubsub,
+      viewer: { kind: "anonymous" },
+      sourceId: f.source.id,
+      workspaceId: f.workspaceId,
+      after: 0n,
+      queueLines: 50,
+      pageLines: 100,
+    });
+    try {
+      const first = await stream.next();
+      expect(first.done ? [] : first.value.lines.map((l) => l.cursor)).toEqual(range(1, 5));
+      // 400 lines announced in several coalesced batches while the client reads nothing.
+      for (let i = 0; i < 8; i++) {
+        await append(server, f, 50);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      expect(stream.overflows).toBeGreaterThan(0);
+      const cursors: string[] = [];
+      while (cursors[cursors.length - 1] !== "405") {
+        const next = await stream.next();
+        if (next.done) throw new Error("ended");
+        cursors.push(...next.value.lines.map((l) => l.cursor));
+      }
+      expect(cursors).toEqual(range(6, 405));
+    } finally {
+      await stream.return();
+    }
+  });
+
+  it("ends an SSE stream with CREDENTIAL_EXPIRED when its access token expires", async () => {
+    const f = await fixture(server);
+    await append(server, f, 2);
+    const sse = await sseSubscribe(server, t, LogsDocument, { token: f.owner.accessToken, variables: { source: f.source } });
+    const items = await sse.events.until((e) => e.event === "next" && e.data.data?.logs.end != null, 8_000);
+    expect(items[0]!.data.data.logs.lines.map((l: { cursor: string }) => l.cursor)).toEqual(["1", "2"]);
+    expect(items[items.length - 1]!.data.data.logs).toMatchObject({ end: "CREDENTIAL_EXPIRED", lines: [], cursor: "2" });
+    const complete = await sse.events.next();
+    expect(complete.event).toBe("complete");
+  });
+
+  it("ends a graphql-ws stream with CREDENTIAL_EXPIRED when its API key expires", async () => {
+    const f = await fixture(server);
+    const user = await signedInUser(server);
+    await addMember(server, f.workspaceId, user.id, "VIEWER");
+    const created = await server.post(
+      {
+        query: "mutation($e: DateTime!) { createApiKey(input: { name: \"short\", scopes: [READ], expiresAt: $e }) { key } }",
+        variables: { e: new Date(Date.now() + 2_500).toISOString() },
+      },
+      { token: user.accessToken },
+    );
+    const key = ok(created).createApiKey.key as string;
+    const inbox = wsSubscribe(wsClient(server, t, { authorization: `Bearer ${key}` }), t, LogsDocument, { source: f.source });
+    const [last] = await inbox.until((r) => r.data?.logs.end != null, 6_000);
+    expect(last!.data!.logs.end).toBe("CREDENTIAL_EXPIRED");
+  });
+});
+
+/** A TCP proxy to Redis that the test can cut (every connection dropped, new ones refused) and restore. */
+async function redisProxy(redisUrl: string) {
+  const target = new URL(redisUrl);
+  const sockets = new Set<net.Socket>();
+  let cut = false;
+  const proxy = net.createServer((client) => {
+    if (cut) return void client.destroy();
+    const upstream = net.connect(Number(target.port || 6379), target.hostname);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("error", close).on("close", close);
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  proxy.listen(0, "127.0.0.1");
+  await once(proxy, "listening");
+  const { port } = proxy.address() as net.AddressInfo;
+  const url = new URL(redisUrl);
+  url.hostname = "127.0.0.1";
+  url.port = String(port);
+  return {
+    url: url.toString(),
+    cut() {
+      cut = true;
+      for (const socket of sockets) socket.destroy();
+    },
+    restore() {
+      cut = false;
+    },
+    close: () => new Promise<void>((resolve) => proxy.close(() => resolve())),
+  };
+}
+
+describe.skipIf(!process.env.REDIS_URL)("Redis lost during ingestion (runs only with REDIS_URL, as .ci/run's second pass)", () => {
+  let server: TestServer;
+  let proxy: Awaited<ReturnType<typeof redisProxy>>;
+  beforeAll(async () => {
+    proxy = await redisProxy(process.env.REDIS_URL!);
+    server = await startTestServer({ REDIS_URL: proxy.url });
+  });
+  afterAll(async () => {
+    proxy?.restore();
+    await server?.close();
+    await proxy?.close();
+  });
+
+  const health = async () => (await (await fetch(`${server.url}/health`)).json()) as { status: string; pubsub: { status: string } };
+
+  it("keeps committing and acknowledging, reports degraded, and the subscriber catches up with every acknowledged line", async () => {
+    const f = await fixture(server);
+    const inbox = wsSubscribe(wsClient(server, t, { authorization: `Bearer ${f.owner.accessToken}` }), t, LogsDocument, { source: f.source });
+    await append(server, f, 3);
+    const reached = (cursor: string) => (r: WsResult<LogsSubscription>) => BigInt(r.data!.logs.cursor) >= BigInt(cursor);
+    await inbox.until(reached("3"));
+    expect((await health()).status).toBe("ok");
+
+    proxy.cut();
+    await expect.poll(async () => (await health()).status, { timeout: 5_000 }).toBe("degraded");
+    let acknowledged = "3";
+    for (let i = 0; i < 10; i++) acknowledged = (await append(server, f, 7)).lastCursor;
+    expect(acknowledged).toBe("73");
+    expect(await server.db.prisma.logLine.count({ where: { sourceId: f.source.id } })).toBe(73);
+    expect((await health()).status).toBe("degraded");
+
+    proxy.restore();
+    await expect.poll(async () => (await health()).status, { timeout: 10_000 }).toBe("ok");
+    const rest = await inbox.until(reached("73"), 10_000);
+    expect(rest.flatMap((r) => r.data!.logs.lines.map((l) => l.cursor))).toEqual(range(4, 73));
+    // And live delivery works again.
+    await append(server, f, 1);
+    expect((await inbox.until(reached("74"))).flatMap((r) => r.data!.logs.lines.map((l) => l.cursor))).toEqual(["74"]);
+  });
+});

@@ -1,0 +1,36 @@
+// A live stream lasts as long as its credential: a session's stream ends when the access token it
+// was opened with expires (the client refreshes and resubscribes with its cursor).
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { PublishWorkspaceEventDocument, WorkspaceEventsDocument } from "../generated/graphql.js";
+import { addMember } from "../authz/world.js";
+import { signedInUser, unique } from "../helpers/factories.js";
+import { tracker, wsClient, wsSubscribe } from "../helpers/live.js";
+import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
+
+let server: TestServer;
+const t = tracker();
+beforeAll(async () => {
+  server = await startTestServer({ ACCESS_TOKEN_TTL: "3" });
+});
+afterEach(() => t.closeAll());
+afterAll(() => server?.close());
+
+describe(`stream lifetime (${backend})`, () => {
+  it("ends a session's event stream when its access token expires, saying so", async () => {
+    const owner = await signedInUser(server);
+    const ws = await server.db.prisma.workspace.create({ data: { name: unique("ws") } });
+    await addMember(server, ws.id, owner.id, "OWNER");
+    const after = String((await server.db.prisma.workspace.findUniqueOrThrow({ where: { id: ws.id } })).lastEventCursor);
+
+    const client = wsClient(server, t, { authorization: `Bearer ${owner.accessToken}` });
+    const stream = wsSubscribe(client, t, WorkspaceEventsDocument, { workspaceId: ws.id, after });
+    ok(await server.execute(PublishWorkspaceEventDocument, { input: { workspaceId: ws.id, type: "notification", data: { n: 1 } } }, { token: owner.accessToken }));
+    const first = await stream.next(5_000);
+    expect(first.data?.events.type).toBe("notification");
+
+    const end = await stream.next(10_000);
+    expect(end.errors?.[0]).toMatchObject({ extensions: { code: "NOT_AUTHENTICATED" } });
+    expect(end.errors?.[0]?.message).toContain("access token");
+    expect(await stream.ended(5_000)).toEqual({ error: undefined });
+  }, 30_000);
+});
