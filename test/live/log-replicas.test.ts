@@ -3,6 +3,10 @@
 // ingested on either replica reaches subscribers on both, and a client whose replica went away
 // resumes on the other with its cursor. Needs REDIS_URL: the embedded run has no Redis to share,
 // and .ci/run always runs the suite a second time on PostgreSQL + Redis, where this runs.
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AppendLogsDocument, LogsDocument, type LogsSubscription } from "../generated/graphql.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
@@ -11,6 +15,45 @@ import { tracker, wsClient, wsSubscribe, type Inbox, type WsResult } from "../he
 import { ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 const t = tracker();
+
+/** `tsx src/main.ts` as its own OS process, on the given server's database and the same Redis. */
+async function startServerProcess(on: TestServer): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    env: {
+      ...process.env,
+      NODE_ENV: "test",
+      PORT: "0",
+      HOST: "127.0.0.1",
+      DATABASE_URL: on.databaseUrl,
+      REDIS_URL: process.env.REDIS_URL,
+      SPINDLE_DATA_DIR: mkdtempSync(path.join(tmpdir(), "spindle-replica-")),
+      LOG_LEVEL: "info",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server process did not start:\n${output}`)), 30_000);
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /"url":"(http:\/\/[^"]+)\/graphql".*Spindle is listening/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.stderr.on("data", (chunk: Buffer) => void (output += chunk.toString()));
+    child.on("exit", (code) => reject(new Error(`the server process exited with ${code}:\n${output}`)));
+  });
+  return {
+    url,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
 let a: TestServer;
 let b: TestServer;
 
@@ -105,4 +148,33 @@ describe.skipIf(!process.env.REDIS_URL)("two replicas sharing PostgreSQL and Red
       if (!stopped) await c.close();
     }
   });
+
+  it("delivers across real processes: a line ingested here reaches a subscriber on a separately started `npm start` server", async () => {
+    const f = await fixture();
+    const child = await startServerProcess(a);
+    try {
+      // Sign in on the other process: it signs with its own key, against the same accounts.
+      const login = await fetch(`${child.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          query: "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+          variables: { i: { login: f.onA.email, password: f.onA.password } },
+        }),
+      });
+      const token = ((await login.json()) as { data: { login: { accessToken: string } } }).data.login.accessToken;
+      const remote = wsSubscribe(
+        wsClient({ wsUrl: child.url.replace("http", "ws") + "/graphql" } as TestServer, t, { authorization: `Bearer ${token}` }),
+        t,
+        LogsDocument,
+        { source: f.source },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const written = await append(a, f.machine.credential, f.source, 3);
+      const items = await remote.until(reached(written.lastCursor));
+      expect(cursorsOf(items)).toEqual(range(1, 3));
+    } finally {
+      await child.stop();
+    }
+  }, 60_000);
 });
