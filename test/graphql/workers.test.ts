@@ -525,35 +525,6 @@ describe(`placement (${backend})`, () => {
   });
 });
 
-describe(`when a machine goes away (${backend})`, () => {
-  it("moves its live workers to another machine, or to waiting, recorded as the system's", async () => {
-    const t = await team();
-    const running = await deployCode(t);
-    ok(await server.execute(ReportWorkerStatusDocument, { input: { workerId: running.id, revision: 1, status: "RUNNING" } }, asMachine(t.machine)));
-    const stopped = ok(
-      await server.execute(DeployWorkerDocument, { input: { workspaceId: t.workspaceId, kind: "CONTAINER", name: "c", image: "nginx" } }, as(t.owner)),
-    ).deployWorker;
-    ok(await server.execute(StopWorkerDocument, { id: stopped.id }, as(t.owner)));
-    const spare = await createMachineDirect(server, t.workspaceId);
-
-    const workers = createWorkerService({ prisma: prisma(), pubsub: server.pubsub, config: server.config, log: createLogger("silent") });
-    const moved = await prisma().$transaction(async (tx) => {
-      await tx.machine.update({ where: { id: t.machine.id }, data: { decommissionedAt: new Date() } });
-      return workers.rescheduleFromMachine(tx, t.machine.id, "machine decommissioned");
-    });
-    expect(moved).toBe(1);
-    expect(await prisma().worker.findUniqueOrThrow({ where: { id: running.id } })).toMatchObject({ status: "DEPLOYING", machineId: spare.id });
-    expect(await prisma().worker.findUniqueOrThrow({ where: { id: stopped.id } })).toMatchObject({ status: "STOPPED", machineId: t.machine.id });
-    expect((await transitionsOf(running.id)).at(-1)).toMatchObject({
-      action: "reschedule",
-      from: "RUNNING",
-      to: "DEPLOYING",
-      actorType: "SYSTEM",
-      reason: "machine decommissioned",
-    });
-  });
-});
-
 describe(`reading workers (${backend})`, () => {
   it("filters the workspace's workers by status, kind, project, machine, block and name; destroyed ones only on request", async () => {
     const t = await team();

@@ -6,7 +6,7 @@ import { Resolver } from "node:dns/promises";
 import { z } from "zod";
 import { requireMachine } from "../../auth/viewer.js";
 import { Prisma, type Service, type ServiceStatus } from "../../generated/prisma/client.js";
-import { AppError, conflict, notFound, parseInput, requireId, validationError, type FieldProblem } from "../../schema/errors.js";
+import { conflict, notFound, parseInput, requireId, validationError, type FieldProblem } from "../../schema/errors.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
@@ -25,7 +25,6 @@ export const SERVICE_ACTIONS = {
   stop: { from: ["DEPLOYING", "RUNNING", "FAILED"], to: "STOPPED" },
   running: { from: ["DEPLOYING"], to: "RUNNING" },
   fail: { from: ["DEPLOYING", "RUNNING"], to: "FAILED" },
-  reschedule: { from: ["DEPLOYING", "RUNNING"], to: "DEPLOYING" },
 } as const satisfies Record<string, { from: readonly ServiceStatus[]; to: ServiceStatus }>;
 export type ServiceAction = keyof typeof SERVICE_ACTIONS;
 
@@ -35,7 +34,6 @@ const ACTION_PHRASE: Record<ServiceAction, string> = {
   stop: "stop",
   running: "mark as RUNNING",
   fail: "mark as FAILED",
-  reschedule: "reschedule",
 };
 
 export const MAX_SERVICES = 50;
@@ -142,13 +140,13 @@ export function createDeploymentService(deps: DomainDeps) {
   }
 
   /** Conditional update on the status the service was read with; DEPLOYING places it on a machine. */
-  async function transition(tx: Tx, service: Service, action: ServiceAction, extra: { reason?: string | null; revision?: number; bump?: boolean; move?: boolean } = {}) {
+  async function transition(tx: Tx, service: Service, action: ServiceAction, extra: { reason?: string | null; revision?: number; bump?: boolean } = {}) {
     const rule = SERVICE_ACTIONS[action];
     if (!(rule.from as readonly ServiceStatus[]).includes(service.status)) throw illegalServiceAction(action, service.id, service.status);
     const data: Prisma.ServiceUncheckedUpdateManyInput = { status: rule.to, statusReason: extra.reason ?? null };
     if (extra.bump) data.revision = { increment: 1 };
     if (rule.to === "DEPLOYING") {
-      const machineId = await placeOn(tx, service.workspaceId, extra.move ? null : service.machineId, offlineAfter());
+      const machineId = await placeOn(tx, service.workspaceId, service.machineId, offlineAfter());
       data.machineId = machineId;
       if (!machineId) data.statusReason = WAITING_FOR_MACHINE;
     }
@@ -488,22 +486,7 @@ export function createDeploymentService(deps: DomainDeps) {
       });
     },
 
-    /** Like workers.rescheduleFromMachine: the machine's live services go elsewhere (decommission). */
-    async rescheduleFromMachine(tx: Tx, machineId: string, why: string) {
-      const live = await tx.service.findMany({ where: { machineId, status: { in: ["DEPLOYING", "RUNNING"] } } });
-      let moved = 0;
-      for (const service of live) {
-        try {
-          await transition(tx, service, "reschedule", { reason: why, move: true });
-          moved += 1;
-        } catch (error) {
-          if (!(error instanceof AppError && error.code === "CONFLICT")) throw error;
-        }
-      }
-      return moved;
-    },
-
-    /** Services deployed while no machine qualified get one now (see workers.placeWaiting). */
+    /** Services deployed while no machine qualified get one now (as workers.placeWaiting). */
     async placeWaiting(workspaceId: string) {
       const waiting = await prisma.service.findMany({
         where: { workspaceId, status: "DEPLOYING", machineId: null },

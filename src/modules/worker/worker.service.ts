@@ -6,7 +6,7 @@ import { z } from "zod";
 import { requireMachine } from "../../auth/viewer.js";
 import type { Context } from "../../context.js";
 import type { Prisma, Worker, WorkerStatus } from "../../generated/prisma/client.js";
-import { AppError, conflict, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
+import { conflict, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import { actorOf, audit, type Actor } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
@@ -36,7 +36,6 @@ export const WORKER_ACTIONS = {
   running: { from: ["DEPLOYING"], to: "RUNNING" },
   fail: { from: ["DEPLOYING", "RUNNING"], to: "FAILED" },
   heal: { from: ["FAILED"], to: "DEPLOYING" },
-  reschedule: { from: ["DEPLOYING", "RUNNING"], to: "DEPLOYING" },
 } as const satisfies Record<string, { from: readonly WorkerStatus[]; to: WorkerStatus }>;
 export type WorkerAction = keyof typeof WORKER_ACTIONS;
 
@@ -49,7 +48,6 @@ const ACTION_PHRASE: Record<WorkerAction, string> = {
   running: "mark as RUNNING",
   fail: "mark as FAILED",
   heal: "heal",
-  reschedule: "reschedule",
 };
 
 const SYSTEM: Actor = { actorType: "SYSTEM", actorId: null, userId: null };
@@ -194,8 +192,6 @@ export function createWorkerService(deps: DomainDeps) {
       data?: Prisma.WorkerUncheckedUpdateManyInput;
       revision?: number;
       at?: Date;
-      /** Place it afresh instead of keeping its current machine. */
-      move?: boolean;
     },
   ): Promise<Worker> {
     const rule = WORKER_ACTIONS[action];
@@ -203,7 +199,7 @@ export function createWorkerService(deps: DomainDeps) {
     const data: Prisma.WorkerUncheckedUpdateManyInput = { ...options.data, status: rule.to, statusReason: options.reason ?? null };
     if (rule.to === "DEPLOYING") {
       // A new run: a fresh error budget, and a machine that can take it.
-      const machineId = await placeOn(tx, worker.workspaceId, options.move ? null : worker.machineId, offlineAfter());
+      const machineId = await placeOn(tx, worker.workspaceId, worker.machineId, offlineAfter());
       data.machineId = machineId;
       data.errorCount = 0;
       if (!machineId) data.statusReason = WAITING_FOR_MACHINE;
@@ -567,26 +563,6 @@ export function createWorkerService(deps: DomainDeps) {
         });
         return { id: worker.id };
       });
-    },
-
-    /**
-     * Moves a machine's live workers elsewhere (or to "waiting for a machine"), each recorded as the
-     * system's `reschedule`. For the machine module's decommission, inside its transaction and after
-     * the machine is marked, so placement no longer picks it. A worker a user changed meanwhile
-     * is left to that change.
-     */
-    async rescheduleFromMachine(tx: Tx, machineId: string, why: string) {
-      const live = await tx.worker.findMany({ where: { machineId, status: { in: [...LIVE_WORKER_STATUSES] } } });
-      let moved = 0;
-      for (const worker of live) {
-        try {
-          await transition(tx, worker, "reschedule", { actor: SYSTEM, reason: why, move: true });
-          moved += 1;
-        } catch (error) {
-          if (!(error instanceof AppError && error.code === "CONFLICT")) throw error;
-        }
-      }
-      return moved;
     },
 
     /**
