@@ -1,0 +1,3 @@
+-- CreateIndex
+CREATE INDEX "LogLine_at_idx" ON "LogLine"("at");
+
