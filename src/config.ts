@@ -52,6 +52,7 @@ const envSchema = z.object({
   SPINDLE_LOG_MAX_LINES_PER_SOURCE: z.coerce.number().int().positive().default(100_000),
   SPINDLE_LOG_MAX_AGE: seconds(7 * 24 * 60 * 60),
   SPINDLE_LOG_RETENTION_INTERVAL: seconds(60),
+  SPINDLE_IDEMPOTENCY_TTL: seconds(24 * 60 * 60),
 });
 
 /** The variables Spindle reads, as the environment holds them: strings. */
@@ -98,6 +99,8 @@ export interface Config {
     maxAgeSeconds: number;
     /** How often each server runs retention (one replica at a time does the work). */
     retentionIntervalSeconds: number;
+    /** Idempotency keys (and log batch sequences) are forgotten after this: a retry must come sooner. */
+    idempotencyTtlSeconds: number;
   };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
@@ -161,6 +164,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxLinesPerSource: e.SPINDLE_LOG_MAX_LINES_PER_SOURCE,
       maxAgeSeconds: e.SPINDLE_LOG_MAX_AGE,
       retentionIntervalSeconds: e.SPINDLE_LOG_RETENTION_INTERVAL,
+      idempotencyTtlSeconds: e.SPINDLE_IDEMPOTENCY_TTL,
     },
     logLevel: e.LOG_LEVEL,
   };

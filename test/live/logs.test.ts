@@ -424,6 +424,22 @@ describe(`the logs subscription (${backend})`, () => {
     expect(errorOf(late).code).toBe("CONFLICT");
   });
 
+  it("remembers a batch sequence for SPINDLE_IDEMPOTENCY_TTL, and forgets it after", async () => {
+    const tm = await team();
+    const w = await worker(tm);
+    const source = { type: "WORKER" as const, id: w.id };
+    const send = async () =>
+      ok(await server.execute(AppendLogsDocument, { input: { source, sequence: "once", lines: [{ level: "INFO", message: "x" }] } }, as(tm.owner))).appendLogs;
+    expect(await send()).toMatchObject({ firstCursor: "1", replayed: false });
+    const hour = 3600_000;
+    // An hour later the key is kept: a retry is still recognised.
+    expect((await server.app.services.logs.prune(new Date(Date.now() + hour))).idempotencyKeysDeleted).toBe(0);
+    expect(await send()).toMatchObject({ firstCursor: "1", replayed: true });
+    // Past the time to live (a day by default) it is gone, and the same sequence is a new batch.
+    expect((await server.app.services.logs.prune(new Date(Date.now() + 25 * hour))).idempotencyKeysDeleted).toBeGreaterThanOrEqual(1);
+    expect(await send()).toMatchObject({ firstCursor: "2", replayed: false });
+  });
+
   it("says which range retention removed when the client asks for it, then streams on", async () => {
     const tm = await team();
     const w = await worker(tm);

@@ -96,7 +96,11 @@ export function createLogService(deps: DomainDeps) {
   const { prisma } = deps;
   const announcer = createLogAnnouncer(deps.pubsub, deps.log);
   const ingest = createLogIngest({ prisma, announcer });
-  const limits = { maxLinesPerSource: deps.config.logs.maxLinesPerSource, maxAgeSeconds: deps.config.logs.maxAgeSeconds };
+  const limits = {
+    maxLinesPerSource: deps.config.logs.maxLinesPerSource,
+    maxAgeSeconds: deps.config.logs.maxAgeSeconds,
+    idempotencyTtlSeconds: deps.config.logs.idempotencyTtlSeconds,
+  };
   let retention: ReturnType<typeof startLogRetention> | undefined;
 
   /** The workspace of the object that logged; the viewer must be able to read it. */

@@ -2,13 +2,16 @@
 // `maxAgeSeconds`. Removal is contiguous from the oldest line: `prunedThrough` rises and every line
 // at or below it goes, in one transaction, so readers asking for removed cursors are told the range.
 // Every replica runs the job; a transaction-scoped advisory lock lets one at a time do the work,
-// and the statements are idempotent anyway (a second run finds nothing to do).
+// and the statements are idempotent anyway (a second run finds nothing to do). The same job forgets
+// idempotency keys past their time to live: log batch sequences arrive by the hundred per second.
 import type { PrismaClient } from "../../generated/prisma/client.js";
 import type { Logger } from "../../infra/logger.js";
 
 export interface RetentionLimits {
   maxLinesPerSource: number;
   maxAgeSeconds: number;
+  /** Idempotency keys older than this are deleted (unset: kept). */
+  idempotencyTtlSeconds?: number;
 }
 
 export interface RetentionResult {
@@ -16,6 +19,7 @@ export interface RetentionResult {
   ran: boolean;
   sources: number;
   linesDeleted: number;
+  idempotencyKeysDeleted: number;
 }
 
 /** Arbitrary, fixed: the advisory lock key of the log retention job ("spindle-logs"). */
@@ -26,12 +30,11 @@ export async function pruneLogs(prisma: PrismaClient, limits: RetentionLimits, n
   return prisma.$transaction(
     async (tx) => {
       const [lock] = await tx.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${RETENTION_LOCK}::bigint) AS "locked"`;
-      if (!lock?.locked) return { ran: false, sources: 0, linesDeleted: 0 };
+      if (!lock?.locked) return { ran: false, sources: 0, linesDeleted: 0, idempotencyKeysDeleted: 0 };
       const byCount = await tx.$queryRaw<{ sourceId: string; prunedThrough: bigint }[]>`
         UPDATE "LogSource" SET "prunedThrough" = "lastCursor" - ${limits.maxLinesPerSource}, "updatedAt" = ${now.toISOString()}::timestamp(3)
         WHERE "lastCursor" - "prunedThrough" > ${limits.maxLinesPerSource}
         RETURNING "sourceId", "prunedThrough"`;
-      // `at` has no index of its own (the schema is fixed); one pass over the lines per run.
       const byAge = await tx.$queryRaw<{ sourceId: string; prunedThrough: bigint }[]>`
         WITH "old" AS (
           SELECT "sourceId", max("cursor") AS "through" FROM "LogLine" WHERE "at" < ${cutoff.toISOString()}::timestamp(3) GROUP BY "sourceId"
@@ -48,7 +51,13 @@ export async function pruneLogs(prisma: PrismaClient, limits: RetentionLimits, n
       for (const [sourceId, cursor] of through) {
         linesDeleted += await tx.$executeRaw`DELETE FROM "LogLine" WHERE "sourceId" = ${sourceId}::uuid AND "cursor" <= ${cursor}`;
       }
-      return { ran: true, sources: through.size, linesDeleted };
+      const idempotencyKeysDeleted =
+        limits.idempotencyTtlSeconds === undefined
+          ? 0
+          : await tx.idempotencyKey.deleteMany({
+              where: { createdAt: { lt: new Date(now.getTime() - limits.idempotencyTtlSeconds * 1000) } },
+            }).then((r) => r.count);
+      return { ran: true, sources: through.size, linesDeleted, idempotencyKeysDeleted };
     },
     { timeout: 60_000, maxWait: 10_000 },
   );
@@ -62,7 +71,7 @@ export function startLogRetention(options: { prisma: PrismaClient; limits: Reten
     if (running) return;
     running = pruneLogs(prisma, limits)
       .then((result) => {
-        if (result.linesDeleted > 0) log.info(result, "log retention removed old lines");
+        if (result.linesDeleted > 0 || result.idempotencyKeysDeleted > 0) log.info(result, "retention removed old log lines and idempotency keys");
       })
       .catch((error: unknown) => log.warn({ err: error }, "log retention failed; retrying at the next interval"))
       .finally(() => {
