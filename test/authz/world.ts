@@ -3,8 +3,7 @@
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { generateApiKey, displayPrefix, generateSecret, MACHINE_CREDENTIAL_PREFIX, MACHINE_RECOVERY_PREFIX } from "../../src/auth/api-key-format.js";
 import { sha256 } from "../../src/auth/secrets.js";
-import type { WorkspaceRole } from "../../src/generated/prisma/client.js";
-import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { addMember, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
 import type { TestServer } from "../helpers/server.js";
 
 export const actorNames = ["owner", "admin", "member", "viewer", "stranger", "readKey", "machine", "anonymous"] as const;
@@ -63,12 +62,11 @@ export const sessionOnly: Expectation = { ...selfWrite, readKey: "FORBIDDEN" };
 /** Anyone, signed in or not. */
 export const everyone: Expectation = { ...users("ok"), stranger: "ok", readKey: "ok", machine: "ok", anonymous: "ok" };
 
+export { addMember };
+
 export const isUserActor = (actor: ActorName): actor is keyof World["users"] =>
   actor === "owner" || actor === "admin" || actor === "member" || actor === "viewer" || actor === "stranger";
 
-export async function addMember(server: TestServer, workspaceId: string, userId: string, role: WorkspaceRole) {
-  await server.db.prisma.workspaceMember.create({ data: { workspaceId, userId, role } });
-}
 
 /** A machine row with a working credential (enrollment itself is tested over GraphQL). */
 export async function createMachineDirect(server: TestServer, workspaceId: string, extra: { capabilities?: string[] } = {}) {

@@ -22,7 +22,7 @@ import {
   type CreateDeploymentInput,
 } from "../generated/graphql.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
-import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -43,9 +43,7 @@ interface Team {
 }
 
 async function team(): Promise<Team> {
-  const owner = await signedInUser(server);
-  const workspace = await prisma().workspace.create({ data: { name: unique("ws") } });
-  await addMember(server, workspace.id, owner.id, "OWNER");
+  const { owner, workspace } = await ownedWorkspace(server);
   return { owner, workspaceId: workspace.id, machine: await createMachineDirect(server, workspace.id) };
 }
 

@@ -19,7 +19,7 @@ import {
   type CreateEnrollmentTokenInput,
   type RegisterMachineInput,
 } from "../generated/graphql.js";
-import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -30,9 +30,7 @@ afterAll(() => server?.close());
 
 
 async function workspace() {
-  const owner = await signedInUser(server);
-  const ws = await server.db.prisma.workspace.create({ data: { name: unique("ws") } });
-  await addMember(server, ws.id, owner.id, "OWNER");
+  const { owner, workspace: ws } = await ownedWorkspace(server);
   return { workspaceId: ws.id, owner };
 }
 

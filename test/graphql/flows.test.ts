@@ -17,7 +17,7 @@ import {
   WorkspaceFlowsDocument,
   type CreateFlowInput,
 } from "../generated/graphql.js";
-import { signedInUser, unique } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -29,9 +29,7 @@ afterAll(() => server?.close());
 const prisma = () => server.db.prisma;
 
 async function workspace() {
-  const owner = await signedInUser(server);
-  const ws = await prisma().workspace.create({ data: { name: unique("ws") } });
-  await addMember(server, ws.id, owner.id, "OWNER");
+  const { owner, workspace: ws } = await ownedWorkspace(server);
   return { workspaceId: ws.id, owner, token: owner.accessToken };
 }
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LogLevel, LogSourceType } from "../../src/generated/prisma/client.js";
 import { LogLinesDocument, type LogLinesInput } from "../generated/graphql.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
-import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -20,9 +20,7 @@ interface Team {
 }
 
 async function team(): Promise<Team> {
-  const owner = await signedInUser(server);
-  const workspace = await prisma().workspace.create({ data: { name: unique("ws") } });
-  await addMember(server, workspace.id, owner.id, "OWNER");
+  const { owner, workspace } = await ownedWorkspace(server);
   return { owner, workspaceId: workspace.id };
 }
 

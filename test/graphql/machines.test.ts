@@ -24,7 +24,7 @@ import {
   WorkspaceMachineStatusesDocument,
   type WorkspaceMachinesQueryVariables,
 } from "../generated/graphql.js";
-import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -35,9 +35,7 @@ afterAll(() => server?.close());
 
 
 async function workspace(s: TestServer = server) {
-  const owner = await signedInUser(s);
-  const ws = await s.db.prisma.workspace.create({ data: { name: unique("ws") } });
-  await addMember(s, ws.id, owner.id, "OWNER");
+  const { owner, workspace: ws } = await ownedWorkspace(s);
   return { workspaceId: ws.id, owner };
 }
 

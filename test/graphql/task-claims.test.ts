@@ -3,7 +3,7 @@
 // many machines claiming at once with every task handed out exactly once.
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addMember, createMachineDirect } from "../authz/world.js";
+import { createMachineDirect } from "../authz/world.js";
 import {
   AddTaskEventDocument,
   AssignedTasksDocument,
@@ -14,7 +14,7 @@ import {
   TaskDetailsDocument,
   TaskEventsPageDocument,
 } from "../generated/graphql.js";
-import { signedInUser, unique } from "../helpers/factories.js";
+import { ownedWorkspace } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -25,9 +25,7 @@ afterAll(() => server?.close());
 
 
 async function workspace(s: TestServer = server) {
-  const owner = await signedInUser(s);
-  const ws = await s.db.prisma.workspace.create({ data: { name: unique("ws") } });
-  await addMember(s, ws.id, owner.id, "OWNER");
+  const { owner, workspace: ws } = await ownedWorkspace(s);
   return { workspaceId: ws.id, owner, token: owner.accessToken };
 }
 

@@ -25,7 +25,7 @@ import {
   type CreateTaskInput,
   type WorkspaceTasksQueryVariables,
 } from "../generated/graphql.js";
-import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -44,9 +44,7 @@ interface Team {
 }
 
 async function team(capabilities: string[] = []): Promise<Team> {
-  const owner = await signedInUser(server);
-  const ws = await prisma().workspace.create({ data: { name: unique("ws") } });
-  await addMember(server, ws.id, owner.id, "OWNER");
+  const { owner, workspace: ws } = await ownedWorkspace(server);
   const machine = await createMachineDirect(server, ws.id, { capabilities });
   return { workspaceId: ws.id, owner, token: owner.accessToken, machine };
 }

@@ -23,7 +23,7 @@ import {
   type DeployWorkerInput,
 } from "../generated/graphql.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
-import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type GraphQLResponse, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -43,9 +43,7 @@ interface Team {
 
 /** A workspace with its owner, one online machine and one graph block. */
 async function team(options: { machine?: boolean } = {}): Promise<Team> {
-  const owner = await signedInUser(server);
-  const workspace = await prisma().workspace.create({ data: { name: unique("ws") } });
-  await addMember(server, workspace.id, owner.id, "OWNER");
+  const { owner, workspace } = await ownedWorkspace(server);
   const machine = options.machine === false ? { id: "", credential: "" } : await createMachineDirect(server, workspace.id);
   const block = await prisma().graphBlock.create({
     data: { workspaceId: workspace.id, id: unique("node_"), type: "code.worker", label: "My Worker" },

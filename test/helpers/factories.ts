@@ -1,7 +1,7 @@
 // Fresh, unique data for each test.
 import { randomBytes } from "node:crypto";
 import { hashPassword } from "../../src/auth/passwords.js";
-import type { SystemRole } from "../../src/generated/prisma/client.js";
+import type { SystemRole, WorkspaceRole } from "../../src/generated/prisma/client.js";
 import { LoginDocument } from "../generated/graphql.js";
 import { ok, type TestServer } from "./server.js";
 
@@ -55,4 +55,16 @@ export async function latestEmailCode(server: TestServer, email: string): Promis
   const code = /\b(\d{6})\b/.exec(mail.body)?.[1];
   if (!code) throw new Error(`No code in the last mail to ${email}: ${mail.body}`);
   return code;
+}
+
+export async function addMember(server: TestServer, workspaceId: string, userId: string, role: WorkspaceRole) {
+  await server.db.prisma.workspaceMember.create({ data: { workspaceId, userId, role } });
+}
+
+/** A fresh workspace and its signed-in owner, written straight to the database. */
+export async function ownedWorkspace(server: TestServer): Promise<{ owner: SignedIn; workspace: { id: string }; workspaceId: string }> {
+  const owner = await signedInUser(server);
+  const workspace = await server.db.prisma.workspace.create({ data: { name: unique("ws") } });
+  await addMember(server, workspace.id, owner.id, "OWNER");
+  return { owner, workspace, workspaceId: workspace.id };
 }

@@ -21,7 +21,7 @@ import {
   type WorkspaceEventsSubscription,
   WorkspaceEventsDocument,
 } from "../generated/graphql.js";
-import { signedInUser, unique } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser } from "../helpers/factories.js";
 import { sseSubscribe, tracker, wsClient, wsSubscribe, type Inbox, type SseEvent, type WsResult } from "../helpers/live.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -36,9 +36,7 @@ afterAll(() => server?.close());
 type Item = WorkspaceEventsSubscription["events"];
 
 async function workspace() {
-  const owner = await signedInUser(server);
-  const ws = await server.db.prisma.workspace.create({ data: { name: unique("ws") } });
-  await addMember(server, ws.id, owner.id, "OWNER");
+  const { owner, workspace: ws } = await ownedWorkspace(server);
   return { workspaceId: ws.id, owner };
 }
 

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LogStream } from "../../src/modules/log/stream.js";
 import { AppendLogsDocument, LogsDocument, type LogsSubscription } from "../generated/graphql.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
-import { signedInUser, unique } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique } from "../helpers/factories.js";
 import { sseSubscribe, tracker, wsClient, wsSubscribe, type WsResult } from "../helpers/live.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -17,9 +17,7 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 
 async function fixture(server: TestServer) {
   const prisma = server.db.prisma;
-  const owner = await signedInUser(server);
-  const workspace = await prisma.workspace.create({ data: { name: unique("ws") } });
-  await addMember(server, workspace.id, owner.id, "OWNER");
+  const { owner, workspace } = await ownedWorkspace(server);
   const machine = await createMachineDirect(server, workspace.id);
   const worker = await prisma.worker.create({ data: { workspaceId: workspace.id, kind: "CONTAINER", name: unique("w"), image: "x", machineId: machine.id } });
   return { owner, machine, workspaceId: workspace.id, source: { type: "WORKER" as const, id: worker.id } };

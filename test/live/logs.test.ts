@@ -16,7 +16,7 @@ import {
   RemoveWorkspaceMemberDocument,
 } from "../generated/graphql.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
-import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
 import { Inbox, sseSubscribe, tracker, wsClient, wsSubscribe, type WsResult } from "../helpers/live.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -39,9 +39,7 @@ interface Team {
 }
 
 async function team(): Promise<Team> {
-  const owner = await signedInUser(server);
-  const workspace = await prisma().workspace.create({ data: { name: unique("ws") } });
-  await addMember(server, workspace.id, owner.id, "OWNER");
+  const { owner, workspace } = await ownedWorkspace(server);
   const machine = await createMachineDirect(server, workspace.id);
   return { owner, workspaceId: workspace.id, machine };
 }

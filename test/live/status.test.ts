@@ -29,7 +29,7 @@ import {
   TaskStatusDocument,
   WorkerStatusDocument,
 } from "../generated/graphql.js";
-import { signedInUser, unique } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique } from "../helpers/factories.js";
 import { sseSubscribe, tracker, wsClient, wsSubscribe, type Inbox, type WsResult } from "../helpers/live.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -42,9 +42,7 @@ afterEach(() => t.closeAll());
 afterAll(() => server?.close());
 
 async function workspace(s: TestServer = server) {
-  const owner = await signedInUser(s);
-  const ws = await s.db.prisma.workspace.create({ data: { name: unique("ws") } });
-  await addMember(s, ws.id, owner.id, "OWNER");
+  const { owner, workspace: ws } = await ownedWorkspace(s);
   return { workspaceId: ws.id, owner };
 }
 

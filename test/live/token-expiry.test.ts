@@ -2,8 +2,7 @@
 // was opened with expires (the client refreshes and resubscribes with its cursor).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PublishWorkspaceEventDocument, WorkspaceEventsDocument } from "../generated/graphql.js";
-import { addMember } from "../authz/world.js";
-import { signedInUser, unique } from "../helpers/factories.js";
+import { ownedWorkspace } from "../helpers/factories.js";
 import { tracker, wsClient, wsSubscribe } from "../helpers/live.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -17,9 +16,7 @@ afterAll(() => server?.close());
 
 describe(`stream lifetime (${backend})`, () => {
   it("ends a session's event stream when its access token expires, saying so", async () => {
-    const owner = await signedInUser(server);
-    const ws = await server.db.prisma.workspace.create({ data: { name: unique("ws") } });
-    await addMember(server, ws.id, owner.id, "OWNER");
+    const { owner, workspace: ws } = await ownedWorkspace(server);
     const after = String((await server.db.prisma.workspace.findUniqueOrThrow({ where: { id: ws.id } })).lastEventCursor);
 
     const client = wsClient(server, t, { authorization: `Bearer ${owner.accessToken}` });
