@@ -16,7 +16,6 @@ import { useServer } from "graphql-ws/use/ws";
 import { createYoga, isAsyncIterable, type Plugin, type YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import { createAuthenticator, CSRF_HEADER, isCsrfSafe } from "./auth/authenticate.js";
-import { createLoginThrottle } from "./auth/login-throttle.js";
 import { createTokenService, type SigningKey } from "./auth/tokens.js";
 import type { Viewer } from "./auth/viewer.js";
 import type { Config } from "./config.js";
@@ -31,7 +30,7 @@ import { createMetrics } from "./infra/metrics.js";
 import { createStreamCloser } from "./infra/streams.js";
 import type { PubSubService } from "./infra/pubsub.js";
 import { pickRequestId, requestScope } from "./infra/request-context.js";
-import { createAccountService } from "./modules/account/account.service.js";
+import { createAccountLimits, createAccountService } from "./modules/account/account.service.js";
 import { createApiKeyService } from "./modules/api-key/api-key.service.js";
 import { notAuthenticated } from "./schema/errors.js";
 import { schema } from "./schema/index.js";
@@ -77,10 +76,15 @@ const reportAsValidationError = () => ({
   onReject: [(ctx: ValidationContext | null, error: GraphQLError) => ctx?.reportError(error)],
 });
 
-/** An Origin header naming this host (or none: not a browser). A malformed Origin ("null") is foreign. */
-function isSameOrigin(req: IncomingMessage): boolean {
+/**
+ * Whether a browser page at the request's Origin may use the API: no Origin (not a browser, or a
+ * same-origin GET), this server's own origin, or one listed in SPINDLE_CORS_ORIGINS. A malformed
+ * Origin ("null", sandboxed frames) is foreign.
+ */
+function originAllowed(req: IncomingMessage, allowList: readonly string[]): boolean {
   const origin = req.headers.origin;
   if (!origin) return true;
+  if (allowList.includes(origin)) return true;
   try {
     return new URL(origin).host === req.headers.host;
   } catch {
@@ -131,24 +135,19 @@ export function buildApp(deps: AppDeps): App {
   });
   const authenticate = createAuthenticator({ prisma, tokens });
   const mailer = createMailer({ prisma, smtpUrl: config.mail.smtpUrl, from: config.mail.from, log });
-  const throttle = createLoginThrottle({
-    maxFailures: config.auth.loginMaxFailures,
-    windowSeconds: config.auth.loginWindowSeconds,
-    redis: pubsub.redis,
-  });
   const services: Services = {
     accounts: createAccountService({
       prisma,
       tokens,
       mailer,
       pubsub,
-      throttle,
+      limits: createAccountLimits({ redis: pubsub.redis, prefix: config.redisKeyPrefix }, config.auth),
       refreshTokenTtlSeconds: config.auth.refreshTokenTtlSeconds,
       log,
     }),
     apiKeys: createApiKeyService({ prisma, pubsub }),
     userAdmin: createUserAdminService({ prisma }),
-    ...createDomainServices({ prisma, pubsub, config, log }),
+    ...createDomainServices({ prisma, pubsub, config, log, mailer }),
   };
 
   const responseCookies = new WeakMap<Request, string[]>();
@@ -198,6 +197,19 @@ export function buildApp(deps: AppDeps): App {
     graphqlEndpoint: "/graphql",
     landingPage: false,
     graphiql: config.http.graphiql ? { title: "Spindle", subscriptionsProtocol: "WS" } : false,
+    // Same origin needs no CORS; other origins get credentials only when configured by name.
+    cors: (request) => {
+      const origin = request.headers.get("origin");
+      if (!origin || !config.http.corsOrigins.includes(origin)) return false;
+      return {
+        origin: [origin],
+        credentials: true,
+        methods: ["GET", "POST"],
+        allowedHeaders: ["authorization", "content-type", "accept", CSRF_HEADER, "x-request-id"],
+        exposedHeaders: ["x-request-id", "retry-after"],
+        maxAge: 600,
+      };
+    },
     batching: false,
     multipart: false,
     logging: {
@@ -228,13 +240,17 @@ export function buildApp(deps: AppDeps): App {
       const requestId = initial.requestId;
       const cookies: string[] = [];
       let viewer = initial.viewer;
+      // Over WebSocket no cookie can be set; over HTTP only on a request no other site could forge
+      // (a form post of `login` must not sign the browser in: login CSRF).
+      let csrfSafe = false;
       if (!viewer) {
         const { request } = initial;
         responseCookies.set(request, cookies);
+        csrfSafe = isCsrfSafe(request.method, request.headers.get("content-type"), request.headers.get(CSRF_HEADER));
         viewer = await authenticate({
           authorization: request.headers.get("authorization"),
           cookie: request.headers.get("cookie"),
-          csrfSafe: isCsrfSafe(request.method, request.headers.get("content-type"), request.headers.get(CSRF_HEADER)),
+          csrfSafe,
         });
       }
       const viewerLog =
@@ -248,7 +264,9 @@ export function buildApp(deps: AppDeps): App {
         pubsub: pubsub.pubsub,
         log: log.child({ requestId, ...viewerLog }),
         client: initial.client,
-        setCookie: (header) => cookies.push(header),
+        setCookie: (header) => {
+          if (csrfSafe) cookies.push(header);
+        },
       };
     },
   });
@@ -312,6 +330,17 @@ export function buildApp(deps: AppDeps): App {
       return res.end(await metrics.registry.metrics());
     }
     if (route === "/graphql") {
+      if (!originAllowed(req, config.http.corsOrigins)) {
+        return sendJson(res, 403, {
+          errors: [{ message: `Requests from origin ${req.headers.origin} are not allowed; list it in SPINDLE_CORS_ORIGINS`, extensions: { code: "FORBIDDEN" } }],
+        });
+      }
+      if (req.method === "POST" && !/^application\/(graphql-response\+)?json\b/i.test(req.headers["content-type"] ?? "")) {
+        // Forms and text/plain can be posted by any site without a preflight: GraphQL POSTs are JSON.
+        return sendJson(res, 415, {
+          errors: [{ message: "Send GraphQL POST requests as application/json", extensions: { code: "UNSUPPORTED_MEDIA_TYPE" } }],
+        });
+      }
       const tooLarge = () => {
         res.setHeader("connection", "close");
         sendJson(res, 413, { errors: [{ message: `Request body over ${MAX_BODY_BYTES} bytes`, extensions: { code: "PAYLOAD_TOO_LARGE" } }] });
@@ -333,9 +362,9 @@ export function buildApp(deps: AppDeps): App {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY_BYTES });
   server.on("upgrade", (req, socket: Socket, head) => {
     const url = new URL(req.url ?? "/", "http://localhost");
-    const sameOrigin = isSameOrigin(req);
-    if (url.pathname !== "/graphql" || !sameOrigin) {
-      socket.end(`HTTP/1.1 ${sameOrigin ? "404 Not Found" : "403 Forbidden"}\r\nConnection: close\r\n\r\n`);
+    const allowed = originAllowed(req, config.http.corsOrigins);
+    if (url.pathname !== "/graphql" || !allowed) {
+      socket.end(`HTTP/1.1 ${allowed ? "404 Not Found" : "403 Forbidden"}\r\nConnection: close\r\n\r\n`);
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));

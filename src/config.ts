@@ -44,6 +44,23 @@ const envSchema = z.object({
   SPINDLE_GRAPHIQL: booleanFlag,
   SPINDLE_LOGIN_MAX_FAILURES: z.coerce.number().int().positive().default(5),
   SPINDLE_LOGIN_WINDOW: seconds(15 * 60),
+  SPINDLE_LOGIN_MAX_FAILURES_PER_ADDRESS: z.coerce.number().int().positive().default(20),
+  SPINDLE_SIGNUP_MAX_PER_ADDRESS: z.coerce.number().int().positive().default(10),
+  SPINDLE_SIGNUP_MAX_PER_EMAIL: z.coerce.number().int().positive().default(3),
+  SPINDLE_SIGNUP_WINDOW: seconds(60 * 60),
+  SPINDLE_CORS_ORIGINS: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      const origins = (value ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+      for (const origin of origins) {
+        if (!URL.canParse(origin) || new URL(origin).origin !== origin) {
+          ctx.addIssue({ code: "custom", message: `"${origin}" is not an origin (scheme://host[:port], no path or trailing slash)` });
+        }
+      }
+      return origins;
+    }),
+  SPINDLE_REDIS_KEY_PREFIX: z.string().trim().min(1).default("spindle:"),
   SPINDLE_SHUTDOWN_GRACE: seconds(10),
   SPINDLE_TRUST_PROXY: booleanFlag,
   SPINDLE_INTROSPECTION: booleanFlag,
@@ -68,11 +85,15 @@ export interface Config {
     /** Take the client address and scheme from X-Forwarded-For/-Proto (behind a load balancer). */
     trustProxy: boolean;
     shutdownGraceMs: number;
+    /** Browser origins other than the server's own that may call the API with credentials (CORS). */
+    corsOrigins: string[];
   };
   /** Unset means the embedded PGlite database under `dataDir`. */
   databaseUrl?: string;
   /** Unset means in-process pub/sub (one server process). */
   redisUrl?: string;
+  /** Prefix of the Redis keys Spindle writes (rate-limit counters). */
+  redisKeyPrefix: string;
   dataDir: string;
   admin: { email?: string; password?: string };
   auth: {
@@ -82,8 +103,14 @@ export interface Config {
     audience: string;
     accessTokenTtlSeconds: number;
     refreshTokenTtlSeconds: number;
+    /** Failed sign-ins per account from one address, within the window, before 429. */
     loginMaxFailures: number;
+    /** Failed sign-ins from one address over all accounts (password spraying), within the window. */
+    loginMaxFailuresPerAddress: number;
     loginWindowSeconds: number;
+    signupMaxPerAddress: number;
+    signupMaxPerEmail: number;
+    signupWindowSeconds: number;
   };
   mail: { smtpUrl?: string; from: string };
   domain: {
@@ -140,9 +167,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       introspection: e.SPINDLE_INTROSPECTION ?? e.NODE_ENV !== "production",
       trustProxy: e.SPINDLE_TRUST_PROXY ?? false,
       shutdownGraceMs: e.SPINDLE_SHUTDOWN_GRACE * 1000,
+      corsOrigins: e.SPINDLE_CORS_ORIGINS,
     },
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.SPINDLE_REDIS_KEY_PREFIX,
     dataDir: path.resolve(e.SPINDLE_DATA_DIR),
     admin: { email: e.SPINDLE_ADMIN_EMAIL, password: e.SPINDLE_ADMIN_PASSWORD },
     auth: {
@@ -153,7 +182,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL,
       refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL,
       loginMaxFailures: e.SPINDLE_LOGIN_MAX_FAILURES,
+      loginMaxFailuresPerAddress: e.SPINDLE_LOGIN_MAX_FAILURES_PER_ADDRESS,
       loginWindowSeconds: e.SPINDLE_LOGIN_WINDOW,
+      signupMaxPerAddress: e.SPINDLE_SIGNUP_MAX_PER_ADDRESS,
+      signupMaxPerEmail: e.SPINDLE_SIGNUP_MAX_PER_EMAIL,
+      signupWindowSeconds: e.SPINDLE_SIGNUP_WINDOW,
     },
     mail: { smtpUrl: e.SMTP_URL, from: e.SMTP_FROM },
     domain: {

@@ -27,6 +27,6 @@ export interface Context {
   pubsub: PubSub<Topics>;
   log: Logger;
   client: ClientInfo & { secure: boolean };
-  /** Adds a Set-Cookie header to the HTTP response (no-op over WebSocket). */
+  /** Adds a Set-Cookie header to the HTTP response (no-op over WebSocket and on a request another site could have forged). */
   setCookie(header: string): void;
 }

@@ -35,9 +35,9 @@ describe(`sign-up and sign-in (${backend})`, () => {
     const registered = ok(await server.execute(RegisterDocument, { input: { email, username, password, displayName: "New One" } }));
     expect(registered.register.email).toBe(email.toLowerCase());
 
-    // Not confirmed yet: the right password still does not sign in.
+    // Not confirmed yet: there is no account, so the right password answers like any wrong one.
     const early = errorOf(await server.execute(LoginDocument, { input: { login: username, password } }));
-    expect(early).toMatchObject({ code: "NOT_AUTHENTICATED", extensions: { reason: "EMAIL_NOT_CONFIRMED" } });
+    expect(early).toMatchObject({ code: "NOT_AUTHENTICATED", extensions: { reason: "INVALID_CREDENTIALS" } });
 
     const code = await latestEmailCode(server, email.toLowerCase());
     const wrongCode = code === "000000" ? "111111" : "000000";

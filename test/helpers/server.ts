@@ -100,6 +100,11 @@ export async function startTestServer(env: Partial<Env> = {}, options: TestServe
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     REDIS_URL: process.env.REDIS_URL,
     SPINDLE_SHUTDOWN_GRACE: "2",
+    // Every test file signs up and in from 127.0.0.1: per-address limits are for the tests that
+    // attack them (which set their own), and counters are this server's (and its replicas') alone in a shared Redis.
+    SPINDLE_LOGIN_MAX_FAILURES_PER_ADDRESS: "10000",
+    SPINDLE_SIGNUP_MAX_PER_ADDRESS: "10000",
+    SPINDLE_REDIS_KEY_PREFIX: primary?.config.redisKeyPrefix ?? `spindle-test-${randomBytes(6).toString("hex")}:`,
     ...env,
   });
   const log = createLogger(config.logLevel);

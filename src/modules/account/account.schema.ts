@@ -184,7 +184,7 @@ builder.mutationFields((t) => ({
     description: "Starts a sign-up: emails a 6-digit code (kept in the outbox and the log when no SMTP is set up).",
     authScopes: { public: true },
     args: { input: t.arg({ type: RegisterInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.services.accounts.register(input),
+    resolve: (_root, { input }, ctx) => ctx.services.accounts.register(input, ctx.client),
   }),
   confirmRegistration: t.field({
     type: AuthPayload,

@@ -1,18 +1,19 @@
 // Accounts and sessions: sign-up with an emailed code, sign-in (password, then TOTP when enabled),
 // refresh-token rotation with reuse detection, profile, password and TOTP changes.
-import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import type { PrismaClient, User } from "../../generated/prisma/client.js";
-import type { LoginThrottle } from "../../auth/login-throttle.js";
+import { createLimit, reserveAll, type Limit, type LimitStore } from "../../auth/limits.js";
 import { decoyPasswordHash, hashPassword, verifyPassword } from "../../auth/passwords.js";
 import { randomToken, sha256, sixDigitCode } from "../../auth/secrets.js";
 import type { TokenService } from "../../auth/tokens.js";
 import { matchTotp, newTotpSecret } from "../../auth/totp.js";
 import { requireUser, type Viewer } from "../../auth/viewer.js";
+import { isUniqueViolation } from "../../infra/db.js";
 import type { Logger } from "../../infra/logger.js";
 import type { Mailer } from "../../infra/mailer.js";
 import type { AccountEventType, PubSubService } from "../../infra/pubsub.js";
-import { AppError, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
+import type { Config } from "../../config.js";
+import { AppError, conflict, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 
 const CODE_TTL_MS = 15 * 60 * 1000;
 const CODE_MAX_ATTEMPTS = 5;
@@ -64,17 +65,54 @@ export interface AccountServiceDeps {
   tokens: TokenService;
   mailer: Mailer;
   pubsub: PubSubService;
-  throttle: LoginThrottle;
+  limits: AccountLimits;
   refreshTokenTtlSeconds: number;
   log: Logger;
 }
+
+/**
+ * The counted limits of signing in and up. Sign-in failures count per account (whichever spelling,
+ * email or username, named it) from one address, and per address over all accounts (spraying);
+ * sign-ups count per address and per email.
+ */
+export function createAccountLimits(store: LimitStore, auth: Config["auth"]) {
+  const login = { windowSeconds: auth.loginWindowSeconds };
+  const signup = { windowSeconds: auth.signupWindowSeconds };
+  return {
+    loginAccount: createLimit(store, {
+      ...login,
+      name: "login:account",
+      points: auth.loginMaxFailures,
+      message: "Too many failed sign-in attempts for this account from this address; try again later",
+    }),
+    loginAddress: createLimit(store, {
+      ...login,
+      name: "login:address",
+      points: auth.loginMaxFailuresPerAddress,
+      message: "Too many failed sign-in attempts from this address; try again later",
+    }),
+    signupAddress: createLimit(store, {
+      ...signup,
+      name: "signup:address",
+      points: auth.signupMaxPerAddress,
+      message: "Too many sign-ups from this address; try again later",
+    }),
+    signupEmail: createLimit(store, {
+      ...signup,
+      name: "signup:email",
+      points: auth.signupMaxPerEmail,
+      message: "Too many sign-ups for this email address; use the newest code we sent, or try again later",
+    }),
+  } satisfies Record<string, Limit>;
+}
+export type AccountLimits = ReturnType<typeof createAccountLimits>;
 
 const wrongCode = () => validationError([{ field: "input.code", message: "wrong or expired code; register again to get a new one" }]);
 
 export { requireUser };
 
 export function createAccountService(deps: AccountServiceDeps) {
-  const { prisma, tokens, mailer, throttle, log } = deps;
+  const { prisma, tokens, mailer, limits, log } = deps;
 
   function publish(type: AccountEventType, userId: string, subjectId: string) {
     deps.pubsub.pubsub.publish("account", userId, { type, userId, subjectId, occurredAt: new Date().toISOString() });
@@ -143,12 +181,27 @@ export function createAccountService(deps: AccountServiceDeps) {
   return {
     issueSession,
 
-    async register(raw: unknown) {
+    /**
+     * Starts a sign-up: emails a code and keeps the registration pending until it is confirmed. An
+     * email that already has an account takes the same path (a password hash, one mail) and gets the
+     * same answer, so the form tells nobody who has an account. Each call makes its own pending row:
+     * a second sign-up for the same email cannot touch the first.
+     */
+    async register(raw: unknown, client: ClientInfo) {
       const input = parseInput(registerInput, raw);
-      const existing = await prisma.user.findUnique({ where: { email: input.email } });
+      await reserveAll([
+        [limits.signupAddress, client.ip],
+        [limits.signupEmail, input.email],
+      ]);
+      if (await prisma.user.findUnique({ where: { username: input.username }, select: { id: true } })) {
+        throw new AppError("CONFLICT", `The username "${input.username}" is taken; choose another`, {
+          fields: [{ field: "input.username", message: "already taken" }],
+        });
+      }
+      const passwordHash = await hashPassword(input.password);
       const codeExpiresAt = new Date(Date.now() + CODE_TTL_MS);
-      if (existing?.emailVerifiedAt) {
-        // Same answer as a new sign-up, so the form cannot be used to find out who has an account.
+      const existing = await prisma.user.findUnique({ where: { email: input.email }, select: { id: true } });
+      if (existing) {
         await mailer.send({
           to: input.email,
           subject: "Someone tried to sign up with your email",
@@ -156,78 +209,98 @@ export function createAccountService(deps: AccountServiceDeps) {
         });
         return { email: input.email, codeExpiresAt };
       }
-      const holder = await prisma.user.findUnique({ where: { username: input.username }, select: { id: true } });
-      if (holder && holder.id !== existing?.id) {
-        throw new AppError("CONFLICT", `The username "${input.username}" is taken; choose another`, {
-          fields: [{ field: "input.username", message: "already taken" }],
-        });
-      }
       const code = sixDigitCode();
-      const passwordHash = await hashPassword(input.password);
       await prisma.$transaction(async (tx) => {
-        const profile = { username: input.username, passwordHash, displayName: input.displayName ?? null };
-        const user = existing
-          ? await tx.user.update({ where: { id: existing.id }, data: profile })
-          : await tx.user.create({ data: { email: input.email, ...profile } });
-        await tx.emailCode.deleteMany({ where: { userId: user.id, purpose: "REGISTRATION" } });
-        await tx.emailCode.create({
-          data: { userId: user.id, purpose: "REGISTRATION", codeHash: sha256(code), expiresAt: codeExpiresAt },
+        await tx.pendingRegistration.deleteMany({ where: { email: input.email, expiresAt: { lte: new Date() } } });
+        await tx.pendingRegistration.create({
+          data: {
+            email: input.email,
+            username: input.username,
+            displayName: input.displayName ?? null,
+            passwordHash,
+            codeHash: sha256(code),
+            expiresAt: codeExpiresAt,
+          },
         });
       });
       await mailer.send({
         to: input.email,
         subject: `Your Spindle confirmation code: ${code}`,
-        body: `Your Spindle confirmation code is ${code}. It expires in 15 minutes.`,
+        body: `Your Spindle confirmation code is ${code}. It expires in 15 minutes. It creates the account "${input.username}": if that is not the username you chose, someone else used your address, so do not enter the code.`,
       });
       return { email: input.email, codeExpiresAt };
     },
 
+    /**
+     * Creates the account of the pending sign-up whose code this is, with the credentials given in
+     * that same sign-up. Each guess first takes one of the email's attempts in a single UPDATE, so
+     * guesses sent at once cannot exceed the limit on any database or replica.
+     */
     async confirmRegistration(raw: unknown, client: ClientInfo) {
       const input = parseInput(confirmInput, raw);
-      const user = await prisma.user.findUnique({ where: { email: input.email } });
-      if (!user || user.emailVerifiedAt) throw wrongCode();
-      const pending = await prisma.emailCode.findFirst({
-        where: { userId: user.id, purpose: "REGISTRATION", consumedAt: null, expiresAt: { gt: new Date() } },
-        orderBy: { createdAt: "desc" },
-      });
-      if (!pending || pending.attempts >= CODE_MAX_ATTEMPTS) throw wrongCode();
-      const matches = timingSafeEqual(Buffer.from(sha256(input.code)), Buffer.from(pending.codeHash));
-      if (!matches) {
-        await prisma.emailCode.update({ where: { id: pending.id }, data: { attempts: { increment: 1 } } });
-        throw wrongCode();
-      }
       const now = new Date();
-      const verified = await prisma.$transaction(async (tx) => {
-        const consumed = await tx.emailCode.updateMany({ where: { id: pending.id, consumedAt: null }, data: { consumedAt: now } });
-        if (consumed.count !== 1) throw wrongCode();
-        return tx.user.update({ where: { id: user.id }, data: { emailVerifiedAt: now } });
+      const reserved = await prisma.$queryRaw<{ id: string; codeHash: string }[]>`
+        UPDATE "PendingRegistration" SET "attempts" = "attempts" + 1
+        WHERE "email" = ${input.email} AND "consumedAt" IS NULL AND "expiresAt" > ${now} AND "attempts" < ${CODE_MAX_ATTEMPTS}
+        RETURNING "id", "codeHash"`;
+      const codeHash = sha256(input.code);
+      const match = reserved.find((row) => row.codeHash === codeHash);
+      if (!match) throw wrongCode();
+      const user = await prisma.$transaction(async (tx) => {
+        const pending = await tx.pendingRegistration.update({ where: { id: match.id }, data: { consumedAt: now } });
+        if (await tx.user.findUnique({ where: { email: pending.email }, select: { id: true } })) {
+          throw conflict("This email address already has an account; sign in instead");
+        }
+        if (await tx.user.findUnique({ where: { username: pending.username }, select: { id: true } })) {
+          throw conflict(`The username "${pending.username}" was taken while this sign-up waited; register again with another`, {
+            fields: [{ field: "input.email", message: "its sign-up's username is taken" }],
+          });
+        }
+        const created = await tx.user.create({
+          data: {
+            email: pending.email,
+            username: pending.username,
+            displayName: pending.displayName,
+            passwordHash: pending.passwordHash,
+            emailVerifiedAt: now,
+          },
+        });
+        await tx.pendingRegistration.deleteMany({ where: { email: pending.email } });
+        return created;
+      }).catch((error: unknown) => {
+        if (isUniqueViolation(error)) throw conflict("This email address or username got an account at the same moment; sign in, or register again");
+        throw error;
       });
-      return issueSession(verified, client);
+      return issueSession(user, client);
     },
 
+    /**
+     * Signs in with email or username. Points on the account and address limits are reserved
+     * before the password is hashed; failures keep them, a success gives them back.
+     */
     async login(raw: unknown, client: ClientInfo) {
       const input = parseInput(loginInput, raw);
       const login = input.login.toLowerCase();
-      const throttleKey = `${login}|${client.ip}`;
-      await throttle.check(throttleKey);
       const user = await prisma.user.findFirst({ where: login.includes("@") ? { email: login } : { username: login } });
+      // Per account, whichever spelling named it; an unknown login counts under its own name.
+      const accountKey = `${user?.id ?? `unknown:${login}`}|${client.ip}`;
+      await reserveAll([
+        [limits.loginAddress, client.ip],
+        [limits.loginAccount, accountKey],
+      ]);
       const passwordOk = await verifyPassword(input.password, user?.passwordHash ?? (await decoyPasswordHash()));
       if (!user || !passwordOk) {
-        await throttle.fail(throttleKey);
         throw new AppError("NOT_AUTHENTICATED", "Wrong email, username or password", { reason: "INVALID_CREDENTIALS" });
       }
-      if (!user.emailVerifiedAt) {
-        throw new AppError("NOT_AUTHENTICATED", "Confirm your email first with the code we sent (register again for a new code)", {
-          reason: "EMAIL_NOT_CONFIRMED",
-        });
-      }
+      const succeeded = () => Promise.all([limits.loginAccount.reset(accountKey), limits.loginAddress.refund(client.ip)]);
       try {
         await checkTotp(user, input.totpCode, "input.totpCode");
       } catch (error) {
-        if (input.totpCode) await throttle.fail(throttleKey);
+        // The password was right: being asked for the second factor is no failure; a wrong code is.
+        if (!input.totpCode) await succeeded();
         throw error;
       }
-      await throttle.reset(throttleKey);
+      await succeeded();
       return issueSession(user, client);
     },
 

@@ -15,6 +15,7 @@ import {
 import { sha256 } from "../../auth/secrets.js";
 import type { MachineViewer } from "../../auth/viewer.js";
 import type { Context } from "../../context.js";
+import { isUniqueViolation } from "../../infra/db.js";
 import { Prisma, type MachineApproval, type TaskStatus, type WorkerStatus } from "../../generated/prisma/client.js";
 import { conflict, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import type { WorkspaceNeed } from "../shared/access.js";
@@ -144,9 +145,6 @@ export function tokenStatusOf(token: { revokedAt: Date | null; usedAt: Date | nu
   if (token.usedAt) return "USED";
   return token.expiresAt <= new Date() ? "EXPIRED" : "ACTIVE";
 }
-
-const isUniqueViolation = (error: unknown) =>
-  error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
 
 function externalIdTaken(externalId: string) {
   return conflict(`A machine with externalId "${externalId}" is already registered in this workspace`, {

@@ -3,7 +3,7 @@
 // workspace exists; a member without the role gets FORBIDDEN naming the role it needs.
 import { isUser, requireUser, type UserViewer, type Viewer } from "../../auth/viewer.js";
 import type { PrismaClient, WorkspaceRole } from "../../generated/prisma/client.js";
-import { forbidden, notAuthenticated, notFound } from "../../schema/errors.js";
+import { forbidden, notFound } from "../../schema/errors.js";
 
 /** What an operation needs: read (viewer), write (member), admin, owner. */
 export type WorkspaceNeed = "read" | "write" | "admin" | "owner";
@@ -19,8 +19,11 @@ export interface WorkspaceGrant {
 }
 
 export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient) {
-  // One membership lookup per workspace per request, however many objects ask.
+  // One membership lookup per workspace per request, however many objects ask (Prisma batches the
+  // lookups of one tick, so a list of workspaces costs one query). A subscription's context lives
+  // as long as its stream: streams call `refresh` before each read, so no item outlives a role.
   const roles = new Map<string, Promise<WorkspaceRole | null>>();
+  let email: Promise<string | null> | undefined;
 
   function roleIn(workspaceId: string): Promise<WorkspaceRole | null> {
     if (!isUser(viewer)) return Promise.resolve(null);
@@ -72,18 +75,30 @@ export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient) {
     /** The role, or null for a stranger; for fields that show the viewer's own role. */
     roleIn,
 
+    /** The role as it is now in the database, replacing what this request had cached. */
+    refresh(workspaceId: string): Promise<WorkspaceRole | null> {
+      roles.delete(workspaceId);
+      return roleIn(workspaceId);
+    },
+
+    /**
+     * The signed-in user's confirmed email address, lower-cased (null for anyone else): invitations
+     * are addressed to it, and only a session holder is the person who reads that mailbox.
+     */
+    sessionEmail(): Promise<string | null> {
+      if (viewer.kind !== "session") return Promise.resolve(null);
+      email ??= prisma.user
+        .findUnique({ where: { id: viewer.userId }, select: { email: true, emailVerifiedAt: true } })
+        .then((user) => (user?.emailVerifiedAt ? user.email.toLowerCase() : null));
+      return email;
+    },
+
     /** Workspaces the viewer may list (all memberships, narrowed by a workspace-bound key). */
     visibleWorkspaceFilter(): { members: { some: { userId: string } } } & { id?: string } {
       const user = requireUser(viewer);
       const filter: { members: { some: { userId: string } } } & { id?: string } = { members: { some: { userId: user.userId } } };
       if (user.kind === "apiKey" && user.workspaceId) filter.id = user.workspaceId;
       return filter;
-    },
-
-    /** The user id of the viewer, for rows that record who created them. */
-    userId(): string {
-      if (viewer.kind === "anonymous") throw notAuthenticated();
-      return requireUser(viewer).userId;
     },
   };
 }

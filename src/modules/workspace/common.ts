@@ -33,8 +33,7 @@ export async function lockWorkspace(tx: Tx, workspaceId: string): Promise<boolea
   return rows.length > 0;
 }
 
-export const isUniqueViolation = (error: unknown) =>
-  error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
+export { isUniqueViolation } from "../../infra/db.js";
 
 /** Client-style ids for blocks and edges the server names (`node_k3j2...`, `edge_9f1c...`). */
 export const generatedId = (prefix: "node" | "edge") => `${prefix}_${randomBytes(6).toString("hex")}`;
