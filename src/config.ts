@@ -60,6 +60,10 @@ const envSchema = z.object({
       }
       return origins;
     }),
+  SPINDLE_DNS_SERVERS: z
+    .string()
+    .optional()
+    .transform((value) => (value ?? "").split(",").map((server) => server.trim()).filter(Boolean)),
   SPINDLE_REDIS_KEY_PREFIX: z.string().trim().min(1).default("spindle:"),
   SPINDLE_SHUTDOWN_GRACE: seconds(10),
   SPINDLE_TRUST_PROXY: booleanFlag,
@@ -118,6 +122,8 @@ export interface Config {
     machineOfflineAfterSeconds: number;
     /** How long a claimed task's attempt is the machine's without a heartbeat renewing it. */
     taskLeaseSeconds: number;
+    /** Resolvers (`ip` or `ip:port`) asked for service domains' TXT challenges; empty: the system's. */
+    dnsServers: string[];
   };
   logs: {
     /** Retention keeps at most this many of the newest lines per source. */
@@ -130,6 +136,13 @@ export interface Config {
     idempotencyTtlSeconds: number;
   };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  schema: {
+    /**
+     * A resolver that ignores the Prisma plugin's `query` (the client's selection, loaded in one
+     * batch) is an error rather than silently N+1: everywhere but production.
+     */
+    failOnUnusedQuery: boolean;
+  };
 }
 
 export class ConfigError extends Error {
@@ -192,6 +205,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     domain: {
       machineOfflineAfterSeconds: e.SPINDLE_MACHINE_OFFLINE_AFTER,
       taskLeaseSeconds: e.SPINDLE_TASK_LEASE,
+      dnsServers: e.SPINDLE_DNS_SERVERS,
     },
     logs: {
       maxLinesPerSource: e.SPINDLE_LOG_MAX_LINES_PER_SOURCE,
@@ -200,5 +214,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       idempotencyTtlSeconds: e.SPINDLE_IDEMPOTENCY_TTL,
     },
     logLevel: e.LOG_LEVEL,
+    schema: { failOnUnusedQuery: e.NODE_ENV !== "production" },
   };
 }

@@ -110,7 +110,9 @@ const nameTaken = (deploymentName: string, field = "input.name") =>
   });
 
 const domainTaken = (host: string, field: string) =>
-  conflict(`The domain ${host} is already used by another service`, { fields: [{ field, message: "already used by another service" }] });
+  conflict(`The domain ${host} is already used by another service of this workspace`, {
+    fields: [{ field, message: "already used by another service of this workspace" }],
+  });
 
 const serviceNameTaken = (serviceName: string, field: string) =>
   conflict(`The deployment already has a service named "${serviceName}"`, {
@@ -120,7 +122,7 @@ const serviceNameTaken = (serviceName: string, field: string) =>
 /** A unique index lost a race the checks before it could not see: still a CONFLICT, never a 500. */
 function uniqueViolation(error: unknown): never {
   if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
-    throw conflict("A deployment name, service name or domain was taken at the same moment; reload and try again");
+    throw conflict("A deployment or service name was taken at the same moment; reload and try again");
   }
   throw error;
 }
@@ -180,8 +182,16 @@ export function createDeploymentService(deps: DomainDeps) {
     return row;
   }
 
-  async function domainInUse(tx: Tx, host: string, exceptServiceId?: string) {
-    const other = await tx.service.findFirst({ where: { domain: host, ...(exceptServiceId ? { id: { not: exceptServiceId } } : {}) }, select: { id: true } });
+  /**
+   * Whether another service of the workspace claims the domain. Other workspaces' claims are never
+   * looked at: an unverified claim blocks nobody, and the answer reveals no other tenant. Between
+   * workspaces only proof of control counts (verifyDomain).
+   */
+  async function domainInUse(tx: Tx, workspaceId: string, host: string, exceptServiceId?: string) {
+    const other = await tx.service.findFirst({
+      where: { workspaceId, domain: host, ...(exceptServiceId ? { id: { not: exceptServiceId } } : {}) },
+      select: { id: true },
+    });
     return Boolean(other);
   }
 
@@ -258,7 +268,7 @@ export function createDeploymentService(deps: DomainDeps) {
           throw nameTaken(input.name);
         }
         for (const [i, s] of services.entries()) {
-          if (s.domain && (await domainInUse(tx, s.domain))) throw domainTaken(s.domain, `input.services.${i}.domain`);
+          if (s.domain && (await domainInUse(tx, input.workspaceId, s.domain))) throw domainTaken(s.domain, `input.services.${i}.domain`);
         }
         const deployment = await tx.deployment.create({
           data: {
@@ -340,7 +350,7 @@ export function createDeploymentService(deps: DomainDeps) {
         if ((await tx.service.count({ where: { deploymentId: input.deploymentId } })) >= MAX_SERVICES) {
           throw conflict(`Deployment ${input.deploymentId} already has ${MAX_SERVICES} services, the most it can have`);
         }
-        if (input.domain && (await domainInUse(tx, input.domain))) throw domainTaken(input.domain, "input.domain");
+        if (input.domain && (await domainInUse(tx, deployment.workspaceId, input.domain))) throw domainTaken(input.domain, "input.domain");
         const service = await tx.service.create({
           data: {
             workspaceId: deployment.workspaceId,
@@ -389,7 +399,7 @@ export function createDeploymentService(deps: DomainDeps) {
           const cmd = input.command !== undefined ? input.command : service.command;
           if (image == null && cmd == null) throw validationError([{ field: "input.image", message: "give an image or a command" }]);
           if (input.domain !== undefined && input.domain !== service.domain) {
-            if (input.domain && (await domainInUse(tx, input.domain, service.id))) throw domainTaken(input.domain, "input.domain");
+            if (input.domain && (await domainInUse(tx, workspaceId, input.domain, service.id))) throw domainTaken(input.domain, "input.domain");
             Object.assign(data, domainData(input.domain));
           }
           await tx.service.update({ where: { id: service.id }, data });
@@ -426,6 +436,8 @@ export function createDeploymentService(deps: DomainDeps) {
     /**
      * Looks up the TXT record `_spindle-challenge.<domain>` (a real DNS query) and compares it with
      * the service's token: VERIFIED on a match, FAILED otherwise, with the reason in the answer.
+     * A domain is VERIFIED for one service at a time: whoever proves control now takes it, and a
+     * service elsewhere that held it goes back to PENDING (its owner re-verifies if they still can).
      */
     async verifyDomain(ctx: RequestContext, id: string) {
       const { workspaceId } = await authorizeService(ctx, id, "write");
@@ -435,8 +447,21 @@ export function createDeploymentService(deps: DomainDeps) {
         throw conflict(`Service ${id} has no domain to verify; set one with updateService first`, { domainStatus: service.domainStatus });
       }
       const recordName = challengeRecordName(service.domain);
-      const { verified, reason } = await lookUpChallenge(recordName, service.domainToken);
+      const { verified, reason } = await lookUpChallenge(recordName, service.domainToken, config.domain.dnsServers);
+      const host = service.domain;
       return live.transaction(prisma, async (tx) => {
+        if (verified) {
+          // Serializes verifications of one domain, so two services never both end VERIFIED.
+          await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtext(${`service-domain:${host}`}))::text`;
+          const previous = await tx.service.findMany({
+            where: { domain: host, domainStatus: "VERIFIED", id: { not: id } },
+            select: { id: true, workspaceId: true, deploymentId: true },
+          });
+          if (previous.length > 0) {
+            await tx.service.updateMany({ where: { id: { in: previous.map((p) => p.id) } }, data: { domainStatus: "PENDING", domainCheckedAt: new Date() } });
+            for (const p of previous) noteService(tx, p);
+          }
+        }
         // The domain (and so the token) may have changed while DNS answered: then this result is moot.
         const { count } = await tx.service.updateMany({
           where: { id, domain: service.domain, domainToken: service.domainToken },
@@ -519,8 +544,9 @@ const staleRevision = (id: string, reported: number, current: number) =>
     fields: [{ field: "input.revision", message: `the current revision is ${current}` }],
   });
 
-async function lookUpChallenge(recordName: string, token: string): Promise<{ verified: boolean; reason: string | null }> {
+async function lookUpChallenge(recordName: string, token: string, servers: string[]): Promise<{ verified: boolean; reason: string | null }> {
   const resolver = new Resolver({ timeout: 5000, tries: 2 });
+  if (servers.length > 0) resolver.setServers(servers);
   let records: string[][];
   try {
     records = await resolver.resolveTxt(recordName);
