@@ -1,14 +1,13 @@
 // Live logs when things go wrong: a slow subscriber (bounded queue, falls back to the store), the
 // credential behind a stream expiring, and Redis going away during ingestion (the server's own
 // Redis connections are cut through a TCP proxy; the machine's Redis keeps running for others).
-import { once } from "node:events";
-import net from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LogStream } from "../../src/modules/log/stream.js";
 import { AppendLogsDocument, LogsDocument, type LogsSubscription } from "../generated/graphql.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
 import { ownedWorkspace, signedInUser, unique } from "../helpers/factories.js";
 import { sseSubscribe, tracker, wsClient, wsSubscribe, type WsResult } from "../helpers/live.js";
+import { redisProxy, type RedisProxy } from "../helpers/redis-proxy.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 const t = tracker();
@@ -99,48 +98,9 @@ describe(`slow subscribers and expiring credentials (${backend})`, () => {
   });
 });
 
-/** A TCP proxy to Redis that the test can cut (every connection dropped, new ones refused) and restore. */
-async function redisProxy(redisUrl: string) {
-  const target = new URL(redisUrl);
-  const sockets = new Set<net.Socket>();
-  let cut = false;
-  const proxy = net.createServer((client) => {
-    if (cut) return void client.destroy();
-    const upstream = net.connect(Number(target.port || 6379), target.hostname);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on("error", close).on("close", close);
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  proxy.listen(0, "127.0.0.1");
-  await once(proxy, "listening");
-  const { port } = proxy.address() as net.AddressInfo;
-  const url = new URL(redisUrl);
-  url.hostname = "127.0.0.1";
-  url.port = String(port);
-  return {
-    url: url.toString(),
-    cut() {
-      cut = true;
-      for (const socket of sockets) socket.destroy();
-    },
-    restore() {
-      cut = false;
-    },
-    close: () => new Promise<void>((resolve) => proxy.close(() => resolve())),
-  };
-}
-
 describe.skipIf(!process.env.REDIS_URL)("Redis lost during ingestion (runs only with REDIS_URL, as .ci/run's second pass)", () => {
   let server: TestServer;
-  let proxy: Awaited<ReturnType<typeof redisProxy>>;
+  let proxy: RedisProxy;
   beforeAll(async () => {
     proxy = await redisProxy(process.env.REDIS_URL!);
     server = await startTestServer({ REDIS_URL: proxy.url });

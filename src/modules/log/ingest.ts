@@ -7,6 +7,7 @@ import type { LogLevel, LogSourceType, PrismaClient } from "../../generated/pris
 import type { Logger } from "../../infra/logger.js";
 import type { LogLineMessage, PubSubService } from "../../infra/pubsub.js";
 import { conflict, notFound, parseInput, requireId } from "../../schema/errors.js";
+import { id, list, text, utf8Text } from "../../schema/validation.js";
 import { requestHash } from "../shared/idempotency.js";
 import type { RequestContext } from "../worker/worker.service.js";
 
@@ -19,20 +20,12 @@ const LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"] as const satisfies readonly Lo
 const SOURCE_TYPES = ["WORKER", "TASK", "SERVICE"] as const satisfies readonly LogSourceType[];
 const sourceNames: Record<LogSourceType, string> = { WORKER: "worker", TASK: "task", SERVICE: "service" };
 
+const line = z.object({ level: z.enum(LEVELS), message: utf8Text(MAX_LINE_BYTES), at: z.date().nullish() });
 const appendInput = z
   .object({
-    source: z.object({ type: z.enum(SOURCE_TYPES), id: z.string() }),
-    sequence: z.string().min(1, `must be 1 to ${MAX_SEQUENCE_LENGTH} characters`).max(MAX_SEQUENCE_LENGTH, `must be 1 to ${MAX_SEQUENCE_LENGTH} characters`),
-    lines: z
-      .array(
-        z.object({
-          level: z.enum(LEVELS),
-          message: z.string().refine((m) => Buffer.byteLength(m, "utf8") <= MAX_LINE_BYTES, `must be at most ${MAX_LINE_BYTES} bytes (16 KiB) in UTF-8`),
-          at: z.date().nullish(),
-        }),
-      )
-      .min(1, "must hold at least one line")
-      .max(MAX_LINES_PER_BATCH, `must hold at most ${MAX_LINES_PER_BATCH} lines per batch`),
+    source: z.object({ type: z.enum(SOURCE_TYPES), id }),
+    sequence: text(MAX_SEQUENCE_LENGTH).min(1, `must be 1 to ${MAX_SEQUENCE_LENGTH} characters`),
+    lines: list(line, MAX_LINES_PER_BATCH, "lines per batch").min(1, "must hold at least one line"),
   })
   .superRefine((input, ctx) => {
     const total = input.lines.reduce((sum, l) => sum + Buffer.byteLength(l.message, "utf8"), 0);
@@ -58,7 +51,7 @@ const COALESCE_BYTES = 256 * 1024;
 /**
  * Per-source announcements of this process. A quiet source's lines go out at once; a busy
  * source's wait for the next tick and go together, so it costs a few messages a second, not one
- * per batch. While Redis is down nothing is published (the client would queue it, unbounded);
+ * per batch. While Redis is down nothing is published (it would only wait out the retry budget);
  * only the newest line per source is kept, which is enough: a subscriber that sees a cursor beyond
  * the one it expects reads the missing range from the store.
  */

@@ -1,0 +1,50 @@
+// A TCP proxy to Redis that a test owns and can cut: the server under test connects through it,
+// so its Redis connections go away while the machine's Redis keeps running for other test files.
+import { once } from "node:events";
+import net from "node:net";
+
+export interface RedisProxy {
+  url: string;
+  /** Drops every connection and refuses new ones until `restore`. */
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+export async function redisProxy(redisUrl: string): Promise<RedisProxy> {
+  const target = new URL(redisUrl);
+  const sockets = new Set<net.Socket>();
+  let cut = false;
+  const proxy = net.createServer((client) => {
+    if (cut) return void client.destroy();
+    const upstream = net.connect(Number(target.port || 6379), target.hostname);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("error", close).on("close", close);
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  proxy.listen(0, "127.0.0.1");
+  await once(proxy, "listening");
+  const { port } = proxy.address() as net.AddressInfo;
+  const url = new URL(redisUrl);
+  url.hostname = "127.0.0.1";
+  url.port = String(port);
+  return {
+    url: url.toString(),
+    cut() {
+      cut = true;
+      for (const socket of sockets) socket.destroy();
+    },
+    restore() {
+      cut = false;
+    },
+    close: () => new Promise<void>((resolve) => proxy.close(() => resolve())),
+  };
+}
