@@ -13,7 +13,7 @@ import {
   type ApiKeyScope,
   type CreateApiKeyInput,
 } from "../generated/graphql.js";
-import { signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -45,6 +45,17 @@ describe(`creating API keys (${backend})`, () => {
     expect(row.keyHash).not.toBe(key);
     expect(row.keyHash).not.toContain(key.slice(4));
     expect(row.keyHash).toBe(sha256(key));
+  });
+
+  it("binds a key only to a workspace the caller belongs to: a stranger's or unknown workspace is not found, nothing written", async () => {
+    const { owner, workspaceId } = await ownedWorkspace(server);
+    expect((await createKey(owner, ["READ"], { workspaceId })).apiKey.workspaceId).toBe(workspaceId);
+    const stranger = await signedInUser(server);
+    for (const target of [workspaceId, randomUUID()]) {
+      const refused = errorOf(await server.execute(CreateApiKeyDocument, { input: { name: "k", scopes: ["READ"], workspaceId: target } }, { token: stranger.accessToken }));
+      expect(refused).toMatchObject({ code: "NOT_FOUND", status: 404 });
+    }
+    expect(await server.db.prisma.apiKey.count({ where: { userId: stranger.id } })).toBe(0);
   });
 
   it("lets only administrators create ADMIN-scoped keys", async () => {

@@ -70,7 +70,7 @@ builder.mutationFields((t) => ({
     description: "Creates an API key. Needs a signed-in session: a key cannot create keys.",
     authScopes: { session: true },
     args: { input: t.arg({ type: CreateApiKeyInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.services.apiKeys.create(ctx.viewer, input),
+    resolve: (_root, { input }, ctx) => ctx.services.apiKeys.create(ctx, input),
   }),
   revokeApiKey: t.prismaField({
     type: ApiKeyType,

@@ -6,6 +6,7 @@ import { displayPrefix, generateApiKey } from "../../auth/api-key-format.js";
 import { sha256 } from "../../auth/secrets.js";
 import { MACHINE_ONLY_MESSAGE, type Viewer } from "../../auth/viewer.js";
 import type { PubSubService } from "../../infra/pubsub.js";
+import type { WorkspaceAccess } from "../shared/access.js";
 import { forbidden, notAuthenticated, notFound, parseInput, requireId } from "../../schema/errors.js";
 
 const createInput = z.object({
@@ -30,12 +31,14 @@ export function createApiKeyService(deps: { prisma: PrismaClient; pubsub: PubSub
     deps.pubsub.pubsub.publish("account", userId, { type, userId, subjectId: keyId, occurredAt: new Date().toISOString() });
 
   return {
-    async create(viewer: Viewer, raw: unknown) {
-      const me = requireSession(viewer);
+    /** A key bound to a workspace needs the caller to be its member (a stranger's workspace is not found). */
+    async create(ctx: { viewer: Viewer; access: WorkspaceAccess }, raw: unknown) {
+      const me = requireSession(ctx.viewer);
       const input = parseInput(createInput, raw);
       if (input.scopes.includes("ADMIN") && me.role !== "ADMIN") {
         throw forbidden("Only administrators can create keys with the ADMIN scope", "admin");
       }
+      if (input.workspaceId) await ctx.access.require(input.workspaceId, "read");
       const key = generateApiKey();
       const apiKey = await prisma.apiKey.create({
         data: {
