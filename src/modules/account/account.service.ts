@@ -211,7 +211,8 @@ export function createAccountService(deps: AccountServiceDeps) {
       }
       const code = sixDigitCode();
       await prisma.$transaction(async (tx) => {
-        await tx.pendingRegistration.deleteMany({ where: { email: input.email, expiresAt: { lte: new Date() } } });
+        // Expired sign-ups (with their password hashes) go as new ones come: no job needed.
+        await tx.pendingRegistration.deleteMany({ where: { createdAt: { lt: new Date(Date.now() - CODE_TTL_MS) } } });
         await tx.pendingRegistration.create({
           data: {
             email: input.email,
