@@ -6,12 +6,12 @@ import { createEventService } from "./event/event.service.js";
 import { createFlowService } from "./flow/flow.service.js";
 import { createLogService } from "./log/log.service.js";
 import { createMachineService } from "./machine/machine.service.js";
-import type { DomainDeps } from "./shared/deps.js";
+import type { MailingDeps } from "./shared/deps.js";
 import { createTaskService } from "./task/task.service.js";
 import { createWorkerService } from "./worker/worker.service.js";
 import { createWorkspaceService } from "./workspace/workspace.service.js";
 
-export function createDomainServices(deps: DomainDeps) {
+export function createDomainServices(deps: MailingDeps) {
   const workers = createWorkerService(deps);
   const deployments = createDeploymentService(deps);
   return {

@@ -1,8 +1,10 @@
 // Authorization through nested fields: whatever root field let a caller in, following relations
 // must not reach what the caller may not see. (The matrix checks root fields; this checks paths.)
+import type { GraphQLObjectType } from "graphql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSecret, MACHINE_RECOVERY_PREFIX, generateApiKey, displayPrefix } from "../../src/auth/api-key-format.js";
 import { sha256 } from "../../src/auth/secrets.js";
+import { schema } from "../../src/schema/index.js";
 import { unique } from "../helpers/factories.js";
 import { backend, startTestServer, type TestServer } from "../helpers/server.js";
 import { createMachineDirect, createWorld, type World } from "./world.js";
@@ -92,6 +94,23 @@ describe(`nested authorization (${backend})`, () => {
     const asViewer = await ask(query, world.tokens.viewer, { id: worker.id });
     expect(asViewer.errors).toEqual([]);
     expect(asViewer.data.worker.env).toBeNull();
+  });
+
+  it("an invitee sees the invited workspace's id and name, nothing more; only admins see a workspace's invitations", async () => {
+    const invited = (schema.getType("InvitedWorkspace") as GraphQLObjectType).getFields();
+    expect(Object.keys(invited).sort()).toEqual(["id", "name"]);
+    const invitation = await prisma().workspaceInvitation.create({
+      data: { workspaceId: world.workspaceId, email: world.users.stranger.email, role: "VIEWER", expiresAt: new Date(Date.now() + 3_600_000) },
+    });
+    const asInvitee = await ask("{ myInvitations(first: 10) { edges { node { id workspace { id name } } } } }", world.tokens.stranger);
+    expect(asInvitee.errors).toEqual([]);
+    expect(asInvitee.data.myInvitations.edges.map((e: any) => [e.node.id, e.node.workspace.id])).toEqual([[invitation.id, world.workspaceId]]);
+
+    const list = "query($id: ID!) { workspace(id: $id) { invitations(first: 10) { edges { node { id email } } } } }";
+    expect((await ask(list, world.tokens.member, { id: world.workspaceId })).errors).toEqual(["FORBIDDEN at workspace.invitations"]);
+    const asAdmin = await ask(list, world.tokens.admin, { id: world.workspaceId });
+    expect(asAdmin.errors).toEqual([]);
+    expect(asAdmin.data.workspace.invitations.edges.map((e: any) => e.node.id)).toContain(invitation.id);
   });
 
   it("a key bound to a workspace lists only the keys bound to it", async () => {

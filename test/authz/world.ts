@@ -27,7 +27,7 @@ export interface World {
 export type Fixture = Record<string, any>;
 
 export interface MatrixCase {
-  /** The root field under test: "Query.workspace", "Mutation.createWorker" ... */
+  /** The root field under test: "Query.workspace", "Mutation.createWorker", "Subscription.logs" ... */
   field: string;
   /** Fresh objects the operation acts on; runs once per actor, so destructive operations are fair. */
   setup?: (world: World, actor: ActorName) => Promise<Fixture>;
@@ -40,6 +40,12 @@ export interface MatrixCase {
   as?: (world: World, fixture: Fixture, actor: ActorName) => string | undefined;
   /** Extra checks on a successful answer (e.g. that a list holds no foreign rows). */
   check?: (data: any, actor: ActorName, world: World, fixture: Fixture) => void;
+  /**
+   * For a subscription that sends nothing until something happens: makes it happen (called again
+   * until the first item arrives, since a subscription is not acknowledged). A subscription's
+   * answer is its first item: data, or the error that ends it.
+   */
+  trigger?: (world: World, fixture: Fixture, actor: ActorName) => Promise<unknown>;
 }
 
 const users = (outcome: Outcome) => ({ owner: outcome, admin: outcome, member: outcome, viewer: outcome });

@@ -1,10 +1,12 @@
 // Status streams over graphql-ws and SSE: a worker (status, coalesced ticks, end after DESTROYED), a
 // task (state and stage, end when finished), a machine (online, offline through the presence sweep,
 // drained, end when decommissioned), a deployment with its services (end when deleted); the end of
-// the subjects' log sources; strangers refused and removed members cut off.
+// the subjects' log sources; strangers refused and removed members cut off; a demoted member's open
+// streams hide secrets from the next item on.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { addMember, createMachineDirect } from "../authz/world.js";
 import {
+  ChangeWorkspaceMemberRoleDocument,
   ClaimTasksDocument,
   CompleteTaskDocument,
   CreateDeploymentDocument,
@@ -12,6 +14,7 @@ import {
   DecommissionMachineDocument,
   DeleteDeploymentDocument,
   DeployDeploymentDocument,
+  DeploymentSecretsDocument,
   DeploymentStatusDocument,
   type DeploymentStatusSubscription,
   DeployWorkerDocument,
@@ -20,6 +23,7 @@ import {
   MachineHeartbeatDocument,
   MachineStatusDocument,
   type MachineStatusSubscription,
+  RedeployWorkerDocument,
   RemoveWorkspaceMemberDocument,
   ReportServiceStatusDocument,
   ReportTaskStageDocument,
@@ -27,9 +31,12 @@ import {
   ReportWorkerTicksDocument,
   StartTaskDocument,
   TaskStatusDocument,
+  UpdateServiceDocument,
+  WorkerSecretsDocument,
   WorkerStatusDocument,
 } from "../generated/graphql.js";
 import { ownedWorkspace, signedInUser, unique } from "../helpers/factories.js";
+import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { sseSubscribe, tracker, wsClient, wsSubscribe, type Inbox, type WsResult } from "../helpers/live.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -46,7 +53,7 @@ async function workspace(s: TestServer = server) {
   return { workspaceId: ws.id, owner };
 }
 
-function subscribe<R, V>(token: string, document: import("@graphql-typed-document-node/core").TypedDocumentNode<R, V>, variables: V, s: TestServer = server) {
+function subscribe<R, V>(token: string, document: TypedDocumentNode<R, V>, variables: V, s: TestServer = server) {
   return wsSubscribe(wsClient(s, t, { authorization: `Bearer ${token}` }), t, document, variables);
 }
 
@@ -59,6 +66,51 @@ async function refusedWith<R>(inbox: Inbox<WsResult<R>>): Promise<string | undef
   const result = await inbox.next(10_000);
   expect(result.data ?? null).toBeNull();
   return result.errors?.[0]?.extensions?.code as string | undefined;
+}
+
+type Transport = "graphql-ws" | "SSE";
+
+/** A subscription over either transport, read item by item (an error or the end fails the read). */
+async function open<R, V>(transport: Transport, token: string, document: TypedDocumentNode<R, V>, variables: V): Promise<() => Promise<R>> {
+  if (transport === "graphql-ws") {
+    const inbox = subscribe(token, document, variables);
+    return async () => dataOf(await inbox.next(10_000));
+  }
+  const sse = await sseSubscribe(server, t, document, { token, variables });
+  return async () => {
+    const event = await sse.events.next(10_000);
+    if (event.event !== "next" || event.data.errors) throw new Error(`Expected an item, got ${JSON.stringify(event)}`);
+    return event.data.data as R;
+  };
+}
+
+/** A worker and a deployment with secrets in their env, and a MEMBER watching both. */
+async function secretsFixture(transport: Transport) {
+  const { workspaceId, owner } = await workspace();
+  await createMachineDirect(server, workspaceId);
+  const asOwner = { token: owner.accessToken };
+  const worker = ok(
+    await server.execute(DeployWorkerDocument, { input: { workspaceId, kind: "CONTAINER", name: "web", image: "nginx:1", env: { TOKEN: "worker-1" } } }, asOwner),
+  ).deployWorker;
+  const deployment = ok(
+    await server.execute(
+      CreateDeploymentDocument,
+      { input: { workspaceId, name: unique("app"), services: [{ name: "api", image: "api:1", env: { TOKEN: "service-1" } }] } },
+      asOwner,
+    ),
+  ).createDeployment;
+  const member = await signedInUser(server);
+  await addMember(server, workspaceId, member.id, "MEMBER");
+  const workerItem = await open(transport, member.accessToken, WorkerSecretsDocument, { id: worker.id });
+  const deploymentItem = await open(transport, member.accessToken, DeploymentSecretsDocument, { id: deployment.id });
+  expect((await workerItem()).workerStatus.env).toEqual({ TOKEN: "worker-1" });
+  expect((await deploymentItem()).deploymentStatus.services[0]!.env).toEqual({ TOKEN: "service-1" });
+  /** New secret values, written by the owner: each stream gets an item for them. */
+  const changeSecrets = async () => {
+    ok(await server.execute(RedeployWorkerDocument, { input: { id: worker.id, env: { TOKEN: "worker-2" } } }, asOwner));
+    ok(await server.execute(UpdateServiceDocument, { input: { id: deployment.services[0]!.id, env: { TOKEN: "service-2" } } }, asOwner));
+  };
+  return { workspaceId, owner, member, workerItem, deploymentItem, changeSecrets };
 }
 
 const logFinished = async (sourceId: string, s: TestServer = server) =>
@@ -110,6 +162,41 @@ describe(`workerStatus (${backend})`, () => {
     const last = await stream.next(10_000);
     expect(last.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
     expect(await stream.ended(5_000)).toEqual({ error: undefined });
+  }, 30_000);
+});
+
+describe(`secrets on open streams follow role changes (${backend})`, () => {
+  for (const transport of ["graphql-ws", "SSE"] as const) {
+    it(`a member demoted to viewer gets env as null from the next item on, over ${transport}`, async () => {
+      const f = await secretsFixture(transport);
+      ok(
+        await server.execute(
+          ChangeWorkspaceMemberRoleDocument,
+          { input: { workspaceId: f.workspaceId, userId: f.member.id, role: "VIEWER" } },
+          { token: f.owner.accessToken },
+        ),
+      );
+      // The role is part of what a stream shows: the subject comes again at once, its secrets hidden.
+      expect((await f.workerItem()).workerStatus.env).toBeNull();
+      expect((await f.deploymentItem()).deploymentStatus.services[0]!.env).toBeNull();
+
+      await f.changeSecrets();
+      const worker = (await f.workerItem()).workerStatus;
+      expect(worker).toMatchObject({ revision: 2, env: null });
+      expect((await f.deploymentItem()).deploymentStatus.services[0]!.env).toBeNull();
+    }, 30_000);
+  }
+
+  it("holds when the access notice is lost: the next item is read with the role as it is then", async () => {
+    const f = await secretsFixture("graphql-ws");
+    // Demoted behind pub/sub's back: no notice tells the stream.
+    await server.db.prisma.workspaceMember.update({
+      where: { workspaceId_userId: { workspaceId: f.workspaceId, userId: f.member.id } },
+      data: { role: "VIEWER" },
+    });
+    await f.changeSecrets();
+    expect((await f.workerItem()).workerStatus).toMatchObject({ revision: 2, env: null });
+    expect((await f.deploymentItem()).deploymentStatus.services[0]!.env).toBeNull();
   }, 30_000);
 });
 

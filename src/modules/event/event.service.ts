@@ -2,14 +2,13 @@
 // machine presence: a heartbeat announces a machine online, and the sweep here announces it offline
 // once it went silent. Streams are woken by pub/sub notices and read what they send from the
 // database, so they resume by cursor, never hold more than a page per subscriber, and work the same
-// across replicas. Authorization is checked when subscribing and again whenever the viewer's access
-// may have changed (membership removed, session or key revoked, credential expired).
+// across replicas. Authorization is checked when subscribing and again before every read (the
+// guard in shared/live.ts: role changed or removed, session or key revoked, credential expired).
 import { z } from "zod";
-import { requireUser, type UserViewer } from "../../auth/viewer.js";
 import type { Context } from "../../context.js";
 import { Prisma, type TaskStatus } from "../../generated/prisma/client.js";
-import type { AccessNotice, AccountEvent, StatusNotice, WorkspaceEventNotice } from "../../infra/pubsub.js";
-import { AppError, forbidden, notAuthenticated, notFound, parseInput, requireId } from "../../schema/errors.js";
+import type { StatusNotice, WorkspaceEventNotice } from "../../infra/pubsub.js";
+import { AppError, notFound, parseInput, requireId } from "../../schema/errors.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
@@ -20,10 +19,9 @@ import {
   PUBLISHABLE_EVENT_TYPES,
   recordEvent,
   recordEvents,
+  userStreamGuard,
   WORKSPACE_EVENT_TYPES,
-  type StreamControl,
   type StreamFailure,
-  type WakeSource,
 } from "../shared/live.js";
 
 type StreamCtx = Pick<Context, "viewer" | "access" | "requestId" | "services">;
@@ -78,61 +76,6 @@ export function createEventService(deps: DomainDeps) {
   const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
 
   /**
-   * What ends a viewer's stream on a workspace: removal from it (re-checked with a fresh query on an
-   * `access` notice for the user and when Redis comes back), revocation of the session or key, and
-   * the credential's expiry.
-   */
-  async function guard(viewer: UserViewer, workspaceId: string) {
-    const stillMember = async (control: StreamControl) => {
-      try {
-        const member = await prisma.workspaceMember.findUnique({
-          where: { workspaceId_userId: { workspaceId, userId: viewer.userId } },
-          select: { role: true },
-        });
-        if (!member) control.fail(forbidden(`You are no longer a member of workspace ${workspaceId}; this stream has ended`));
-      } catch (error) {
-        log.warn({ err: error, workspaceId }, "re-checking a subscriber's membership failed");
-        control.wake();
-      }
-    };
-    const sources: WakeSource<any>[] = [
-      {
-        source: pubsub.pubsub.subscribe("access", workspaceId),
-        onNotice: (notice: AccessNotice, control) => {
-          if (notice.userId === viewer.userId) void stillMember(control);
-        },
-      } satisfies WakeSource<AccessNotice>,
-      {
-        source: pubsub.pubsub.subscribe("account", viewer.userId),
-        onNotice: (event: AccountEvent, control) => {
-          const revoked =
-            (event.type === "SESSION_REVOKED" && viewer.kind === "session" && event.subjectId === viewer.sessionId) ||
-            (event.type === "API_KEY_REVOKED" && viewer.kind === "apiKey" && event.subjectId === viewer.apiKeyId);
-          if (revoked) control.fail(notAuthenticated(`The ${viewer.kind === "session" ? "session" : "API key"} of this stream was revoked; sign in again and resubscribe`));
-        },
-      } satisfies WakeSource<AccountEvent>,
-    ];
-    return { sources, expiresAt: await credentialExpiry(viewer), onReconnect: (control: StreamControl) => void stillMember(control) };
-  }
-
-  /**
-   * When the stream's credential stops being valid: an API key's expiry; for a session, the access
-   * token's expiry when the viewer carries it (`expiresAt`), else the session's own.
-   */
-  async function credentialExpiry(viewer: UserViewer) {
-    let at: Date | null | undefined;
-    if (viewer.kind === "apiKey") {
-      at = (await prisma.apiKey.findUnique({ where: { id: viewer.apiKeyId }, select: { expiresAt: true } }))?.expiresAt;
-    } else {
-      at = viewer.expiresAt;
-      at ??= (await prisma.session.findUnique({ where: { id: viewer.sessionId }, select: { expiresAt: true } }))?.expiresAt;
-    }
-    if (!at) return undefined;
-    const what = viewer.kind === "apiKey" ? "API key" : "access token";
-    return { at, error: () => notAuthenticated(`The ${what} of this stream has expired; ${viewer.kind === "apiKey" ? "use a valid key" : "refresh it"} and resubscribe`) };
-  }
-
-  /**
    * A status stream: the subject as it is now, then again each time it changed (notices wake it;
    * a burst of notices makes one read; a read that finds nothing new sends nothing).
    */
@@ -141,21 +84,17 @@ export function createEventService(deps: DomainDeps) {
     subject: { id: string; workspaceId: string },
     load: () => Promise<{ row: T; compare: unknown; last: boolean } | null>,
   ): Promise<AsyncIterable<T | StreamFailure>> {
-    const viewer = requireUser(ctx.viewer);
-    const guarded = await guard(viewer, subject.workspaceId);
     let previous: string | undefined;
     return liveStream<T>({
       pubsub,
-      sources: [
-        { source: pubsub.pubsub.subscribe("status", subject.id), onNotice: (_n: StatusNotice, control) => control.wake() },
-        ...guarded.sources,
-      ],
-      expiresAt: guarded.expiresAt,
-      onReconnect: guarded.onReconnect,
+      sources: [{ source: pubsub.pubsub.subscribe("status", subject.id), onNotice: (_n: StatusNotice, control) => control.wake() }],
+      guard: await userStreamGuard(deps, ctx, subject.workspaceId),
       async read() {
         const loaded = await load();
         if (!loaded) return { items: [], end: true };
-        const now = fingerprint(loaded.compare);
+        // The role (read afresh by the guard) is part of what the viewer sees: a demoted member gets
+        // the subject again at once, its secrets now hidden.
+        const now = fingerprint({ role: await ctx.access.roleIn(subject.workspaceId), compare: loaded.compare });
         if (now === previous) return { items: [], end: loaded.last };
         previous = now;
         return { items: [loaded.row], end: loaded.last };
@@ -205,8 +144,7 @@ export function createEventService(deps: DomainDeps) {
       const types = parseInput(typesSchema, args.types, "types");
       const after = args.after != null ? BigInt(parseInput(cursorSchema, args.after, "after")) : null;
       await ctx.access.require(workspaceId, "read");
-      const viewer = requireUser(ctx.viewer);
-      const guarded = await guard(viewer, workspaceId);
+      const guard = await userStreamGuard(deps, ctx, workspaceId);
       let last = after ?? (await prisma.workspace.findUniqueOrThrow({ where: { id: workspaceId }, select: { lastEventCursor: true } })).lastEventCursor;
       const where = types?.length ? { type: { in: [...new Set(types)] } } : {};
       return liveStream<WorkspaceEventItem>({
@@ -219,10 +157,8 @@ export function createEventService(deps: DomainDeps) {
               if (BigInt(notice.cursor) > last) control.wake();
             },
           },
-          ...guarded.sources,
         ],
-        expiresAt: guarded.expiresAt,
-        onReconnect: guarded.onReconnect,
+        guard,
         async read() {
           const rows = await prisma.workspaceEvent.findMany({
             where: { workspaceId, cursor: { gt: last }, ...where },

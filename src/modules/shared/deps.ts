@@ -1,6 +1,7 @@
 import type { Config } from "../../config.js";
 import type { PrismaClient } from "../../generated/prisma/client.js";
 import type { Logger } from "../../infra/logger.js";
+import type { Mailer } from "../../infra/mailer.js";
 import type { PubSubService } from "../../infra/pubsub.js";
 
 /** What every domain service is built from (see domain.ts). */
@@ -9,4 +10,9 @@ export interface DomainDeps {
   pubsub: PubSubService;
   config: Config;
   log: Logger;
+}
+
+/** For the services that send mail (invitations); tests may build the others without one. */
+export interface MailingDeps extends DomainDeps {
+  mailer: Mailer;
 }

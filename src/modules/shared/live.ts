@@ -11,10 +11,13 @@
 // Events noted during such a transaction are written at its end: taking the next cursors locks the
 // workspace row until commit, and taking that lock last in every transaction that also locks other
 // rows (tasks, workers, machines) keeps them from deadlocking one another.
+import { requireUser, type UserViewer, type Viewer } from "../../auth/viewer.js";
 import type { Prisma, PrismaClient } from "../../generated/prisma/client.js";
-import type { AccessNotice, PubSubService, StatusNotice, StatusSubjectType } from "../../infra/pubsub.js";
+import type { AccessNotice, AccountEvent, PubSubService, StatusNotice, StatusSubjectType } from "../../infra/pubsub.js";
 import type { Logger } from "../../infra/logger.js";
+import { forbidden, notAuthenticated } from "../../schema/errors.js";
 import { announceLogSourcesFinished, finishLogSources, type LogSourceRef } from "../log/log-sources.js";
+import type { WorkspaceAccess } from "./access.js";
 
 type Tx = Prisma.TransactionClient;
 
@@ -213,8 +216,8 @@ function createLive(pubsubService: PubSubService, log?: Logger): Live {
 
   /**
    * Whether a notice can go out now. While Redis is away a publish would only queue in the client
-   * (and fail later, unhandled): it is dropped instead, and every stream re-reads the database when
-   * the subscription connection is back (PubSubService.onReconnect).
+   * (to be rejected after its retry budget): it is dropped instead, and every stream re-reads the
+   * database when the subscription connection is back (PubSubService.onReconnect).
    */
   function canPublish() {
     if (stopped) return false;
@@ -308,21 +311,89 @@ export interface WakeSource<N> {
   onNotice: (notice: N, control: StreamControl) => void;
 }
 
+/**
+ * Who may go on reading a stream, checked by the stream itself: `authorize` runs before every read,
+ * `sources` end the stream (or wake it to authorize again), `expiresAt` ends it with the credential.
+ */
+export interface StreamGuard {
+  sources: WakeSource<any>[];
+  expiresAt?: { at: Date; error: () => Error };
+  /** Throws (ending the stream with that error) when the viewer may no longer read. */
+  authorize(): Promise<void>;
+}
+
+/**
+ * The guard of a user's stream on a workspace. A subscription's context lives as long as the
+ * stream, so the role it cached when subscribing would go on deciding what every later item shows
+ * (`env` to a member demoted to viewer). Instead the role is read again before every read: a removed
+ * member gets no further item, a demoted one gets the next item as the new role may see it. An
+ * `access` notice for the user wakes the stream to do that at once; without one (a lost notice)
+ * the next read still does. Revoking the session or key, or its expiry, ends the stream.
+ */
+export async function userStreamGuard(
+  deps: { prisma: PrismaClient; pubsub: PubSubService },
+  ctx: { viewer: Viewer; access: WorkspaceAccess },
+  workspaceId: string,
+): Promise<StreamGuard> {
+  const viewer = requireUser(ctx.viewer);
+  const { pubsub } = deps.pubsub;
+  return {
+    sources: [
+      {
+        source: pubsub.subscribe("access", workspaceId),
+        onNotice: (notice: AccessNotice, control) => {
+          if (notice.userId === viewer.userId) control.wake();
+        },
+      } satisfies WakeSource<AccessNotice>,
+      {
+        source: pubsub.subscribe("account", viewer.userId),
+        onNotice: (event: AccountEvent, control) => {
+          const revoked =
+            (event.type === "SESSION_REVOKED" && viewer.kind === "session" && event.subjectId === viewer.sessionId) ||
+            (event.type === "API_KEY_REVOKED" && viewer.kind === "apiKey" && event.subjectId === viewer.apiKeyId);
+          if (revoked) control.fail(notAuthenticated(`The ${viewer.kind === "session" ? "session" : "API key"} of this stream was revoked; sign in again and resubscribe`));
+        },
+      } satisfies WakeSource<AccountEvent>,
+    ],
+    expiresAt: await credentialExpiry(deps.prisma, viewer),
+    async authorize() {
+      if (!(await ctx.access.refresh(workspaceId))) {
+        throw forbidden(`You are no longer a member of workspace ${workspaceId}; this stream has ended`);
+      }
+    },
+  };
+}
+
+/**
+ * When the stream's credential stops being valid: an API key's expiry; for a session, the access
+ * token's expiry when the viewer carries it (`expiresAt`), else the session's own.
+ */
+async function credentialExpiry(prisma: PrismaClient, viewer: UserViewer): Promise<StreamGuard["expiresAt"]> {
+  let at: Date | null | undefined;
+  if (viewer.kind === "apiKey") {
+    at = (await prisma.apiKey.findUnique({ where: { id: viewer.apiKeyId }, select: { expiresAt: true } }))?.expiresAt;
+  } else {
+    at = viewer.expiresAt;
+    at ??= (await prisma.session.findUnique({ where: { id: viewer.sessionId }, select: { expiresAt: true } }))?.expiresAt;
+  }
+  if (!at) return undefined;
+  const what = viewer.kind === "apiKey" ? "API key" : "access token";
+  return { at, error: () => notAuthenticated(`The ${what} of this stream has expired; ${viewer.kind === "apiKey" ? "use a valid key" : "refresh it"} and resubscribe`) };
+}
+
 export interface LiveStreamOptions<T> {
   pubsub: PubSubService;
   /** Pub/sub topics (and others) that wake or end the stream. */
   sources: WakeSource<any>[];
+  /** Required, so that no stream reads without checking who still may. */
+  guard: StreamGuard;
   /**
    * Reads what is new since the last read: items to send (at most a page), `more` when a full
    * page was read and another may follow, `end` to finish after these items.
    */
   read: () => Promise<{ items: T[]; more?: boolean; end?: boolean | Error }>;
-  /** Ends the stream with this error at this time (the credential expires). */
-  expiresAt?: { at: Date; error: () => Error };
   /** Re-read this often even without a notice (pub/sub is at-most-once). Default 10 s. */
   pollMs?: number;
-  /** Also on Redis coming back (notices were lost meanwhile), besides re-reading. */
-  onReconnect?: (control: StreamControl) => void;
   /** Re-reads shortly after subscribing: a notice published before the subscription reached Redis is not lost. */
   settleMs?: number;
 }
@@ -362,7 +433,7 @@ export function liveStream<T>(options: LiveStreamOptions<T>): AsyncIterableItera
     },
   };
 
-  for (const { source, onNotice } of options.sources) {
+  for (const { source, onNotice } of [...options.sources, ...options.guard.sources]) {
     const iterator = source[Symbol.asyncIterator]();
     iterators.push(iterator);
     void (async () => {
@@ -377,14 +448,11 @@ export function liveStream<T>(options: LiveStreamOptions<T>): AsyncIterableItera
       }
     })();
   }
-  const removeReconnect = options.pubsub.onReconnect(() => {
-    control.wake();
-    options.onReconnect?.(control);
-  });
+  const removeReconnect = options.pubsub.onReconnect(() => control.wake());
   timers.push(setInterval(() => control.wake(), options.pollMs ?? 10_000).unref());
   timers.push(setTimeout(() => control.wake(), options.settleMs ?? 500).unref());
-  if (options.expiresAt) {
-    const { at, error } = options.expiresAt;
+  if (options.guard.expiresAt) {
+    const { at, error } = options.guard.expiresAt;
     const fire = () => {
       const left = at.getTime() - Date.now();
       if (left <= 0) return control.fail(error());
@@ -423,6 +491,7 @@ export function liveStream<T>(options: LiveStreamOptions<T>): AsyncIterableItera
           dirty = false;
           let page;
           try {
+            await options.guard.authorize();
             page = await options.read();
           } catch (error) {
             control.fail(error instanceof Error ? error : new Error(String(error)));

@@ -1,9 +1,10 @@
-// Workspaces and their members in GraphQL. Projects and the graph add their fields to Workspace in
-// their own files (imported at the end).
+// Workspaces, their members and the invitations that bring members in, in GraphQL. Projects and the
+// graph add their fields to Workspace in their own files.
 import { builder, pageSize } from "../../schema/builder.js";
 import { workspaceMembers } from "../shared/object-auth.js";
 import { IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { found } from "./common.js";
+import { stateFilter, stateOf } from "./invitation.service.js";
 import "./graph.schema.js";
 
 export { ProjectType, ProjectMemberType } from "./project.schema.js";
@@ -29,7 +30,7 @@ export const WorkspaceType = builder.prismaObject("Workspace", {
       type: WorkspaceRoleEnum,
       nullable: true,
       description: "The caller's role here (null for a caller that is not a user)",
-      resolve: (workspace, _args, ctx) => ctx.services.workspaces.viewerRole(ctx, workspace.id),
+      resolve: (workspace, _args, ctx) => ctx.access.roleIn(workspace.id),
     }),
     members: t.relatedConnection("members", {
       cursor: "workspaceId_userId",
@@ -78,11 +79,63 @@ const RenameWorkspaceInput = builder.inputType("RenameWorkspaceInput", {
   }),
 });
 
-const AddWorkspaceMemberInput = builder.inputType("AddWorkspaceMemberInput", {
+const InvitationStatusEnum = builder.enumType("InvitationStatus", {
+  values: {
+    PENDING: { description: "Open: the invitee may accept or decline it" },
+    EXPIRED: { description: "Not answered in time; inviting the address again renews it" },
+    ACCEPTED: { description: "The invitee joined the workspace" },
+    DECLINED: { description: "The invitee said no" },
+    REVOKED: { description: "An admin withdrew it" },
+  } as const,
+});
+
+/**
+ * What an invitation shows of its workspace. The invitee is not a member yet, so the Workspace type
+ * (members, projects, graph) is closed to them: they see this, the id and name they are invited to,
+ * and only through an invitation they may see.
+ */
+const InvitedWorkspaceType = builder.prismaObject("Workspace", {
+  variant: "InvitedWorkspace",
+  description: "The workspace an invitation is for, as the invitee sees it before joining.",
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    name: t.exposeString("name"),
+  }),
+});
+
+export const WorkspaceInvitationType = builder.prismaObject("WorkspaceInvitation", {
+  authScopes: (invitation, ctx) => ctx.services.workspaces.invitations.maySee(ctx, invitation),
+  description: "An invitation to join a workspace, addressed to an email address. Seen by the workspace's admins and by the invitee.",
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    email: t.exposeString("email", { description: "The invited address (lower-cased)" }),
+    role: t.expose("role", { type: WorkspaceRoleEnum, description: "The role the invitee gets by accepting" }),
+    status: t.field({ type: InvitationStatusEnum, select: { status: true, expiresAt: true }, resolve: stateOf }),
+    expiresAt: t.expose("expiresAt", { type: "DateTime" }),
+    respondedAt: t.expose("respondedAt", { type: "DateTime", nullable: true, description: "When it was accepted, declined or revoked" }),
+    createdAt: t.expose("createdAt", { type: "DateTime" }),
+    workspace: t.relation("workspace", { type: InvitedWorkspaceType }),
+  }),
+});
+
+builder.prismaObjectFields(WorkspaceType, (t) => ({
+  invitations: t.relatedConnection("invitations", {
+    cursor: "id",
+    ...pageSize,
+    totalCount: true,
+    description: "Invitations to this workspace, newest first (workspace admins).",
+    authScopes: (workspace, _args, ctx) => ctx.services.workspaces.invitations.mayList(ctx, workspace.id),
+    args: { status: t.arg({ type: InvitationStatusEnum, description: "Only invitations in this state" }) },
+    query: (args) => ({ where: stateFilter(args.status), orderBy: [{ createdAt: "desc" }, { id: "desc" }] }),
+  }),
+}));
+
+const InviteWorkspaceMemberInput = builder.inputType("InviteWorkspaceMemberInput", {
   fields: (t) => ({
     workspaceId: t.id({ required: true }),
-    user: t.string({ required: true, description: "The user's e-mail address, username or id (a confirmed account)" }),
-    role: t.field({ type: WorkspaceRoleEnum, required: true, description: "Only an owner can grant OWNER" }),
+    email: t.string({ required: true, description: "The address to invite; it need not have an account yet" }),
+    role: t.field({ type: WorkspaceRoleEnum, required: true, description: "Only an owner can invite an OWNER" }),
+    idempotencyKey: t.string({ description: IDEMPOTENCY_KEY_DESCRIPTION }),
   }),
 });
 
@@ -122,6 +175,22 @@ builder.queryFields((t) => ({
       const id = await ctx.services.workspaces.get(ctx, String(args.id));
       return found(ctx.prisma.workspace.findUnique({ ...query, where: { id } }), "workspace", id);
     },
+  }),
+  myInvitations: t.prismaConnection({
+    type: WorkspaceInvitationType,
+    cursor: "id",
+    ...pageSize,
+    description:
+      "Open invitations to the signed-in user's confirmed email address, newest first: accept or decline them. " +
+      "Each shows the workspace's id and name, though the invitee is not a member yet.",
+    authScopes: { session: true },
+    totalCount: async (_parent, _args, ctx) => ctx.prisma.workspaceInvitation.count({ where: await ctx.services.workspaces.invitations.mine(ctx) }),
+    resolve: async (query, _root, _args, ctx) =>
+      ctx.prisma.workspaceInvitation.findMany({
+        ...query,
+        where: await ctx.services.workspaces.invitations.mine(ctx),
+        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+      }),
   }),
   defaultWorkspace: t.prismaField({
     type: WorkspaceType,
@@ -174,14 +243,49 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, args, ctx) => ctx.services.workspaces.delete(ctx, String(args.id)),
   }),
-  addWorkspaceMember: t.prismaField({
-    type: WorkspaceMemberType,
-    description: "Workspace admins add members; only an owner can add an owner.",
+  inviteWorkspaceMember: t.prismaField({
+    type: WorkspaceInvitationType,
+    description:
+      "Workspace admins invite an email address (only an owner invites an owner) and it is mailed the invitation; nobody joins until they accept. " +
+      "The answer is the same whether or not the address has an account. Inviting an address again renews its open invitation.",
     authScopes: { write: true },
-    args: { input: t.arg({ type: AddWorkspaceMemberInput, required: true }) },
+    args: { input: t.arg({ type: InviteWorkspaceMemberInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
-      const key = await ctx.services.workspaces.addMember(ctx, input);
-      return found(ctx.prisma.workspaceMember.findUnique({ ...query, where: { workspaceId_userId: key } }), "workspace member", key.userId);
+      const { id } = await ctx.services.workspaces.invitations.invite(ctx, input);
+      return found(ctx.prisma.workspaceInvitation.findUnique({ ...query, where: { id } }), "invitation", id);
+    },
+  }),
+  revokeWorkspaceInvitation: t.prismaField({
+    type: WorkspaceInvitationType,
+    description: "Workspace admins withdraw an open invitation. One that was already answered or revoked is a CONFLICT.",
+    authScopes: { write: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const { id } = await ctx.services.workspaces.invitations.revoke(ctx, String(args.id));
+      return found(ctx.prisma.workspaceInvitation.findUnique({ ...query, where: { id } }), "invitation", id);
+    },
+  }),
+  acceptWorkspaceInvitation: t.prismaField({
+    type: WorkspaceMemberType,
+    description:
+      "The invitee (signed in with the invited, confirmed address) joins the workspace with the invited role. An expired, declined, revoked " +
+      "or already accepted invitation is a CONFLICT; someone else's is NOT_FOUND.",
+    authScopes: { session: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const key = await ctx.services.workspaces.invitations.accept(ctx, String(args.id));
+      const where = { workspaceId_userId: { workspaceId: key.workspaceId, userId: key.userId } };
+      return found(ctx.prisma.workspaceMember.findUnique({ ...query, where }), "workspace member", key.userId);
+    },
+  }),
+  declineWorkspaceInvitation: t.prismaField({
+    type: WorkspaceInvitationType,
+    description: "The invitee says no. An invitation that is no longer open is a CONFLICT; someone else's is NOT_FOUND.",
+    authScopes: { session: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const { id } = await ctx.services.workspaces.invitations.decline(ctx, String(args.id));
+      return found(ctx.prisma.workspaceInvitation.findUnique({ ...query, where: { id } }), "invitation", id);
     },
   }),
   changeWorkspaceMemberRole: t.prismaField({

@@ -1,54 +1,38 @@
-// Workspaces (the tenant: AiSpinner workspace, Spunto organization) and their members. Projects and
-// the graph have their own services, reached as `workspaces.projects` and `workspaces.graph`.
-import DataLoader from "dataloader";
+// Workspaces (the tenant: AiSpinner workspace, Spunto organization) and their members. Projects, the
+// graph and invitations (the only way in) have their own services, reached as `workspaces.projects`,
+// `workspaces.graph` and `workspaces.invitations`.
 import { z } from "zod";
-import { isUser, requireUser } from "../../auth/viewer.js";
-import type { WorkspaceRole } from "../../generated/prisma/client.js";
-import { conflict, forbidden, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
-import type { WorkspaceAccess } from "../shared/access.js";
+import { requireUser } from "../../auth/viewer.js";
+import { WorkspaceRole } from "../../generated/prisma/client.js";
+import { conflict, forbidden, notFound, parseInput, requireId } from "../../schema/errors.js";
 import { audit } from "../shared/audit.js";
-import type { DomainDeps } from "../shared/deps.js";
+import type { MailingDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import { liveFor, noteAccess } from "../shared/live.js";
-import { isUniqueViolation, lockWorkspace, type RequestContext } from "./common.js";
+import { lockWorkspace, type RequestContext } from "./common.js";
 import { createGraphService } from "./graph.service.js";
+import { createInvitationService } from "./invitation.service.js";
 import { createProjectService } from "./project.service.js";
 
-const workspaceRole = z.enum(["OWNER", "ADMIN", "MEMBER", "VIEWER"]);
+const workspaceRole = z.enum(WorkspaceRole);
 const name = z.string().trim().min(1, "give the workspace a name").max(100, "must be at most 100 characters");
 
 const createInput = z.object({ name, idempotencyKey: z.string().nullish() });
 const renameInput = z.object({ id: z.string(), name });
-const addMemberInput = z.object({
-  workspaceId: z.string(),
-  user: z.string().trim().min(1, "name the user by e-mail address, username or id").max(254),
-  role: workspaceRole,
-});
 const changeRoleInput = z.object({ workspaceId: z.string(), userId: z.string(), role: workspaceRole });
 const removeMemberInput = z.object({ workspaceId: z.string(), userId: z.string() });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function createWorkspaceService(deps: DomainDeps) {
+export function createWorkspaceService(deps: MailingDeps) {
   const { prisma } = deps;
-  // viewerRole of many workspaces in one list: one query per request, not one per workspace.
-  const roleLoaders = new WeakMap<WorkspaceAccess, DataLoader<string, WorkspaceRole | null>>();
 
   async function ownerCount(tx: Pick<typeof prisma, "workspaceMember">, workspaceId: string) {
     return tx.workspaceMember.count({ where: { workspaceId, role: "OWNER" } });
   }
 
-  /** A confirmed account by e-mail address, username or id. */
-  async function findUser(handle: string) {
-    const value = handle.toLowerCase();
-    const where = UUID.test(value) ? { id: value } : value.includes("@") ? { email: value } : { username: value };
-    const user = await prisma.user.findFirst({ where: { ...where, emailVerifiedAt: { not: null } }, select: { id: true } });
-    return user?.id ?? null;
-  }
-
   return {
     projects: createProjectService(deps),
     graph: createGraphService(deps),
+    invitations: createInvitationService(deps),
 
     /** Creates a workspace with the caller as its owner; it becomes the caller's default if they had none. */
     async create(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
@@ -139,62 +123,6 @@ export function createWorkspaceService(deps: DomainDeps) {
         await audit(tx, ctx, { workspaceId: null, action: "workspace.delete", targetType: "Workspace", targetId: id, data: { name: workspace.name } });
       });
       return id;
-    },
-
-    /** The viewer's role in a workspace (null for a stranger), batched across a list. */
-    viewerRole(ctx: RequestContext, workspaceId: string): Promise<WorkspaceRole | null> {
-      const viewer = ctx.viewer;
-      if (!isUser(viewer)) return Promise.resolve(null);
-      if (viewer.kind === "apiKey" && viewer.workspaceId && viewer.workspaceId !== workspaceId) return Promise.resolve(null);
-      let loader = roleLoaders.get(ctx.access);
-      if (!loader) {
-        loader = new DataLoader(async (ids: readonly string[]) => {
-          const rows = await prisma.workspaceMember.findMany({
-            where: { userId: viewer.userId, workspaceId: { in: [...ids] } },
-            select: { workspaceId: true, role: true },
-          });
-          const byId = new Map(rows.map((r) => [r.workspaceId, r.role]));
-          return ids.map((id) => byId.get(id) ?? null);
-        });
-        roleLoaders.set(ctx.access, loader);
-      }
-      return loader.load(workspaceId);
-    },
-
-    /** Adds a user (by e-mail address, username or id). Admins add; only an owner makes owners. */
-    async addMember(ctx: RequestContext, raw: unknown): Promise<{ workspaceId: string; userId: string }> {
-      const input = parseInput(addMemberInput, raw);
-      const workspaceId = requireId(input.workspaceId, "workspace");
-      const grant = await ctx.access.require(workspaceId, "admin");
-      if (input.role === "OWNER" && grant.role !== "OWNER") {
-        throw forbidden("Only an owner can make someone an owner", "workspace:owner");
-      }
-      const userId = await findUser(input.user);
-      if (!userId) {
-        throw validationError([{ field: "input.user", message: "no confirmed user has this e-mail address, username or id" }]);
-      }
-      const alreadyMember = () =>
-        conflict(`That user is already a member of workspace ${workspaceId}; change their role instead`, {
-          fields: [{ field: "input.user", message: "already a member" }],
-        });
-      try {
-        await prisma.$transaction(async (tx) => {
-          const existing = await tx.workspaceMember.findUnique({ where: { workspaceId_userId: { workspaceId, userId } } });
-          if (existing) throw alreadyMember();
-          await tx.workspaceMember.create({ data: { workspaceId, userId, role: input.role } });
-          await audit(tx, ctx, {
-            workspaceId,
-            action: "workspace.member.add",
-            targetType: "User",
-            targetId: userId,
-            data: { role: input.role },
-          });
-        });
-      } catch (error) {
-        if (isUniqueViolation(error)) throw alreadyMember();
-        throw error;
-      }
-      return { workspaceId, userId };
     },
 
     /** Admins change roles; only an owner touches an owner or makes one; the last owner stays. */

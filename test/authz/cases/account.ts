@@ -94,6 +94,22 @@ export const cases: MatrixCase[] = [
     expect: sessionOnly,
   },
   {
+    // Each user hears about their own account only: the profile change below is the actor's own
+    // (the read key's is its owner's), so a stream that shows it listens to the right account.
+    field: "Subscription.accountEvents",
+    request: () => ({ query: "subscription { accountEvents { type subjectId } }" }),
+    expect: selfRead,
+    trigger: async (world, _f, actor) => {
+      const token = actor === "readKey" ? world.tokens.owner : isUserActor(actor) ? world.tokens[actor] : undefined;
+      if (!token) return;
+      await world.server.post({ query: "mutation { updateProfile(input: {}) { id } }" }, { token });
+    },
+    check: (data, actor, world) => {
+      const userId = world.users[actor === "readKey" ? "owner" : (actor as keyof World["users"])].id;
+      if (data.accountEvents.type !== "PROFILE_UPDATED" || data.accountEvents.subjectId !== userId) throw new Error("another account's event");
+    },
+  },
+  {
     field: "Mutation.updateProfile",
     request: () => ({
       query: "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { id } }",

@@ -11,16 +11,19 @@ async function assignedWorker(world: World) {
   });
 }
 
+/** A worker whose log holds one line, "hello". */
+async function loggedWorker(world: World) {
+  const prisma = world.server.db.prisma;
+  const worker = await prisma.worker.create({ data: { workspaceId: world.workspaceId, kind: "CONTAINER", name: unique("w"), image: "nginx" } });
+  await prisma.logSource.create({ data: { sourceId: worker.id, sourceType: "WORKER", workspaceId: world.workspaceId, lastCursor: 1n } });
+  await prisma.logLine.create({ data: { sourceId: worker.id, cursor: 1n, level: "INFO", message: "hello" } });
+  return { id: worker.id };
+}
+
 export const cases: MatrixCase[] = [
   {
     field: "Query.logLines",
-    setup: async (world) => {
-      const prisma = world.server.db.prisma;
-      const worker = await prisma.worker.create({ data: { workspaceId: world.workspaceId, kind: "CONTAINER", name: unique("w"), image: "nginx" } });
-      await prisma.logSource.create({ data: { sourceId: worker.id, sourceType: "WORKER", workspaceId: world.workspaceId, lastCursor: 1n } });
-      await prisma.logLine.create({ data: { sourceId: worker.id, cursor: 1n, level: "INFO", message: "hello" } });
-      return { id: worker.id };
-    },
+    setup: loggedWorker,
     request: (_w, f) => ({
       query: "query($i: LogLinesInput!) { logLines(input: $i) { lines { cursor message } } }",
       variables: { i: { source: { type: "WORKER", id: f.id } } },
@@ -28,6 +31,18 @@ export const cases: MatrixCase[] = [
     expect: read,
     check: (data) => {
       if (data.logLines.lines[0]?.message !== "hello") throw new Error("the line was not read");
+    },
+  },
+  {
+    field: "Subscription.logs",
+    setup: loggedWorker,
+    request: (_w, f) => ({
+      query: "subscription($s: LogSourceInput!) { logs(source: $s) { lines { message } } }",
+      variables: { s: { type: "WORKER", id: f.id } },
+    }),
+    expect: read,
+    check: (data) => {
+      if (data.logs.lines[0]?.message !== "hello") throw new Error("the stored line was not sent");
     },
   },
   {

@@ -3,7 +3,22 @@
 // deleting the workspace needs owner. Destructive operations get a fresh object per actor.
 import { randomBytes } from "node:crypto";
 import { createUser, unique } from "../../helpers/factories.js";
-import { addMember, admin, everyone, owner, read, selfRead, selfWrite, write, type Expectation, type MatrixCase, type World } from "../world.js";
+import {
+  addMember,
+  admin,
+  everyone,
+  isUserActor,
+  owner,
+  read,
+  selfRead,
+  selfWrite,
+  sessionOnly,
+  write,
+  type ActorName,
+  type Expectation,
+  type MatrixCase,
+  type World,
+} from "../world.js";
 
 /** Operations on the caller's own settings that still need a role in the workspace (any role). */
 const anyRoleWrites: Expectation = { ...write, viewer: "ok" };
@@ -30,6 +45,26 @@ async function newMember(world: World) {
   const user = await createUser(world.server);
   await addMember(world.server, world.workspaceId, user.id, "MEMBER");
   return user;
+}
+
+/** An open invitation in the world's workspace, to an address nobody uses. */
+async function invitation(world: World) {
+  const row = await world.server.db.prisma.workspaceInvitation.create({
+    data: { workspaceId: world.workspaceId, email: `${unique("invitee")}@example.test`, role: "MEMBER", expiresAt: new Date(Date.now() + 3_600_000) },
+  });
+  return { id: row.id };
+}
+
+/**
+ * An open invitation to a new workspace, addressed to the actor's own email (the read key's owner's
+ * for the key): the invitee answers it, so every user may; keys and machines cannot.
+ */
+async function ownInvitation(world: World, actor: ActorName) {
+  const prisma = world.server.db.prisma;
+  const workspace = await prisma.workspace.create({ data: { name: unique("inviting") } });
+  const email = world.users[isUserActor(actor) ? actor : "owner"].email;
+  const row = await prisma.workspaceInvitation.create({ data: { workspaceId: workspace.id, email, role: "MEMBER", expiresAt: new Date(Date.now() + 3_600_000) } });
+  return { id: row.id, workspaceId: workspace.id };
 }
 
 async function blocks(world: World) {
@@ -87,13 +122,40 @@ export const cases: MatrixCase[] = [
     expect: owner,
   },
   mutation(
-    "addWorkspaceMember",
-    "AddWorkspaceMemberInput",
-    "role user { id }",
-    (w, f) => ({ workspaceId: w.workspaceId, user: f.email, role: "VIEWER" }),
+    "inviteWorkspaceMember",
+    "InviteWorkspaceMemberInput",
+    "id status workspace { id }",
+    (w) => ({ workspaceId: w.workspaceId, email: `${unique("invited")}@example.test`, role: "VIEWER" }),
     admin,
-    (world) => createUser(world.server),
   ),
+  {
+    field: "Mutation.revokeWorkspaceInvitation",
+    setup: invitation,
+    request: (_w, f) => ({ query: "mutation($id: ID!) { revokeWorkspaceInvitation(id: $id) { id status } }", variables: { id: f.id } }),
+    expect: admin,
+  },
+  {
+    field: "Query.myInvitations",
+    setup: ownInvitation,
+    request: () => ({ query: "{ myInvitations(first: 100) { edges { node { id workspace { id name } } } } }" }),
+    expect: sessionOnly,
+    check: (data, _actor, _w, f) => {
+      const ids = data.myInvitations.edges.map((e: { node: { id: string } }) => e.node.id);
+      if (!ids.includes(f.id)) throw new Error("the actor's own invitation is not listed");
+    },
+  },
+  {
+    field: "Mutation.acceptWorkspaceInvitation",
+    setup: ownInvitation,
+    request: (_w, f) => ({ query: "mutation($id: ID!) { acceptWorkspaceInvitation(id: $id) { role workspace { id } } }", variables: { id: f.id } }),
+    expect: sessionOnly,
+  },
+  {
+    field: "Mutation.declineWorkspaceInvitation",
+    setup: ownInvitation,
+    request: (_w, f) => ({ query: "mutation($id: ID!) { declineWorkspaceInvitation(id: $id) { id status } }", variables: { id: f.id } }),
+    expect: sessionOnly,
+  },
   mutation(
     "changeWorkspaceMemberRole",
     "ChangeWorkspaceMemberRoleInput",
