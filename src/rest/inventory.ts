@@ -25,5 +25,8 @@ export function readInventory(file: URL = INVENTORY_FILE): InventoryRow[] {
   });
 }
 
-/** `/workspaces/{id}/graph` and `/api/workflows/:id` alike, as the router writes paths. */
-export const routerPath = (documented: string) => documented.replace(/\{(\w+)\}/g, ":$1");
+/**
+ * `/workspaces/{id}/graph` and `/api/workflows/:id` alike, as the router writes paths. A query a
+ * document writes into the path (`/members?developerId=N`) is not part of it.
+ */
+export const routerPath = (documented: string) => documented.split("?")[0]!.replace(/\{(\w+)\}/g, ":$1");

@@ -1,0 +1,7 @@
+// Every legacy route Spindle serves, dialect by dialect. A dialect listed as built serves every
+// core row of the inventory (test/rest/inventory.test.ts holds it to that).
+import type { Dialect, Route } from "./route.js";
+
+export const BUILT_DIALECTS: readonly Dialect[] = [];
+
+export const legacyRoutes: Route[] = [];
