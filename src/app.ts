@@ -17,13 +17,20 @@ import { createYoga, isAsyncIterable, type Plugin, type YogaServerInstance } fro
 import { WebSocketServer, type WebSocket } from "ws";
 import { createAuthenticator, CSRF_HEADER, isCsrfSafe } from "./auth/authenticate.js";
 import { createTokenService, type SigningKey } from "./auth/tokens.js";
+import { serveDocsPage } from "./http/docs-page.js";
+import { legacyRoutes } from "./rest/index.js";
+import { readInventory } from "./rest/inventory.js";
+import { openApiDocument } from "./rest/openapi.js";
+import { createRestRouter } from "./rest/router.js";
+import { SPINDLE_VERSION } from "./version.js";
+import { offlineGraphiQL } from "./http/graphiql-page.js";
 import type { Viewer } from "./auth/viewer.js";
 import type { Config } from "./config.js";
 import type { Context, Services } from "./context.js";
 import { createUserAdminService } from "./modules/account/user-admin.js";
 import { createDomainServices } from "./modules/domain.js";
 import { createWorkspaceAccess } from "./modules/shared/access.js";
-import type { Database } from "./infra/db.js";
+import { isDatabaseUnavailable, type Database } from "./infra/db.js";
 import type { Logger } from "./infra/logger.js";
 import { createMailer } from "./infra/mailer.js";
 import { createMetrics } from "./infra/metrics.js";
@@ -32,8 +39,10 @@ import type { PubSubService } from "./infra/pubsub.js";
 import { pickRequestId, requestScope } from "./infra/request-context.js";
 import { createAccountLimits, createAccountService } from "./modules/account/account.service.js";
 import { createApiKeyService } from "./modules/api-key/api-key.service.js";
-import { notAuthenticated } from "./schema/errors.js";
-import { schema } from "./schema/index.js";
+import { notAuthenticated, serviceUnavailable } from "./schema/errors.js";
+import { schemaFor } from "./schema/index.js";
+import { useInputGuard } from "./schema/input-guard.js";
+import { clientError, locatedAt, useMalformedParamsAsBadRequest, useNoSchemaHints } from "./schema/request-errors.js";
 
 export interface AppDeps {
   config: Config;
@@ -65,6 +74,8 @@ interface ServerContext {
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const WS_INIT_TIMEOUT_MS = 5_000;
+/** What a client waits before retrying while the database is unreachable. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 /**
  * graphql-armor's validation-rule limits throw by default, which escapes `validate`: over HTTP the
@@ -143,6 +154,7 @@ export function buildApp(deps: AppDeps): App {
       pubsub,
       limits: createAccountLimits({ redis: pubsub.redis, prefix: config.redisKeyPrefix }, config.auth),
       refreshTokenTtlSeconds: config.auth.refreshTokenTtlSeconds,
+      accessTokenMaxTtlSeconds: config.auth.accessTokenMaxTtlSeconds,
       log,
     }),
     apiKeys: createApiKeyService({ prisma, pubsub }),
@@ -160,8 +172,12 @@ export function buildApp(deps: AppDeps): App {
       maxDirectives: { n: 20, ...reportAsValidationError() },
       maxTokens: { n: 2000 },
       costLimit: { maxCost: 5000, ignoreIntrospection: true, ...reportAsValidationError() },
-      blockFieldSuggestion: { enabled: !config.http.introspection },
+      // useNoSchemaHints below hides every kind of suggestion, not only field names.
+      blockFieldSuggestion: { enabled: false },
     }) as Plugin<Context>,
+    useInputGuard() as Plugin<Context>,
+    useMalformedParamsAsBadRequest() as Plugin<Context>,
+    ...(config.http.introspection ? [] : [useNoSchemaHints() as Plugin<Context>]),
     {
       onValidate({ addValidationRule }) {
         if (!config.http.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
@@ -193,10 +209,11 @@ export function buildApp(deps: AppDeps): App {
   }
 
   const yoga = createYoga<ServerContext, Context>({
-    schema,
+    schema: schemaFor(config.schema),
     graphqlEndpoint: "/graphql",
     landingPage: false,
     graphiql: config.http.graphiql ? { title: "Spindle", subscriptionsProtocol: "WS" } : false,
+    renderGraphiQL: offlineGraphiQL(),
     // Same origin needs no CORS; other origins get credentials only when configured by name.
     cors: (request) => {
       const origin = request.headers.get("origin");
@@ -220,14 +237,15 @@ export function buildApp(deps: AppDeps): App {
     },
     maskedErrors: {
       maskError(error, message) {
-        const original = error instanceof GraphQLError ? error.originalError : error;
-        // GraphQL's own errors (syntax, validation, bad variables) and our AppErrors are meant for the client.
-        if (error instanceof GraphQLError && (!original || original instanceof GraphQLError)) return error;
+        const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
         const requestId = requestScope.getStore()?.requestId ?? "unknown";
-        if (original instanceof Error && original.name === "PothosValidationError") {
-          return new GraphQLError(original.message, { extensions: { code: "VALIDATION", http: { status: 400 } } });
+        if (isDatabaseUnavailable(original)) {
+          log.warn({ err: original, requestId }, "database unavailable");
+          return locatedAt(error, serviceUnavailable(UNAVAILABLE_RETRY_AFTER_SECONDS, "The database cannot be reached right now; retry shortly"));
         }
-        log.error({ err: original ?? error, requestId }, "unexpected error in a GraphQL operation");
+        const forClient = clientError(error, { hideSchemaHints: !config.http.introspection });
+        if (forClient) return forClient;
+        log.error({ err: original, requestId }, "unexpected error in a GraphQL operation");
         return new GraphQLError(`${message} It has been logged with request id ${requestId}.`, {
           nodes: error instanceof GraphQLError ? error.nodes : undefined,
           path: error instanceof GraphQLError ? error.path : undefined,
@@ -294,8 +312,12 @@ export function buildApp(deps: AppDeps): App {
 
   function routeOf(url: string) {
     const pathname = url.split("?")[0];
-    return pathname === "/graphql" || pathname === "/health" || pathname === "/metrics" ? pathname : "other";
+    return pathname === "/graphql" || pathname === "/health" || pathname === "/metrics" || pathname === "/api/openapi.json" ? pathname : "other";
   }
+
+  const legacyRest = createRestRouter({ routes: legacyRoutes, inventory: readInventory(), log });
+  let openApiCache: unknown;
+  const openApi = () => (openApiCache ??= openApiDocument(legacyRest.routes, readInventory(), SPINDLE_VERSION));
 
   function sendJson(res: ServerResponse, status: number, body: unknown) {
     res.writeHead(status, { "content-type": "application/json; charset=utf-8" });
@@ -355,6 +377,13 @@ export function buildApp(deps: AppDeps): App {
       }
       return yoga(req, res, { requestId, client: clientOf(req), transport: "http" });
     }
+    if (await serveDocsPage(req, res)) return;
+    if (route === "/api/openapi.json" && req.method === "GET") return sendJson(res, 200, openApi());
+    if (!originAllowed(req, config.http.corsOrigins)) {
+      return sendJson(res, 403, { error: `Requests from origin ${req.headers.origin} are not allowed; list it in SPINDLE_CORS_ORIGINS` });
+    }
+    const rest = { requestId, graphql: async (request: Request) => yoga.fetch(request, { requestId, client: clientOf(req), transport: "http" as const }) };
+    if (await legacyRest.handle(req, res, rest)) return;
     sendJson(res, 404, { error: `Nothing at ${req.method} ${req.url?.split("?")[0]}; GraphQL is at /graphql` });
   }
 

@@ -35,6 +35,7 @@ const envSchema = z.object({
   JWT_ISSUER: z.string().trim().min(1).default("spindle"),
   JWT_AUDIENCE: z.string().trim().min(1).default("spindle-api"),
   ACCESS_TOKEN_TTL: seconds(15 * 60),
+  ACCESS_TOKEN_MAX_TTL: seconds(12 * 60 * 60),
   REFRESH_TOKEN_TTL: seconds(30 * 24 * 60 * 60),
   SMTP_URL: optionalString.pipe(
     z.string().regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL").optional(),
@@ -106,6 +107,12 @@ export interface Config {
     issuer: string;
     audience: string;
     accessTokenTtlSeconds: number;
+    /**
+     * The longest access token a client may ask for at sign-in (`accessTokenTtl`), for clients that
+     * cannot refresh (AiSpinner's work a whole day on one login). Still revocable: every request
+     * checks the token's session.
+     */
+    accessTokenMaxTtlSeconds: number;
     refreshTokenTtlSeconds: number;
     /** Failed sign-ins per account from one address, within the window, before 429. */
     loginMaxFailures: number;
@@ -169,6 +176,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       "JWT_SECRET: required in production (or JWT_PRIVATE_KEY_FILE), so that every replica signs with the same key",
     );
   }
+  if (e.ACCESS_TOKEN_MAX_TTL < e.ACCESS_TOKEN_TTL || e.ACCESS_TOKEN_MAX_TTL > e.REFRESH_TOKEN_TTL) {
+    problems.push("ACCESS_TOKEN_MAX_TTL: must be at least ACCESS_TOKEN_TTL and at most REFRESH_TOKEN_TTL (a token never outlives its session)");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -193,6 +203,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
       accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL,
+      accessTokenMaxTtlSeconds: e.ACCESS_TOKEN_MAX_TTL,
       refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL,
       loginMaxFailures: e.SPINDLE_LOGIN_MAX_FAILURES,
       loginMaxFailuresPerAddress: e.SPINDLE_LOGIN_MAX_FAILURES_PER_ADDRESS,

@@ -4,6 +4,7 @@ import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from "
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { isUuid } from "../schema/validation.js";
 
 const TOKEN_TYPE = "at+jwt";
 
@@ -21,7 +22,8 @@ export interface AccessClaims {
 }
 
 export interface TokenService {
-  signAccessToken(claims: AccessClaims): Promise<{ token: string; expiresAt: Date }>;
+  /** For `ttlSeconds` (default: the configured lifetime); callers bound what they ask for. */
+  signAccessToken(claims: AccessClaims, ttlSeconds?: number): Promise<{ token: string; expiresAt: Date }>;
   /** Throws InvalidTokenError with a reason a client can show. */
   verifyAccessToken(token: string): Promise<AccessClaims & { expiresAt: Date }>;
 }
@@ -97,8 +99,8 @@ export function createTokenService(options: {
 }): TokenService {
   const { key, issuer, audience, ttlSeconds } = options;
   return {
-    async signAccessToken({ userId, sessionId }) {
-      const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
+    async signAccessToken({ userId, sessionId }, lifetime = ttlSeconds) {
+      const expiresAt = new Date(Date.now() + lifetime * 1000);
       const token = await new SignJWT({ sid: sessionId })
         .setProtectedHeader({ alg: key.alg, typ: TOKEN_TYPE })
         .setSubject(userId)
@@ -118,7 +120,9 @@ export function createTokenService(options: {
           typ: TOKEN_TYPE,
           requiredClaims: ["sub", "exp", "iat"],
         });
-        if (typeof payload.sid !== "string" || typeof payload.sub !== "string") {
+        // Correctly signed does not mean well formed: claims that cannot name a session or a user
+        // are refused here, before the database is asked about them.
+        if (typeof payload.sid !== "string" || !isUuid(payload.sid) || typeof payload.sub !== "string" || !isUuid(payload.sub)) {
           throw new InvalidTokenError("invalid");
         }
         return { userId: payload.sub, sessionId: payload.sid, expiresAt: new Date(payload.exp! * 1000) };

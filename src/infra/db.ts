@@ -78,10 +78,53 @@ function countingFactory(factory: AdapterFactory, statements: { count: number })
   }) as unknown as ClientAdapter;
 }
 
+const CONNECT_TIMEOUT_MS = 5_000;
+
+// What "the database cannot be reached right now" looks like on the way up, from Prisma, its
+// PostgreSQL adapter, node-postgres (which words a lost or unobtainable connection in its message
+// only) and the socket below them.
+const UNREACHABLE_CODES = new Set([
+  // Prisma: can't reach, timed out, operations timed out, connection closed, pool timeout.
+  ...["P1001", "P1002", "P1008", "P1017", "P2024"],
+  ...["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"],
+  // SQLSTATE: shutting down, crashed, starting up; too many connections (class 08 is tested below).
+  ...["57P01", "57P02", "57P03", "53300"],
+]);
+const UNREACHABLE_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout", "TooManyConnections"]);
+const UNREACHABLE_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+
+/**
+ * True when `error` (or what it wraps) says the database is unreachable: the request may succeed
+ * if retried, and nothing about it is a bug.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const seen = new Set<unknown>();
+  const pending = [error];
+  while (pending.length > 0) {
+    const e = pending.pop();
+    if (!e || typeof e !== "object" || seen.has(e)) continue;
+    seen.add(e);
+    const { code, originalCode, kind, message, cause, meta } = e as Record<string, unknown>;
+    for (const value of [code, originalCode]) {
+      // SQLSTATE class 08: connection exception.
+      if (typeof value === "string" && (UNREACHABLE_CODES.has(value) || value.startsWith("08"))) return true;
+    }
+    if (typeof kind === "string" && UNREACHABLE_KINDS.has(kind)) return true;
+    if (typeof message === "string" && UNREACHABLE_MESSAGE.test(message)) return true;
+    pending.push(cause, (meta as { driverAdapterError?: unknown } | undefined)?.driverAdapterError);
+  }
+  return false;
+}
+
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const statements = { count: 0 };
   if (options.kind === "postgres") {
-    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      // A database that accepts connections and then says nothing must not hang requests forever.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
     // An idle client losing its server must not crash the process; the next query reconnects.
     pool.on("error", () => {});
     const prisma = new PrismaClient({

@@ -1,5 +1,5 @@
 // Schema plumbing only: plugins, scalars, auth scopes. Types live in src/modules/*/*.schema.ts.
-import SchemaBuilder from "@pothos/core";
+import SchemaBuilder, { PothosError } from "@pothos/core";
 import { JSONResolver } from "graphql-scalars";
 import PrismaPlugin from "@pothos/plugin-prisma";
 import RelayPlugin from "@pothos/plugin-relay";
@@ -28,6 +28,15 @@ export const pageSize = {
     return MAX_PAGE_SIZE;
   },
 };
+
+/** Per server, from its config: in the extensions of the schema it runs (schemaFor in index.ts). */
+export interface SchemaOptions {
+  failOnUnusedQuery: boolean;
+}
+
+declare module "graphql" {
+  interface GraphQLSchemaExtensions extends Partial<SchemaOptions> {}
+}
 
 function missingScopes(failure: AuthFailure): string[] {
   switch (failure.kind) {
@@ -114,7 +123,11 @@ export const builder = new SchemaBuilder<{
     dmmf: getDatamodel(),
     exposeDescriptions: false,
     filterConnectionTotalCount: true,
-    onUnusedQuery: process.env.NODE_ENV === "development" ? "warn" : null,
+    onUnusedQuery: (info) => {
+      if (info.schema.extensions.failOnUnusedQuery) {
+        throw new PothosError(`Prisma query was unused in resolver for ${info.parentType.name}.${info.fieldName}`);
+      }
+    },
   },
   relay: {
     clientMutationId: "omit",

@@ -3,6 +3,7 @@
 // status. Anything else is masked (with the request id) by the server.
 import { GraphQLError } from "graphql";
 import type { z } from "zod";
+import { isUuid } from "./validation.js";
 
 export const errorCodes = {
   NOT_AUTHENTICATED: 401,
@@ -11,6 +12,10 @@ export const errorCodes = {
   VALIDATION: 400,
   CONFLICT: 409,
   RATE_LIMITED: 429,
+  /** The request itself is malformed (the variables or extensions parameter is not JSON, ...). */
+  BAD_REQUEST: 400,
+  /** A dependency (the database) cannot be reached right now: retry after `Retry-After` seconds. */
+  SERVICE_UNAVAILABLE: 503,
 } as const;
 export type ErrorCode = keyof typeof errorCodes;
 
@@ -51,6 +56,14 @@ export const rateLimited = (retryAfterSeconds: number, message: string) =>
     headers: { "Retry-After": String(retryAfterSeconds) },
   });
 
+export const badRequest = (message: string) => new AppError("BAD_REQUEST", message);
+
+export const serviceUnavailable = (retryAfterSeconds: number, message: string) =>
+  new AppError("SERVICE_UNAVAILABLE", message, {
+    retryAfter: retryAfterSeconds,
+    headers: { "Retry-After": String(retryAfterSeconds) },
+  });
+
 export function validationError(fields: FieldProblem[]): AppError {
   const summary = fields.map((f) => `${f.field}: ${f.message}`).join("; ");
   return new AppError("VALIDATION", `Invalid input. ${summary}`, { fields });
@@ -68,10 +81,8 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown, prefi
   );
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** Ids are UUIDs; anything else cannot name a row, so it is simply not found. */
 export function requireId(id: string, what: string): string {
-  if (!UUID.test(id)) throw notFound(what, id);
+  if (!isUuid(id)) throw notFound(what, id);
   return id;
 }

@@ -1,6 +1,6 @@
 // Imports every domain's schema file, then builds the schema.
-import { lexicographicSortSchema, printSchema } from "graphql";
-import { builder } from "./builder.js";
+import { GraphQLSchema, lexicographicSortSchema, printSchema } from "graphql";
+import { builder, type SchemaOptions } from "./builder.js";
 import "../modules/account/account.schema.js";
 import "../modules/api-key/api-key.schema.js";
 import "../modules/shared/common.schema.js";
@@ -15,6 +15,10 @@ import "../modules/audit/audit.schema.js";
 import "../modules/event/event.schema.js";
 
 export const schema = builder.toSchema();
+
+/** The schema a server runs: the same types and resolvers, with the options its config chose. */
+export const schemaFor = (options: SchemaOptions) =>
+  new GraphQLSchema({ ...schema.toConfig(), extensions: { ...schema.extensions, ...options } });
 
 /** What `schema.graphql` holds: sorted, so that it changes only when the schema does. */
 export const printedSchema = () => `${printSchema(lexicographicSortSchema(schema))}\n`;

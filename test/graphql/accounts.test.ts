@@ -176,6 +176,37 @@ describe(`sessions (${backend})`, () => {
     expect(errorOf(await server.execute(MeDocument, {}, { headers: { cookie: laptop.cookie } })).code).toBe("NOT_AUTHENTICATED");
   });
 
+  it("a client that cannot refresh asks for a longer access token: granted up to ACCESS_TOKEN_MAX_TTL, and still revocable", async () => {
+    const user = await createUser(server);
+    const lifetime = (payload: { accessTokenExpiresAt: string }) => (Date.parse(payload.accessTokenExpiresAt) - Date.now()) / 1000;
+    const login = async (accessTokenTtl?: number) =>
+      ok(await server.execute(LoginDocument, { input: { login: user.email, password: user.password, accessTokenTtl } })).login;
+
+    expect(lifetime(await login())).toBeCloseTo(server.config.auth.accessTokenTtlSeconds, -1);
+    expect(lifetime(await login(3600))).toBeCloseTo(3600, -1);
+    const max = server.config.auth.accessTokenMaxTtlSeconds;
+    expect(max).toBe(12 * 60 * 60);
+    const long = await login(30 * 24 * 60 * 60);
+    expect(lifetime(long)).toBeCloseTo(max, -1);
+    const claims = JSON.parse(Buffer.from(long.accessToken.split(".")[1]!, "base64url").toString());
+    expect(claims.exp - claims.iat).toBe(max);
+
+    const tooShort = errorOf(await server.execute(LoginDocument, { input: { login: user.email, password: user.password, accessTokenTtl: 5 } }));
+    expect(tooShort.extensions.fields).toEqual([{ field: "input.accessTokenTtl", message: "must be at least 60 seconds" }]);
+
+    ok(await server.execute(MeDocument, {}, { token: long.accessToken }));
+    ok(await server.execute(LogoutDocument, {}, { token: long.accessToken }));
+    expect(errorOf(await server.execute(MeDocument, {}, { token: long.accessToken })).code).toBe("NOT_AUTHENTICATED");
+  });
+
+  it("shows the user's integer legacy id and plan", async () => {
+    const user = await signedInUser(server);
+    const { me } = ok(await server.execute(MeDocument, {}, { token: user.accessToken }));
+    const row = await server.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+    expect(me).toMatchObject({ legacyId: row.legacyId, plan: "free" });
+    expect(Number.isInteger(me.legacyId)).toBe(true);
+  });
+
   it("updates the profile and refuses a bad git email by field", async () => {
     const user = await signedInUser(server);
     const updated = ok(await server.execute(UpdateProfileDocument, { input: { displayName: "Ada", gitName: "Ada L", gitEmail: "ada@example.test" } }, { token: user.accessToken }));

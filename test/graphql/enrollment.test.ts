@@ -284,7 +284,7 @@ describe(`registering a machine (${backend})`, () => {
     expect(fieldsOf(error).sort()).toEqual(["input.capabilities.0", "input.hardware", "input.name"]);
     const huge = errorOf(await register(token!, { hardware: { blob: "x".repeat(20_000) } }));
     expect(fieldsOf(huge)).toEqual(["input.hardware"]);
-    expect(huge.message).toMatch(/16 KB/);
+    expect(huge.message).toMatch(/16 KiB/);
     const row = await server.db.prisma.enrollmentToken.findUniqueOrThrow({ where: { id: enrollmentToken.id } });
     expect(row.usedAt).toBeNull();
   });

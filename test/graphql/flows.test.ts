@@ -1,14 +1,18 @@
 // Flows: create (definition checks, idempotency), edit (version bumps), the status machine with every
-// illegal transition, runs (tasks with the flow's steps and version), lists, delete, and the
-// statement count of flows with their runs.
+// illegal transition, runs (tasks with the flow's steps and version), runs executed elsewhere and
+// recorded, definitions kept as text (flows' definition_json), lists, delete, and the statement
+// count of flows with their runs.
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FlowStatus } from "../../src/generated/prisma/client.js";
-import { addMember } from "../authz/world.js";
+import { addMember, createMachineDirect } from "../authz/world.js";
 import {
   CreateFlowDocument,
+  AppendLogsDocument,
+  ClaimTasksDocument,
   DeleteFlowDocument,
   FlowDetailsDocument,
+  RecordFlowRunDocument,
   RunFlowDocument,
   SetFlowStatusDocument,
   TaskDetailsDocument,
@@ -16,6 +20,7 @@ import {
   WorkspaceFlowsDeepDocument,
   WorkspaceFlowsDocument,
   type CreateFlowInput,
+  type RecordFlowRunInput,
 } from "../generated/graphql.js";
 import { ownedWorkspace, signedInUser, unique } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
@@ -206,6 +211,135 @@ describe(`flows (${backend})`, () => {
     const kept = ok(await server.execute(TaskDetailsDocument, { id: run.id }, { token })).task;
     expect(kept).toMatchObject({ title: "Doomed", flow: null, flowVersion: 1 });
     expect(errorOf(await server.execute(DeleteFlowDocument, { id: flow.id }, { token })).code).toBe("NOT_FOUND");
+  });
+
+  it("keeps definitionText exactly as sent and takes definition from it when it is one", async () => {
+    const { workspaceId, token } = await workspace();
+    const text = '{ "steps": [{"name": "fetch"}], "layout": {"zoom": 2} }';
+    const flow = await createFlow(token, workspaceId, { definition: undefined, definitionText: text });
+    expect(flow).toMatchObject({ definitionText: text, definition: { steps: [{ name: "fetch" }], layout: { zoom: 2 } }, version: 1 });
+    // Other JSON (a legacy editor's own format, steps Spindle cannot read) is kept, without steps.
+    for (const other of ['{"nodes": []}', "[1, 2]", '{"steps": [{"kind": "x"}]}', '{"steps": [], "bad": "\\u0000"}']) {
+      expect(await createFlow(token, workspaceId, { definition: undefined, definitionText: other })).toMatchObject({ definitionText: other, definition: { steps: [] } });
+    }
+    const notJson = errorOf(await server.execute(CreateFlowDocument, { input: { workspaceId, name: "f", definitionText: "{steps" } }, { token }));
+    expect(notJson.code).toBe("VALIDATION");
+    expect(fieldsOf(notJson)).toEqual(["input.definitionText"]);
+    const both = errorOf(await server.execute(CreateFlowDocument, { input: { workspaceId, name: "f", definition, definitionText: text } }, { token }));
+    expect(fieldsOf(both)).toEqual(["input.definitionText"]);
+
+    const update = (input: Record<string, unknown>) => server.execute(UpdateFlowDocument, { input: { id: flow.id, ...input } }, { token });
+    expect(ok(await update({ definitionText: text })).updateFlow.version).toBe(1);
+    const respaced = ok(await update({ definitionText: '{"steps":[{"name":"fetch"}],"layout":{"zoom":2}}' })).updateFlow;
+    expect(respaced).toMatchObject({ version: 2, definitionText: '{"steps":[{"name":"fetch"}],"layout":{"zoom":2}}' });
+    const asJson = ok(await update({ definition: respaced.definition })).updateFlow;
+    expect(asJson).toMatchObject({ version: 3, definitionText: null, definition: respaced.definition });
+  });
+
+  it("creates with a status, and updateFlow moves the status with the other changes in one transaction", async () => {
+    const { workspaceId, token } = await workspace();
+    const flow = await createFlow(token, workspaceId, { status: "ACTIVE" });
+    expect(flow.status).toBe("ACTIVE");
+    const update = (input: Record<string, unknown>) => server.execute(UpdateFlowDocument, { input: { id: flow.id, ...input } }, { token });
+    expect(ok(await update({ status: "ACTIVE", name: "same status" })).updateFlow).toMatchObject({ status: "ACTIVE", name: "same status" });
+    expect(ok(await update({ status: "ARCHIVED", name: "last words" })).updateFlow).toMatchObject({ status: "ARCHIVED", name: "last words" });
+    const refused = errorOf(await update({ status: "ACTIVE", name: "lost" }));
+    expect(refused).toMatchObject({ code: "CONFLICT", extensions: { status: "ARCHIVED" } });
+    expect(await prisma().flow.findUniqueOrThrow({ where: { id: flow.id } })).toMatchObject({ status: "ARCHIVED", name: "last words" });
+    expect(ok(await update({ status: "DRAFT", name: "back" })).updateFlow).toMatchObject({ status: "DRAFT", name: "back" });
+    const audit = await prisma().auditEntry.findMany({ where: { targetId: flow.id, action: "flow.update" }, orderBy: { at: "asc" } });
+    expect(audit.map((a) => (a.data as { status?: unknown }).status ?? null)).toEqual([null, { from: "ACTIVE", to: "ARCHIVED" }, { from: "ARCHIVED", to: "DRAFT" }]);
+  });
+
+  describe("recordFlowRun", () => {
+    const record = (token: string, input: RecordFlowRunInput) => server.execute(RecordFlowRunDocument, { input }, { token });
+
+    it("records a run executed elsewhere as it stands, audited, with an open log", async () => {
+      const { workspaceId, token, owner } = await workspace();
+      const flow = await createFlow(token, workspaceId, { name: "Elsewhere", status: "ACTIVE" });
+      const run = ok(
+        await record(token, {
+          flowId: flow.id,
+          status: "SUCCEEDED",
+          startedAt: "2026-01-01T00:00:00.000Z",
+          finishedAt: "2026-01-01T00:00:01.240Z",
+          output: { rows: 3 },
+          input: { date: "2026-01-01" },
+          triggeredBy: "schedule",
+        }),
+      ).recordFlowRun;
+      expect(run).toMatchObject({
+        title: "Elsewhere",
+        status: "SUCCEEDED",
+        flowVersion: 1,
+        triggeredBy: "schedule",
+        input: { date: "2026-01-01" },
+        output: { rows: 3 },
+        error: null,
+        startedAt: "2026-01-01T00:00:00.000Z",
+        finishedAt: "2026-01-01T00:00:01.240Z",
+        durationMs: 1240,
+        attempt: 0,
+        machine: null,
+        flow: { id: flow.id },
+        stages: [],
+      });
+      const event = await prisma().taskEvent.findFirstOrThrow({ where: { taskId: run.id } });
+      expect(event).toMatchObject({ type: "task.created", message: 'Run of flow "Elsewhere" recorded as SUCCEEDED (executed elsewhere)' });
+      const audit = await prisma().auditEntry.findMany({ where: { targetId: flow.id, action: "flow.recordRun" } });
+      expect(audit.map((a) => [a.userId, a.data])).toEqual([[owner.id, { taskId: run.id, version: 1, status: "SUCCEEDED" }]]);
+      const logged = await server.execute(AppendLogsDocument, { input: { source: { type: "TASK", id: run.id }, sequence: "1", lines: [{ level: "INFO", message: "afterwards" }] } }, { token });
+      expect(ok(logged).appendLogs.count).toBe(1);
+
+      const failed = ok(await record(token, { flowId: flow.id, status: "FAILED", error: "boom" })).recordFlowRun;
+      expect(failed).toMatchObject({ status: "FAILED", error: "boom", triggeredBy: "manual", durationMs: 0 });
+      expect(failed.startedAt).toBe(failed.finishedAt);
+    });
+
+    it("records a RUNNING run that no machine claims", async () => {
+      const { workspaceId, token } = await workspace();
+      const flow = await createFlow(token, workspaceId, { status: "ACTIVE" });
+      const run = ok(await record(token, { flowId: flow.id, status: "RUNNING" })).recordFlowRun;
+      expect(run).toMatchObject({ status: "RUNNING", finishedAt: null, durationMs: null, machine: null });
+      const machine = await createMachineDirect(server, workspaceId);
+      expect(ok(await server.execute(ClaimTasksDocument, { input: { limit: 20 } }, { token: machine.credential })).claimTasks).toEqual([]);
+    });
+
+    it("refuses what did not happen, naming the field; ARCHIVED flows; strangers", async () => {
+      const { workspaceId, token } = await workspace();
+      const flow = await createFlow(token, workspaceId);
+      const refusals: [Partial<RecordFlowRunInput>, string][] = [
+        [{ status: "PENDING" }, "input.status"],
+        [{ status: "SUSPENDED" }, "input.status"],
+        [{ status: "RUNNING", finishedAt: "2026-01-01T00:00:00Z" }, "input.finishedAt"],
+        [{ startedAt: "2026-01-01T00:00:10Z", finishedAt: "2026-01-01T00:00:00Z" }, "input.finishedAt"],
+        [{ startedAt: new Date(Date.now() + 3_600_000).toISOString() }, "input.startedAt"],
+        [{ finishedAt: "1960-01-01T00:00:00Z" }, "input.finishedAt"],
+        [{ triggeredBy: "Cron Job" }, "input.triggeredBy"],
+        [{ output: { blob: "x".repeat(257 * 1024) } }, "input.output"],
+        [{ error: "a\u0000b" }, "input.error"],
+      ];
+      for (const [input, field] of refusals) {
+        const error = errorOf(await record(token, { flowId: flow.id, status: "SUCCEEDED", ...input }));
+        expect({ input, code: error.code, fields: fieldsOf(error) }).toEqual({ input, code: "VALIDATION", fields: [field] });
+      }
+      ok(await setStatus(token, flow.id, "ARCHIVED"));
+      expect(errorOf(await record(token, { flowId: flow.id, status: "SUCCEEDED" }))).toMatchObject({ code: "CONFLICT", extensions: { status: "ARCHIVED" } });
+      const stranger = await signedInUser(server);
+      expect(errorOf(await record(stranger.accessToken, { flowId: flow.id, status: "SUCCEEDED" })).code).toBe("NOT_FOUND");
+      expect(errorOf(await record(token, { flowId: "nope", status: "SUCCEEDED" })).code).toBe("NOT_FOUND");
+      expect(await prisma().task.count({ where: { workspaceId } })).toBe(0);
+    });
+
+    it("records once per idempotency key", async () => {
+      const { workspaceId, token } = await workspace();
+      const flow = await createFlow(token, workspaceId);
+      const input = { flowId: flow.id, status: "SUCCEEDED" as const, finishedAt: "2026-01-01T00:00:00Z", idempotencyKey: unique("k") };
+      const first = ok(await record(token, input)).recordFlowRun;
+      expect(ok(await record(token, input)).recordFlowRun.id).toBe(first.id);
+      expect(errorOf(await record(token, { ...input, status: "FAILED" })).code).toBe("CONFLICT");
+      expect(await prisma().task.count({ where: { workspaceId } })).toBe(1);
+    });
   });
 
   it("runs as many statements for 100 flows with their runs as for 10", async () => {

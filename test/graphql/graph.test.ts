@@ -10,6 +10,7 @@ import {
   RemoveBlockDocument,
   RenameBlockDocument,
   SaveGraphDocument,
+  SaveGraphWithExtrasDocument,
   UpdateBlockConfigDocument,
   UpdateBlockDocument,
   WorkspaceGraphDocument,
@@ -136,6 +137,12 @@ describe(`saving the whole graph (${backend})`, () => {
     ["a block id used twice", { blocks: [monitor, { ...monitor, label: "again" }], edges: [] }, ["input.blocks.1.id"]],
     ["an unknown block type", { blocks: [{ id: "x", type: "quantum.computer" }], edges: [] }, ["input.blocks.0.type"]],
     ["a cfg that is an array", { blocks: [{ id: "x", type: "monitor", cfg: [1] }], edges: [] }, ["input.blocks.0.cfg"]],
+    ["a block extra that is not an object", { blocks: [{ id: "x", type: "monitor", extra: "note" }], edges: [] }, ["input.blocks.0.extra"]],
+    [
+      "an edge extra that is not an object",
+      { blocks: [monitor, exchange], edges: [{ source: "monitor_1", target: "bybit_1", extra: [1] }] },
+      ["input.edges.0.extra"],
+    ],
     ["a cfg over 64 KiB", { blocks: [monitor, { id: "x", type: "monitor", cfg: { big: "x".repeat(66_000) } }], edges: [] }, ["input.blocks.1.cfg"]],
     ["an over-long label", { blocks: [{ id: "x", type: "monitor", label: "l".repeat(201) }], edges: [] }, ["input.blocks.0.label"]],
     ["an edge to a missing block", { blocks: [monitor], edges: [{ source: "monitor_1", target: "ghost" }] }, ["input.edges.0.target"]],
@@ -163,6 +170,48 @@ describe(`saving the whole graph (${backend})`, () => {
     expect(error).toMatchObject({ code: "VALIDATION", status: 400 });
     expect(fieldsOf(error)).toEqual(fields);
     expect(await readGraph(owner, workspaceId)).toEqual(before);
+  });
+
+  it("keeps blocks in the order sent and each block's and edge's extra as sent; unknown types only when asked to", async () => {
+    const { workspaceId, owner, viewer } = await setup();
+    const blocks: GraphBlockInput[] = [
+      { id: "z_last_by_name", type: "monitor", extra: { color: "#ff0", notes: { pinned: true }, tags: ["a"] } },
+      { id: "a_first_by_name", type: "trading.bybit", label: "Bybit" },
+      { id: "m_middle", type: "code.worker" },
+    ];
+    const edges: GraphEdgeInput[] = [{ id: "e1", source: "z_last_by_name", target: "a_first_by_name", extra: { sourceHandle: "out", animated: true } }];
+
+    const refused = errorOf(await save(owner, { workspaceId, version: 0, blocks, edges }));
+    expect(fieldsOf(refused)).toEqual(["input.blocks.1.type"]);
+    expect(refused.message).toContain('unknown block type "trading.bybit"');
+
+    const saved = ok(await server.execute(SaveGraphWithExtrasDocument, { input: { workspaceId, version: 0, blocks, edges, allowUnknownTypes: true } }, as(owner))).saveGraph;
+    expect(saved).toEqual({
+      version: 1,
+      blocks: [
+        { id: "z_last_by_name", type: "monitor", label: "Monitor", extra: { color: "#ff0", notes: { pinned: true }, tags: ["a"] } },
+        { id: "a_first_by_name", type: "trading.bybit", label: "Bybit", extra: {} },
+        { id: "m_middle", type: "code.worker", label: "Code worker", extra: {} },
+      ],
+      edges: [{ id: "e1", source: "z_last_by_name", target: "a_first_by_name", extra: { sourceHandle: "out", animated: true } }],
+    });
+    expect((await readGraph(viewer, workspaceId)).blocks.map((b) => b.id)).toEqual(["z_last_by_name", "a_first_by_name", "m_middle"]);
+
+    // A block added afterwards comes after the saved ones; one of an unknown type gets its type as label.
+    ok(await server.execute(AddBlockDocument, { input: { workspaceId, id: "added", type: "monitor" } }, as(owner)));
+    expect((await readGraph(viewer, workspaceId)).blocks.map((b) => b.id)).toEqual(["z_last_by_name", "a_first_by_name", "m_middle", "added"]);
+    const unknownLabel = ok(
+      await server.execute(SaveGraphWithExtrasDocument, { input: { workspaceId, version: 2, blocks: [{ id: "u", type: "my.own" }], edges: [], allowUnknownTypes: true } }, as(owner)),
+    ).saveGraph;
+    expect(unknownLabel.blocks).toEqual([{ id: "u", type: "my.own", label: "my.own", extra: {} }]);
+  });
+
+  it("counts extras toward the graph's size", async () => {
+    const { workspaceId, owner } = await setup();
+    const blocks = Array.from({ length: 13 }, (_, i) => ({ id: `n${i}`, type: "monitor", extra: { big: "x".repeat(63_000) } }));
+    const error = errorOf(await save(owner, { workspaceId, version: 0, blocks, edges: [] }));
+    expect(fieldsOf(error)).toEqual(["input.blocks"]);
+    expect(error.message).toMatch(/at most 768 KiB/);
   });
 
   it("refuses more than 5000 edges and a negative version", async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LogLevel, LogSourceType } from "../../src/generated/prisma/client.js";
-import { LogLinesDocument, type LogLinesInput } from "../generated/graphql.js";
+import { LogLinesDocument, RecentLogLinesDocument, type LogLinesInput } from "../generated/graphql.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
 import { ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
@@ -157,5 +157,47 @@ describe(`reading stored logs (${backend})`, () => {
     expect(errorOf(await read(t, { source: { type: "WORKER", id: "nope" } })).code).toBe("NOT_FOUND");
     const machine = await createMachineDirect(server, t.workspaceId);
     expect(errorOf(await server.execute(LogLinesDocument, { input: { source } }, { token: machine.credential })).code).toBe("FORBIDDEN");
+  });
+
+  it("lists a workspace's newest lines across sources, of one type or of flow runs only", async () => {
+    const t = await team();
+    const w = await worker(t.workspaceId);
+    const flow = await prisma().flow.create({ data: { workspaceId: t.workspaceId, name: "f" } });
+    const run = await prisma().task.create({ data: { workspaceId: t.workspaceId, flowId: flow.id, title: "run" } });
+    const task = await prisma().task.create({ data: { workspaceId: t.workspaceId, title: "plain" } });
+    const at = (second: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, second));
+    const lines: [LogSourceType, string, string, number][] = [
+      ["WORKER", w.id, "worker 1", 1],
+      ["TASK", run.id, "run 1", 2],
+      ["TASK", task.id, "task 1", 3],
+      ["TASK", run.id, "run 2", 4],
+      ["WORKER", w.id, "worker 2", 5],
+    ];
+    for (const [sourceType, sourceId] of new Map(lines.map(([type, id]) => [id, [type, id] as const])).values()) {
+      await prisma().logSource.create({ data: { sourceId, sourceType, workspaceId: t.workspaceId, lastCursor: 2n } });
+    }
+    const cursors = new Map<string, number>();
+    for (const [, sourceId, message, second] of lines) {
+      const cursor = (cursors.get(sourceId) ?? 0) + 1;
+      cursors.set(sourceId, cursor);
+      await prisma().logLine.create({ data: { sourceId, cursor: BigInt(cursor), level: "INFO", message, at: at(second) } });
+    }
+    const recent = async (args: { sourceType?: LogSourceType; onlyFlowRuns?: boolean; limit?: number }, token = t.owner.accessToken) =>
+      server.execute(RecentLogLinesDocument, { workspaceId: t.workspaceId, ...args }, { token });
+    const messages = async (args: Parameters<typeof recent>[0]) => ok(await recent(args)).workspace.recentLogLines.map((l) => l.message);
+
+    const all = ok(await recent({})).workspace.recentLogLines;
+    expect(all.map((l) => l.message)).toEqual(["worker 2", "run 2", "task 1", "run 1", "worker 1"]);
+    expect(all[1]).toEqual({ sourceType: "TASK", sourceId: run.id, cursor: "2", level: "INFO", message: "run 2", at: at(4).toISOString() });
+    expect(await messages({ limit: 2 })).toEqual(["worker 2", "run 2"]);
+    expect(await messages({ sourceType: "TASK" })).toEqual(["run 2", "task 1", "run 1"]);
+    expect(await messages({ onlyFlowRuns: true })).toEqual(["run 2", "run 1"]);
+    expect(fieldsOf(errorOf(await recent({ limit: 1001 })))).toEqual(["limit"]);
+
+    const stranger = await signedInUser(server);
+    expect(errorOf(await recent({}, stranger.accessToken)).code).toBe("NOT_FOUND");
+    const viewer = await signedInUser(server);
+    await addMember(server, t.workspaceId, viewer.id, "VIEWER");
+    expect(ok(await recent({}, viewer.accessToken)).workspace.recentLogLines).toHaveLength(5);
   });
 });

@@ -11,6 +11,7 @@ import {
   RenameWorkspaceDocument,
   SetDefaultWorkspaceDocument,
   WorkspaceByIdDocument,
+  WorkspaceByLegacyIdDocument,
   WorkspaceMembersDocument,
   WorkspacesDocument,
   WorkspacesNestedDocument,
@@ -151,6 +152,25 @@ describe(`seeing workspaces (${backend})`, () => {
     const malformed = errorOf(await server.execute(WorkspaceByIdDocument, { id: "not-a-uuid" }, as(viewer)));
     for (const error of [foreign, missing, malformed]) expect(error).toMatchObject({ code: "NOT_FOUND", status: 404 });
     expect(foreign.message.replace(theirs.id, "ID")).toBe(missing.message.replace(/[0-9a-f-]{36}/, "ID"));
+  });
+
+  it("workspaceByLegacyId finds a workspace by its integer id; a stranger's and an unknown one answer the same NOT_FOUND", async () => {
+    const { workspace, viewer } = await team();
+    const stranger = await signedInUser(server);
+    const theirs = await createWorkspace(stranger);
+    const legacyIdOf = async (id: string) => (await server.db.prisma.workspace.findUniqueOrThrow({ where: { id } })).legacyId;
+    const [mine, foreignId] = [await legacyIdOf(workspace.id), await legacyIdOf(theirs.id)];
+
+    expect(ok(await server.execute(WorkspaceByLegacyIdDocument, { legacyId: mine }, as(viewer))).workspaceByLegacyId).toEqual({
+      id: workspace.id,
+      legacyId: mine,
+      name: workspace.name,
+    });
+    const foreign = errorOf(await server.execute(WorkspaceByLegacyIdDocument, { legacyId: foreignId }, as(viewer)));
+    const missing = errorOf(await server.execute(WorkspaceByLegacyIdDocument, { legacyId: 2_000_000_000 }, as(viewer)));
+    for (const error of [foreign, missing]) expect(error).toMatchObject({ code: "NOT_FOUND", status: 404 });
+    expect(foreign.message).not.toContain(theirs.id);
+    expect(foreign.message.replace(String(foreignId), "N")).toBe(missing.message.replace("2000000000", "N"));
   });
 
   it("a workspace-bound API key sees only its workspace, and cannot create workspaces", async () => {

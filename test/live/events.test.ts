@@ -192,6 +192,8 @@ describe(`events: replay then live (${backend})`, () => {
       { workspaceId, types: ["task.exploded"] },
       { workspaceId, after: "-1" },
       { workspaceId, after: "abc" },
+      // 19 digits, past the database's int8: refused before it reaches SQL.
+      { workspaceId, after: "9999999999999999999" },
     ]) {
       const refused = await refusal(wsEvents(owner.accessToken, variables));
       expect(refused.extensions?.code).toBe("VALIDATION");

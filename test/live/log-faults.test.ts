@@ -7,7 +7,7 @@ import { AppendLogsDocument, LogsDocument, type LogsSubscription } from "../gene
 import { addMember, createMachineDirect } from "../authz/world.js";
 import { ownedWorkspace, signedInUser, unique } from "../helpers/factories.js";
 import { sseSubscribe, tracker, wsClient, wsSubscribe, type WsResult } from "../helpers/live.js";
-import { redisProxy, type RedisProxy } from "../helpers/redis-proxy.js";
+import { tcpProxy as redisProxy, type TcpProxy as RedisProxy } from "../helpers/tcp-proxy.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 const t = tracker();

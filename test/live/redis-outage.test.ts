@@ -10,7 +10,7 @@ import { AppendLogsDocument, LogsDocument, UpdateProfileDocument, type LogsSubsc
 import { addMember, createMachineDirect } from "../authz/world.js";
 import { createUser, signIn, unique } from "../helpers/factories.js";
 import { tracker, wsClient, wsSubscribe, type Inbox, type WsResult } from "../helpers/live.js";
-import { redisProxy, type RedisProxy } from "../helpers/redis-proxy.js";
+import { tcpProxy as redisProxy, type TcpProxy as RedisProxy } from "../helpers/tcp-proxy.js";
 import { ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 const t = tracker();

@@ -13,6 +13,7 @@ export const SystemRoleEnum = builder.enumType("SystemRole", { values: ["ADMIN",
 export const UserType = builder.prismaObject("User", {
   fields: (t) => ({
     id: t.exposeID("id"),
+    legacyId: t.exposeInt("legacyId", { description: "The integer id legacy APIs show (AiSpinner user id, api-web developer id)" }),
     username: t.exposeString("username"),
     displayName: t.exposeString("displayName", { nullable: true }),
     role: t.field({ type: SystemRoleEnum, resolve: (user) => user.role }),
@@ -31,6 +32,7 @@ export const UserType = builder.prismaObject("User", {
     }),
     gitName: t.exposeString("gitName", { nullable: true, authScopes: privateToUser }),
     gitEmail: t.exposeString("gitEmail", { nullable: true, authScopes: privateToUser }),
+    plan: t.exposeString("plan", { authScopes: privateToUser, description: "AiSpinner's plan name (\"free\" by default); Spindle enforces no plans" }),
   }),
 });
 
@@ -113,14 +115,22 @@ const RegisterInput = builder.inputType("RegisterInput", {
     displayName: t.string(),
   }),
 });
+const ACCESS_TOKEN_TTL =
+  "Seconds the access token should last, at least 60, for a client that cannot refresh; the server grants at most its " +
+  "ACCESS_TOKEN_MAX_TTL (12 h by default; see accessTokenExpiresAt). The token still ends with its session. Default: ACCESS_TOKEN_TTL.";
 const ConfirmRegistrationInput = builder.inputType("ConfirmRegistrationInput", {
-  fields: (t) => ({ email: t.string({ required: true }), code: t.string({ required: true }) }),
+  fields: (t) => ({
+    email: t.string({ required: true }),
+    code: t.string({ required: true }),
+    accessTokenTtl: t.int({ description: ACCESS_TOKEN_TTL }),
+  }),
 });
 const LoginInput = builder.inputType("LoginInput", {
   fields: (t) => ({
     login: t.string({ required: true, description: "Email address or username" }),
     password: t.string({ required: true }),
     totpCode: t.string({ description: "Required when the account has two-factor sign-in" }),
+    accessTokenTtl: t.int({ description: ACCESS_TOKEN_TTL }),
   }),
 });
 const RefreshTokenInput = builder.inputType("RefreshTokenInput", {

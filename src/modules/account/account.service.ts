@@ -30,12 +30,16 @@ const username = z
 const totpCode = z.string().regex(/^\d{6}$/, "must be the 6-digit code from your authenticator app");
 const optionalText = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`).nullish();
 
+/** Asked for at sign-in; granted up to the configured maximum (see issueSession). */
+const accessTokenTtl = z.int("must be a whole number of seconds").min(60, "must be at least 60 seconds").nullish();
+
 const registerInput = z.object({ email, username, password, displayName: optionalText(64) });
-const confirmInput = z.object({ email, code: z.string().regex(/^\d{6}$/, "must be the 6-digit code from the email") });
+const confirmInput = z.object({ email, code: z.string().regex(/^\d{6}$/, "must be the 6-digit code from the email"), accessTokenTtl });
 const loginInput = z.object({
   login: z.string().trim().min(1, "enter your email or username").max(254),
   password: z.string().min(1, "enter your password").max(256),
   totpCode: totpCode.nullish(),
+  accessTokenTtl,
 });
 const profileInput = z.object({
   displayName: optionalText(64),
@@ -67,6 +71,8 @@ export interface AccountServiceDeps {
   pubsub: PubSubService;
   limits: AccountLimits;
   refreshTokenTtlSeconds: number;
+  /** The longest access token a sign-in may ask for (config ACCESS_TOKEN_MAX_TTL). */
+  accessTokenMaxTtlSeconds: number;
   log: Logger;
 }
 
@@ -118,7 +124,13 @@ export function createAccountService(deps: AccountServiceDeps) {
     deps.pubsub.pubsub.publish("account", userId, { type, userId, subjectId, occurredAt: new Date().toISOString() });
   }
 
-  async function issueSession(user: User, client: ClientInfo): Promise<IssuedSession> {
+  /**
+   * A new session and its tokens. A client that cannot refresh (AiSpinner has no refresh endpoint,
+   * and its clients work a whole day on one login) asks for a longer access token; it gets at most
+   * ACCESS_TOKEN_MAX_TTL. That stays revocable: every request checks the token's session, so
+   * signing out, revoking the session or changing the password ends it at once.
+   */
+  async function issueSession(user: User, client: ClientInfo, accessTokenTtl?: number | null): Promise<IssuedSession> {
     const refreshToken = randomToken();
     const cookieSecret = randomToken();
     const refreshTokenExpiresAt = new Date(Date.now() + deps.refreshTokenTtlSeconds * 1000);
@@ -132,7 +144,8 @@ export function createAccountService(deps: AccountServiceDeps) {
         refreshTokens: { create: { tokenHash: sha256(refreshToken) } },
       },
     });
-    const access = await tokens.signAccessToken({ userId: user.id, sessionId: session.id });
+    const lifetime = accessTokenTtl == null ? undefined : Math.min(accessTokenTtl, deps.accessTokenMaxTtlSeconds);
+    const access = await tokens.signAccessToken({ userId: user.id, sessionId: session.id }, lifetime);
     return {
       user,
       sessionId: session.id,
@@ -272,7 +285,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         if (isUniqueViolation(error)) throw conflict("This email address or username got an account at the same moment; sign in, or register again");
         throw error;
       });
-      return issueSession(user, client);
+      return issueSession(user, client, input.accessTokenTtl);
     },
 
     /**
@@ -302,7 +315,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         throw error;
       }
       await succeeded();
-      return issueSession(user, client);
+      return issueSession(user, client, input.accessTokenTtl);
     },
 
     /** Exchanges a refresh token for a new pair. Reusing a rotated token revokes its whole session. */

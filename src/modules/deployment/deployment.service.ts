@@ -7,12 +7,13 @@ import { z } from "zod";
 import { requireMachine } from "../../auth/viewer.js";
 import { Prisma, type Service, type ServiceStatus } from "../../generated/prisma/client.js";
 import { conflict, notFound, parseInput, requireId, validationError, type FieldProblem } from "../../schema/errors.js";
+import { envVars, id, idempotencyKey, list, name as nameOf, text, uuid } from "../../schema/validation.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import { liveFor, noteLogSourcesFinished, noteStatus } from "../shared/live.js";
 import { placeOn, WAITING_FOR_MACHINE } from "../worker/placement.js";
-import { envSchema, type RequestContext } from "../worker/worker.service.js";
+import { JSON_MAX_BYTES, type RequestContext } from "../worker/worker.service.js";
 
 type Tx = Prisma.TransactionClient;
 
@@ -40,14 +41,10 @@ export const MAX_SERVICES = 50;
 export const CHALLENGE_PREFIX = "_spindle-challenge.";
 export const challengeRecordName = (domain: string) => `${CHALLENGE_PREFIX}${domain}`;
 
-const name = z.string().trim().min(1, "must not be empty").max(100, "must be at most 100 characters");
-const image = z
-  .string()
-  .trim()
-  .min(1, "must not be empty")
-  .max(500, "must be at most 500 characters")
-  .regex(/^\S+$/, "must be an image reference without spaces, like ghcr.io/acme/app:1.2");
-const command = z.string().trim().min(1, "must not be empty").max(4096, "must be at most 4096 characters");
+const name = nameOf(100);
+const image = nameOf(500).regex(/^\S+$/, "must be an image reference without spaces, like ghcr.io/acme/app:1.2");
+const command = nameOf(4096);
+const env = envVars(JSON_MAX_BYTES);
 const domain = z
   .string()
   .trim()
@@ -62,42 +59,39 @@ const serviceFields = {
   name,
   image: image.nullish(),
   command: command.nullish(),
-  env: envSchema.nullish(),
+  env: env.nullish(),
   domain: domain.nullish(),
 };
 const needsImageOrCommand = (s: { image?: string | null; command?: string | null }) => s.image != null || s.command != null;
 const IMAGE_OR_COMMAND = { message: "give an image or a command", path: ["image"] };
 
 const createInput = z.object({
-  workspaceId: z.uuid("must be a workspace id"),
+  workspaceId: uuid("a workspace"),
   name,
-  services: z
-    .array(z.object(serviceFields).refine(needsImageOrCommand, IMAGE_OR_COMMAND))
-    .max(MAX_SERVICES, `at most ${MAX_SERVICES} services`)
-    .nullish(),
-  idempotencyKey: z.string().nullish(),
+  services: list(z.object(serviceFields).refine(needsImageOrCommand, IMAGE_OR_COMMAND), MAX_SERVICES, "services").nullish(),
+  idempotencyKey: idempotencyKey.nullish(),
 });
 
 const addServiceInput = z
-  .object({ deploymentId: z.string(), ...serviceFields, idempotencyKey: z.string().nullish() })
+  .object({ deploymentId: id, ...serviceFields, idempotencyKey: idempotencyKey.nullish() })
   .refine(needsImageOrCommand, IMAGE_OR_COMMAND);
 
 const updateServiceInput = z.object({
-  id: z.string(),
+  id,
   name: name.nullish(),
   image: image.nullish(),
   command: command.nullish(),
-  env: envSchema.nullish(),
+  env: env.nullish(),
   domain: domain.nullish(),
 });
 
-const targetInput = z.object({ id: z.string(), serviceId: z.string().nullish() });
+const targetInput = z.object({ id, serviceId: id.nullish() });
 
 const reportInput = z.object({
-  serviceId: z.string(),
+  serviceId: id,
   revision: z.int("must be a whole number").min(0, "must be a revision the service had"),
   status: z.enum(["RUNNING", "FAILED"]),
-  reason: z.string().trim().max(500, "must be at most 500 characters").nullish(),
+  reason: text(500).trim().nullish(),
 });
 
 export function illegalServiceAction(action: ServiceAction, id: string, status: ServiceStatus) {

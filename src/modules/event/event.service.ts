@@ -9,6 +9,7 @@ import type { Context } from "../../context.js";
 import { Prisma, type TaskStatus } from "../../generated/prisma/client.js";
 import type { StatusNotice, WorkspaceEventNotice } from "../../infra/pubsub.js";
 import { AppError, notFound, parseInput, requireId } from "../../schema/errors.js";
+import { streamCursor } from "../../schema/validation.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
@@ -42,7 +43,7 @@ export const EVENT_PAGE = 100;
 const MAX_EVENT_DATA_BYTES = 64 * 1024;
 const FINISHED_TASK: TaskStatus[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
 
-const cursorSchema = z.string().regex(/^\d{1,19}$/, "must be a cursor from an earlier event (digits), or 0 for the start");
+const cursorSchema = streamCursor("must be a cursor from an earlier event (digits), or 0 for the start");
 const typesSchema = z
   .array(z.enum(WORKSPACE_EVENT_TYPES, { error: `must be one of ${WORKSPACE_EVENT_TYPES.join(", ")}` }))
   .max(WORKSPACE_EVENT_TYPES.length)
@@ -142,7 +143,7 @@ export function createEventService(deps: DomainDeps) {
     async events(ctx: StreamCtx, args: { workspaceId: string; types?: readonly string[] | null; after?: string | null }) {
       const workspaceId = requireId(args.workspaceId, "workspace");
       const types = parseInput(typesSchema, args.types, "types");
-      const after = args.after != null ? BigInt(parseInput(cursorSchema, args.after, "after")) : null;
+      const after = args.after != null ? parseInput(cursorSchema, args.after, "after") : null;
       await ctx.access.require(workspaceId, "read");
       const guard = await userStreamGuard(deps, ctx, workspaceId);
       let last = after ?? (await prisma.workspace.findUniqueOrThrow({ where: { id: workspaceId }, select: { lastEventCursor: true } })).lastEventCursor;

@@ -3,6 +3,7 @@ import { builder, pageSize } from "../../schema/builder.js";
 import { workspaceMembers } from "../shared/object-auth.js";
 import { IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { offsetSkip, searchText, TaskStatusEnum, TaskType } from "../task/task.schema.js";
+import { MAX_OUTPUT_BYTES } from "../task/task.service.js";
 import { MAX_DEFINITION_BYTES } from "./flow.service.js";
 
 export const FlowStatusEnum = builder.enumType("FlowStatus", {
@@ -24,6 +25,10 @@ export const FlowType = builder.prismaObject("Flow", {
     status: t.expose("status", { type: FlowStatusEnum }),
     version: t.exposeInt("version", { description: "Goes up by one with every change of the definition" }),
     definition: t.expose("definition", { type: "JSON", description: "{ steps: [{ name, requiresConfirmation?, prompt?, ... }], ... }" }),
+    definitionText: t.exposeString("definitionText", {
+      nullable: true,
+      description: "The definition exactly as a client sent it as text (flows' definition_json); null when it was sent as JSON",
+    }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
     workspace: t.relation("workspace"),
@@ -65,6 +70,7 @@ builder.prismaObjectFields("Workspace", (t) => ({
 }));
 
 const definitionDescription = `{ steps: [{ name, requiresConfirmation?, prompt? }], requiredCapabilities? }, at most ${MAX_DEFINITION_BYTES / 1024} KiB`;
+const definitionTextDescription = `Instead of definition: JSON text kept exactly as sent (at most ${MAX_DEFINITION_BYTES / 1024} KiB). When it is a definition (an object with readable steps), definition is taken from it; any other JSON leaves the flow without steps`;
 
 const CreateFlowInput = builder.inputType("CreateFlowInput", {
   fields: (t) => ({
@@ -72,17 +78,24 @@ const CreateFlowInput = builder.inputType("CreateFlowInput", {
     name: t.string({ required: true }),
     description: t.string(),
     definition: t.field({ type: "JSON", description: `${definitionDescription}; { steps: [] } if left out` }),
+    definitionText: t.string({ description: definitionTextDescription }),
+    status: t.field({ type: FlowStatusEnum, description: "DRAFT unless given" }),
     idempotencyKey: t.string({ description: IDEMPOTENCY_KEY_DESCRIPTION }),
   }),
 });
 
 const UpdateFlowInput = builder.inputType("UpdateFlowInput", {
-  description: "Fields left out stay as they are. An ARCHIVED flow cannot change.",
+  description: "Fields left out stay as they are. An ARCHIVED flow cannot change, except its status.",
   fields: (t) => ({
     id: t.id({ required: true }),
     name: t.string(),
     description: t.string(),
     definition: t.field({ type: "JSON", description: `${definitionDescription}; a different definition bumps the version` }),
+    definitionText: t.string({ description: `${definitionTextDescription}; a different text bumps the version` }),
+    status: t.field({
+      type: FlowStatusEnum,
+      description: "Moves the flow as setFlowStatus does, in the same transaction (its current status is no move); archiving comes after the other changes",
+    }),
   }),
 });
 
@@ -92,6 +105,21 @@ const RunFlowInput = builder.inputType("RunFlowInput", {
     input: t.field({ type: "JSON" }),
     triggeredBy: t.string({ description: "manual (default), schedule, webhook ..." }),
     projectId: t.id(),
+    idempotencyKey: t.string({ description: IDEMPOTENCY_KEY_DESCRIPTION }),
+  }),
+});
+
+const RecordFlowRunInput = builder.inputType("RecordFlowRunInput", {
+  description: "A run of the flow executed elsewhere, recorded as it stands.",
+  fields: (t) => ({
+    flowId: t.id({ required: true }),
+    status: t.field({ type: TaskStatusEnum, required: true, description: "RUNNING, SUCCEEDED, FAILED or CANCELLED" }),
+    input: t.field({ type: "JSON" }),
+    output: t.field({ type: "JSON", description: `At most ${MAX_OUTPUT_BYTES / 1024} KiB` }),
+    error: t.string(),
+    triggeredBy: t.string({ description: "manual (default), schedule, webhook ..." }),
+    startedAt: t.field({ type: "DateTime", description: "Default: finishedAt (now for a RUNNING run)" }),
+    finishedAt: t.field({ type: "DateTime", description: "Default: now; none for a RUNNING run" }),
     idempotencyKey: t.string({ description: IDEMPOTENCY_KEY_DESCRIPTION }),
   }),
 });
@@ -145,6 +173,17 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: RunFlowInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
       const { id } = await ctx.services.flows.run(ctx, input);
+      return ctx.prisma.task.findUniqueOrThrow({ ...query, where: { id } });
+    },
+  }),
+  recordFlowRun: t.prismaField({
+    type: TaskType,
+    description:
+      "Records a run executed elsewhere (flows' POST /api/runs): a task of the flow at its current version with the given status, times, output and error, which no machine runs. Not for ARCHIVED flows. Its log stays open for lines written afterwards.",
+    authScopes: { write: true },
+    args: { input: t.arg({ type: RecordFlowRunInput, required: true }) },
+    resolve: async (query, _root, { input }, ctx) => {
+      const { id } = await ctx.services.flows.record(ctx, input);
       return ctx.prisma.task.findUniqueOrThrow({ ...query, where: { id } });
     },
   }),

@@ -1,7 +1,7 @@
 // Flows: workflow definitions (name, status, version, definition JSON). Running an ACTIVE flow
 // creates a task (a run) whose stages are the definition's steps, recorded with the flow version
 // it ran. A definition change bumps the version; an ARCHIVED flow is frozen until brought back to
-// DRAFT.
+// DRAFT. A run executed elsewhere (flows' POST /api/runs) is recorded as a task that no machine runs.
 import { z } from "zod";
 import type { FlowStatus, Prisma } from "../../generated/prisma/client.js";
 import { conflict, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
@@ -10,7 +10,8 @@ import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate, requestHash } from "../shared/idempotency.js";
 import { liveFor } from "../shared/live.js";
-import { insertTask, jsonUpTo, MAX_INPUT_BYTES, MAX_STAGES, stageDefinition, type RequestCtx } from "../task/task.service.js";
+import { id, idempotencyKey, jsonValue, list, name as nameOf, text, utf8Text, uuid } from "../../schema/validation.js";
+import { insertTask, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES, stageDefinition, type RequestCtx } from "../task/task.service.js";
 
 export const MAX_DEFINITION_BYTES = 256 * 1024;
 
@@ -29,56 +30,108 @@ const refusal = (id: string, to: FlowStatus, current: FlowStatus) =>
  * `{ steps: [{ name, requiresConfirmation?, prompt?, ...anything else the editor keeps }],
  * requiredCapabilities?: [..], ...}`; unknown keys are kept as they are.
  */
-const definitionSchema = z
-  .looseObject({
-    steps: z.array(z.looseObject(stageDefinition.shape)).max(MAX_STAGES, `at most ${MAX_STAGES} steps`),
-    requiredCapabilities: z.array(z.string().trim().min(1).max(100)).max(50).optional(),
+const definitionSchema = z.looseObject({
+  steps: list(z.looseObject(stageDefinition.shape), MAX_STAGES, "steps"),
+  requiredCapabilities: list(nameOf(100), 50, "capabilities").optional(),
+});
+
+const name = nameOf(200);
+const description = text(10_000);
+/** Storable and small enough here; its shape is parseDefinition's. */
+const definition = jsonValue(MAX_DEFINITION_BYTES);
+const definitionText = utf8Text(MAX_DEFINITION_BYTES);
+const status = z.enum(["DRAFT", "ACTIVE", "ARCHIVED"]);
+const oneDefinition = { message: "give definition or definitionText, not both", path: ["definitionText"] };
+const triggeredBy = z
+  .string()
+  .regex(/^[a-z][a-z0-9_.:-]{0,49}$/, "must be 1-50 lower-case letters, digits, '.', ':', '_' or '-' (manual, schedule, webhook ...)");
+
+const createInput = z
+  .object({
+    workspaceId: id,
+    name,
+    description: description.nullish(),
+    definition: definition.nullish(),
+    definitionText: definitionText.nullish(),
+    status: status.nullish(),
+    idempotencyKey: idempotencyKey.nullish(),
   })
-  .superRefine((value, ctx) => {
-    const size = Buffer.byteLength(JSON.stringify(value));
-    if (size > MAX_DEFINITION_BYTES) {
-      ctx.addIssue({ code: "custom", message: `must be at most ${MAX_DEFINITION_BYTES / 1024} KiB of JSON (this is ${Math.ceil(size / 1024)} KiB)` });
-    }
-  });
+  .refine((v) => v.definition == null || v.definitionText == null, oneDefinition);
 
-const name = z.string().trim().min(1, "must not be empty").max(200, "must be at most 200 characters");
-const description = z.string().max(10_000, "must be at most 10000 characters");
-
-const createInput = z.object({
-  workspaceId: z.string(),
-  name,
-  description: description.nullish(),
-  definition: z.unknown().nullish(),
-  idempotencyKey: z.string().nullish(),
-});
-
-const updateInput = z.object({
-  id: z.string(),
-  name: name.optional(),
-  description: description.nullish(),
-  definition: z.unknown().optional(),
-});
+const updateInput = z
+  .object({
+    id,
+    name: name.optional(),
+    description: description.nullish(),
+    definition: definition.optional(),
+    definitionText: definitionText.nullish(),
+    status: status.nullish(),
+  })
+  .refine((v) => v.definition == null || v.definitionText == null, oneDefinition);
 
 const runInput = z.object({
-  flowId: z.string(),
-  input: jsonUpTo(MAX_INPUT_BYTES).nullish(),
-  triggeredBy: z
-    .string()
-    .regex(/^[a-z][a-z0-9_.:-]{0,49}$/, "must be 1-50 lower-case letters, digits, '.', ':', '_' or '-' (manual, schedule, webhook ...)")
-    .nullish(),
-  projectId: z.uuid("must be a project id").nullish(),
-  idempotencyKey: z.string().nullish(),
+  flowId: id,
+  input: jsonValue(MAX_INPUT_BYTES).nullish(),
+  triggeredBy: triggeredBy.nullish(),
+  projectId: uuid("a project").nullish(),
+  idempotencyKey: idempotencyKey.nullish(),
 });
 
-/** The definition checked; its size first, so a huge one is refused without walking it. */
+/** How far ahead of this server's clock a recorded time may be (the other machine's clock may run fast). */
+const CLOCK_SKEW_MS = 5 * 60_000;
+const EPOCH = new Date(0);
+const pastTime = z
+  .date()
+  .min(EPOCH, "must be after 1970-01-01")
+  .refine((d) => d.getTime() <= Date.now() + CLOCK_SKEW_MS, "must not be in the future");
+
+const recordInput = z
+  .object({
+    flowId: id,
+    status: z.enum(["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"], {
+      error: "must be RUNNING, SUCCEEDED, FAILED or CANCELLED: a recorded run was executed elsewhere (runFlow queues a new one)",
+    }),
+    input: jsonValue(MAX_INPUT_BYTES).nullish(),
+    output: jsonValue(MAX_OUTPUT_BYTES).nullish(),
+    error: text(10_000).nullish(),
+    triggeredBy: triggeredBy.nullish(),
+    startedAt: pastTime.nullish(),
+    finishedAt: pastTime.nullish(),
+    idempotencyKey: idempotencyKey.nullish(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.status === "RUNNING" && v.finishedAt) ctx.addIssue({ code: "custom", path: ["finishedAt"], message: "a RUNNING run has not finished" });
+    if (v.startedAt && v.finishedAt && v.finishedAt < v.startedAt) ctx.addIssue({ code: "custom", path: ["finishedAt"], message: "must not be before startedAt" });
+  });
+
+/** The definition's shape (the input schema checked its size and content). */
 function parseDefinition(raw: unknown, field: string): Prisma.InputJsonObject {
   if (raw === null || raw === undefined) return { steps: [] } as Prisma.InputJsonObject;
-  const size = Buffer.byteLength(JSON.stringify(raw));
-  if (size > MAX_DEFINITION_BYTES) {
-    throw validationError([{ field, message: `must be at most ${MAX_DEFINITION_BYTES / 1024} KiB of JSON (this is ${Math.ceil(size / 1024)} KiB)` }]);
-  }
   if (typeof raw !== "object" || Array.isArray(raw)) throw validationError([{ field, message: "must be an object like { steps: [{ name }] }" }]);
   return parseInput(definitionSchema, raw, field) as Prisma.InputJsonObject;
+}
+
+/**
+ * A definition a client keeps as text (flows' definition_json) is stored exactly as sent. Spindle's
+ * own definition is taken from it when the text is one (an object whose steps Spindle can read);
+ * any other JSON leaves the flow without steps, so a legacy editor's format is never refused.
+ */
+function fromText(raw: string, field: string): Prisma.InputJsonObject {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw validationError([{ field, message: "must be valid JSON text" }]);
+  }
+  const readable = definition.safeParse(parsed).success && definitionSchema.safeParse(parsed);
+  return readable && readable.success ? (readable.data as Prisma.InputJsonObject) : ({ steps: [] } as Prisma.InputJsonObject);
+}
+
+/** The definition and its text an input sets; undefined when it gives neither. */
+function definitionOf(input: { definition?: unknown; definitionText?: string | null }) {
+  if (input.definitionText != null) return { definition: fromText(input.definitionText, "input.definitionText"), definitionText: input.definitionText };
+  if (input.definition === undefined) return undefined;
+  return { definition: parseDefinition(input.definition, "input.definition"), definitionText: null };
 }
 
 export function createFlowService(deps: DomainDeps) {
@@ -88,7 +141,7 @@ export function createFlowService(deps: DomainDeps) {
   async function loadForUser(ctx: RequestCtx, id: string, need: WorkspaceNeed) {
     const flow = await prisma.flow.findUnique({
       where: { id: requireId(id, "flow") },
-      select: { id: true, workspaceId: true, status: true, version: true, name: true, definition: true },
+      select: { id: true, workspaceId: true, status: true, version: true, name: true, definition: true, definitionText: true },
     });
     if (!flow) throw notFound("flow", id);
     await ctx.access.require(flow.workspaceId, need, { type: "flow", id });
@@ -100,46 +153,72 @@ export function createFlowService(deps: DomainDeps) {
 
     async create(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(createInput, raw);
-      const definition = parseDefinition(input.definition, "input.definition");
+      const { definition, definitionText } = definitionOf(input) ?? { definition: parseDefinition(null, "input.definition"), definitionText: null };
       const workspaceId = requireId(input.workspaceId, "workspace");
       await ctx.access.require(workspaceId, "write");
       return idempotentCreate(prisma, ctx.viewer, "createFlow", input.idempotencyKey, raw, async (tx) => {
         const flow = await tx.flow.create({
-          data: { workspaceId, name: input.name, description: input.description ?? null, definition },
+          data: { workspaceId, name: input.name, description: input.description ?? null, definition, definitionText, status: input.status ?? "DRAFT" },
           select: { id: true },
         });
-        await audit(tx, ctx, { workspaceId, action: "flow.create", targetType: "Flow", targetId: flow.id, data: { name: input.name } });
+        await audit(tx, ctx, { workspaceId, action: "flow.create", targetType: "Flow", targetId: flow.id, data: { name: input.name, status: input.status ?? "DRAFT" } });
         return flow;
       });
     },
 
-    /** Name, description, definition; a definition that differs from the current one bumps the version. */
+    /**
+     * Name, description, definition (or its text) and status, in one transaction; a definition that
+     * differs from the current one bumps the version. The status moves as setStatus moves it (its
+     * current value is no move); archiving comes after the other changes, leaving ARCHIVED before.
+     */
     async update(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(updateInput, raw);
-      const definition = input.definition === undefined ? undefined : parseDefinition(input.definition, "input.definition");
+      const next = definitionOf(input);
       const flow = await loadForUser(ctx, input.id, "write");
-      const changed = definition !== undefined && requestHash(definition) !== requestHash(flow.definition);
+      const changed = next !== undefined && (requestHash(next.definition) !== requestHash(flow.definition) || next.definitionText !== flow.definitionText);
       const fields = [
         ...(input.name !== undefined ? ["name"] : []),
         ...(input.description !== undefined ? ["description"] : []),
-        ...(definition !== undefined ? ["definition"] : []),
+        ...(next !== undefined ? ["definition"] : []),
       ];
-      if (fields.length === 0) throw validationError([{ field: "input", message: "change at least one of name, description, definition" }]);
+      const to = input.status ?? undefined;
+      if (fields.length === 0 && !to) throw validationError([{ field: "input", message: "change at least one of name, description, definition, status" }]);
       return prisma.$transaction(async (tx) => {
-        const { count } = await tx.flow.updateMany({
-          where: { id: flow.id, status: { not: "ARCHIVED" } },
-          // updatedAt always, so that an unchanged definition still matches a row (and counts 1).
-          data: {
-            updatedAt: new Date(),
-            ...(input.name !== undefined ? { name: input.name } : {}),
-            ...(input.description !== undefined ? { description: input.description } : {}),
-            ...(changed ? { definition, version: { increment: 1 } } : {}),
-          },
-        });
-        if (count === 0) {
-          throw conflict(`Cannot update flow ${flow.id}: it is ARCHIVED (move it back to DRAFT first)`, { status: "ARCHIVED" });
+        const writeFields = async () => {
+          if (fields.length === 0) return;
+          const { count } = await tx.flow.updateMany({
+            where: { id: flow.id, status: { not: "ARCHIVED" } },
+            // updatedAt always, so that an unchanged definition still matches a row (and counts 1).
+            data: {
+              updatedAt: new Date(),
+              ...(input.name !== undefined ? { name: input.name } : {}),
+              ...(input.description !== undefined ? { description: input.description } : {}),
+              ...(changed ? { ...next, version: { increment: 1 } } : {}),
+            },
+          });
+          if (count === 0) {
+            throw conflict(`Cannot update flow ${flow.id}: it is ARCHIVED (move it back to DRAFT first)`, { status: "ARCHIVED" });
+          }
+        };
+        const writeStatus = async () => {
+          if (!to) return;
+          const { count } = await tx.flow.updateMany({ where: { id: flow.id, status: { in: [to, ...TRANSITIONS[to]] } }, data: { status: to } });
+          if (count === 0) throw refusal(flow.id, to, (await tx.flow.findUniqueOrThrow({ where: { id: flow.id }, select: { status: true } })).status);
+        };
+        if (to === "ARCHIVED") {
+          await writeFields();
+          await writeStatus();
+        } else {
+          await writeStatus();
+          await writeFields();
         }
-        await audit(tx, ctx, { workspaceId: flow.workspaceId, action: "flow.update", targetType: "Flow", targetId: flow.id, data: { fields, versionBumped: changed } });
+        await audit(tx, ctx, {
+          workspaceId: flow.workspaceId,
+          action: "flow.update",
+          targetType: "Flow",
+          targetId: flow.id,
+          data: { fields, versionBumped: changed, ...(to && to !== flow.status ? { status: { from: flow.status, to } } : {}) },
+        });
         return { id: flow.id };
       });
     },
@@ -202,6 +281,42 @@ export function createFlowService(deps: DomainDeps) {
           targetType: "Flow",
           targetId: flow.id,
           data: { taskId: task.id, version: current.version, triggeredBy: input.triggeredBy ?? "manual" },
+        });
+        return task;
+      })));
+    },
+
+    /**
+     * A run executed elsewhere (flows' POST /api/runs), recorded as it stands: a task of the flow at
+     * its current version, with the given status, times, output and error, that no machine claims.
+     * Its log stays open: the lines of a run recorded afterwards can still be written.
+     */
+    async record(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+      const input = parseInput(recordInput, raw);
+      const flow = await loadForUser(ctx, input.flowId, "write");
+      const now = new Date();
+      const finishedAt = input.status === "RUNNING" ? null : (input.finishedAt ?? now);
+      const startedAt = input.startedAt ?? finishedAt ?? now;
+      if (finishedAt && startedAt > finishedAt) throw validationError([{ field: "input.startedAt", message: "must not be after finishedAt (now, when left out)" }]);
+      return live.run((batch) => idempotentCreate(prisma, ctx.viewer, "recordFlowRun", input.idempotencyKey, raw, batch.within(async (tx) => {
+        const current = await tx.flow.findUnique({ where: { id: flow.id }, select: { name: true, status: true, version: true } });
+        if (!current) throw notFound("flow", flow.id);
+        if (current.status === "ARCHIVED") throw conflict(`Cannot record a run of flow ${flow.id}: it is ARCHIVED`, { status: current.status });
+        const task = await insertTask(tx, ctx, {
+          workspaceId: flow.workspaceId,
+          flowId: flow.id,
+          flowVersion: current.version,
+          title: current.name,
+          input: input.input,
+          triggeredBy: input.triggeredBy ?? "manual",
+          recorded: { status: input.status, output: input.output, error: input.error, startedAt, finishedAt },
+        });
+        await audit(tx, ctx, {
+          workspaceId: flow.workspaceId,
+          action: "flow.recordRun",
+          targetType: "Flow",
+          targetId: flow.id,
+          data: { taskId: task.id, version: current.version, status: input.status },
         });
         return task;
       })));

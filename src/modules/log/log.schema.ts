@@ -3,7 +3,7 @@
 import type { Context } from "../../context.js";
 import { builder } from "../../schema/builder.js";
 import { MAX_BATCH_BYTES, MAX_LINE_BYTES, MAX_LINES_PER_BATCH, type AppendResult } from "./ingest.js";
-import { DEFAULT_LOG_LIMIT, LOG_LEVELS, LOG_SOURCE_TYPES, MAX_LOG_LIMIT, type LogLineView, type LogPage } from "./log.service.js";
+import { DEFAULT_LOG_LIMIT, LOG_LEVELS, LOG_SOURCE_TYPES, MAX_LOG_LIMIT, type LogLineView, type LogPage, type SourcedLogLine } from "./log.service.js";
 import type { LogStreamItem } from "./stream.js";
 
 export const LogLevelEnum = builder.enumType("LogLevel", { values: LOG_LEVELS });
@@ -17,6 +17,31 @@ const LogLineType = builder.objectRef<LogLineView>("LogLine").implement({
     at: t.expose("at", { type: "DateTime" }),
   }),
 });
+
+const WorkspaceLogLineType = builder.objectRef<SourcedLogLine>("WorkspaceLogLine").implement({
+  description: "A log line with the worker, task or service that wrote it",
+  fields: (t) => ({
+    sourceType: t.expose("sourceType", { type: LogSourceTypeEnum }),
+    sourceId: t.exposeID("sourceId"),
+    cursor: t.exposeString("cursor", { description: "Grows by one per line of the source; never reused" }),
+    level: t.expose("level", { type: LogLevelEnum }),
+    message: t.exposeString("message"),
+    at: t.expose("at", { type: "DateTime" }),
+  }),
+});
+
+builder.prismaObjectFields("Workspace", (t) => ({
+  recentLogLines: t.field({
+    type: [WorkspaceLogLineType],
+    description: "The newest log lines of the workspace's workers, tasks and services, newest first (by when each was written).",
+    args: {
+      sourceType: t.arg({ type: LogSourceTypeEnum, description: "Only lines of this kind of source" }),
+      onlyFlowRuns: t.arg.boolean({ description: "Only lines of flow runs (tasks of a flow)" }),
+      limit: t.arg.int({ description: `1 to ${MAX_LOG_LIMIT} (default ${DEFAULT_LOG_LIMIT})` }),
+    },
+    resolve: (workspace, args, ctx) => ctx.services.logs.recent(ctx, workspace.id, args),
+  }),
+}));
 
 const LogGapType = builder.objectRef<{ from: string; to: string }>("LogGap").implement({
   description: "Cursors retention removed before they could be read",

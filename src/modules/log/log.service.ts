@@ -4,9 +4,10 @@
 // Retention removes old lines and records how far (prunedThrough): a reader that asks for lines
 // from before that point is told which range it missed.
 import { z } from "zod";
-import type { LogLevel, LogSourceType } from "../../generated/prisma/client.js";
+import { Prisma, type LogLevel, type LogSourceType } from "../../generated/prisma/client.js";
 import type { Context } from "../../context.js";
 import { notFound, parseInput, requireId } from "../../schema/errors.js";
+import { id, int, streamCursor } from "../../schema/validation.js";
 import type { DomainDeps } from "../shared/deps.js";
 import type { RequestContext } from "../worker/worker.service.js";
 import { createLogAnnouncer, createLogIngest } from "./ingest.js";
@@ -17,20 +18,14 @@ export const LOG_LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"] as const satisfies 
 export const LOG_SOURCE_TYPES = ["WORKER", "TASK", "SERVICE"] as const satisfies readonly LogSourceType[];
 export const MAX_LOG_LIMIT = 1000;
 export const DEFAULT_LOG_LIMIT = 100;
-const MAX_CURSOR = 2n ** 63n - 1n;
-
-const cursor = z
-  .string()
-  .regex(/^\d{1,19}$/, "must be a cursor from an earlier page (a whole number)")
-  .transform((s) => BigInt(s))
-  .refine((n) => n <= MAX_CURSOR, "is too large to be a cursor");
+const cursor = streamCursor("must be a cursor from an earlier page (a whole number)");
 
 const readInput = z
   .object({
-    source: z.object({ type: z.enum(LOG_SOURCE_TYPES), id: z.string() }),
+    source: z.object({ type: z.enum(LOG_SOURCE_TYPES), id }),
     after: cursor.nullish(),
     level: z.enum(LOG_LEVELS).nullish(),
-    limit: z.int("must be a whole number").min(1, `must be 1 to ${MAX_LOG_LIMIT}`).max(MAX_LOG_LIMIT, `must be 1 to ${MAX_LOG_LIMIT}`).nullish(),
+    limit: int(1, MAX_LOG_LIMIT).nullish(),
     tail: z.boolean().nullish(),
   })
   .refine((input) => !(input.tail && input.after != null), { message: "cannot be combined with after", path: ["tail"] });
@@ -52,10 +47,22 @@ export interface LogPage {
 }
 
 const streamInput = z.object({
-  source: z.object({ type: z.enum(LOG_SOURCE_TYPES), id: z.string() }),
+  source: z.object({ type: z.enum(LOG_SOURCE_TYPES), id }),
   after: cursor.nullish(),
   level: z.enum(LOG_LEVELS).nullish(),
 });
+
+const recentInput = z.object({
+  sourceType: z.enum(LOG_SOURCE_TYPES).nullish(),
+  onlyFlowRuns: z.boolean().nullish(),
+  limit: int(1, MAX_LOG_LIMIT).nullish(),
+});
+
+/** A line with the worker, task or service that wrote it. */
+export interface SourcedLogLine extends LogLineView {
+  sourceType: LogSourceType;
+  sourceId: string;
+}
 
 const sourceNames: Record<LogSourceType, string> = { WORKER: "worker", TASK: "task", SERVICE: "service" };
 
@@ -161,6 +168,25 @@ export function createLogService(deps: DomainDeps) {
         finished: source.finishedAt != null,
         finishedAt: source.finishedAt,
       };
+    },
+
+    /**
+     * The newest lines across a workspace's sources (of one type, or only flow runs'), newest first
+     * by the time each line was written, for a view of "what happened lately" (flows' GET /api/logs).
+     */
+    async recent(ctx: RequestContext, workspaceId: string, raw: unknown): Promise<SourcedLogLine[]> {
+      const input = parseInput(recentInput, raw, "");
+      await ctx.access.require(requireId(workspaceId, "workspace"), "read");
+      const rows = await prisma.$queryRaw<{ sourceId: string; sourceType: LogSourceType; cursor: bigint; level: LogLevel; message: string; at: Date }[]>`
+        SELECT l."sourceId"::text AS "sourceId", s."sourceType"::text AS "sourceType", l."cursor", l."level"::text AS "level", l."message", l."at"
+          FROM "LogLine" l
+          JOIN "LogSource" s ON s."sourceId" = l."sourceId"
+         WHERE s."workspaceId" = ${workspaceId}::uuid
+           ${input.sourceType ? Prisma.sql`AND s."sourceType" = ${input.sourceType}::"LogSourceType"` : Prisma.empty}
+           ${input.onlyFlowRuns ? Prisma.sql`AND s."sourceId" IN (SELECT "id" FROM "Task" WHERE "workspaceId" = ${workspaceId}::uuid AND "flowId" IS NOT NULL)` : Prisma.empty}
+         ORDER BY l."at" DESC, l."sourceId" DESC, l."cursor" DESC
+         LIMIT ${input.limit ?? DEFAULT_LOG_LIMIT}`;
+      return rows.map((row) => ({ ...row, cursor: row.cursor.toString() }));
     },
 
     /** Appends a batch of lines (see ingest.ts). */

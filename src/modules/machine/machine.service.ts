@@ -18,6 +18,7 @@ import type { Context } from "../../context.js";
 import { isUniqueViolation } from "../../infra/db.js";
 import { Prisma, type MachineApproval, type TaskStatus, type WorkerStatus } from "../../generated/prisma/client.js";
 import { conflict, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
+import { id, idempotencyKey, int, jsonObject, name, number, tags } from "../../schema/validation.js";
 import type { WorkspaceNeed } from "../shared/access.js";
 import { actorOf, audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
@@ -40,43 +41,20 @@ const DAY = 24 * 60 * 60;
 const MAX_HARDWARE_BYTES = 16 * 1024;
 const MAX_TAGS = 50;
 
-const nameSchema = z.string().trim().min(1, "must not be empty").max(100, "must be at most 100 characters");
-const tagList = (what: string) =>
-  z
-    .array(
-      z
-        .string()
-        .trim()
-        .min(1, `a ${what} must not be empty`)
-        .max(100, `a ${what} must be at most 100 characters`)
-        .regex(/^\S+$/, `a ${what} must not contain spaces`),
-    )
-    .max(MAX_TAGS, `at most ${MAX_TAGS} ${what}s`)
-    .transform((values) => [...new Set(values)]);
-const labelsSchema = tagList("label");
-const capabilitiesSchema = tagList("capability");
-const hardwareSchema = z
-  .custom<Prisma.InputJsonObject>(
-    (value) => value !== null && typeof value === "object" && !Array.isArray(value),
-    "must be a JSON object",
-  )
-  .refine((value) => JSON.stringify(value).length <= MAX_HARDWARE_BYTES, `must be at most ${MAX_HARDWARE_BYTES / 1024} KB of JSON`);
-const externalIdSchema = z.string().trim().min(1, "must not be empty").max(200, "must be at most 200 characters");
-const groupSchema = z.string().trim().min(1, "must not be empty (send null to clear it)").max(100, "must be at most 100 characters");
-const percent = z.number().min(0, "must be between 0 and 100").max(100, "must be between 0 and 100");
-const optionalId = z.string().nullish();
+const nameSchema = name(100);
+const labelsSchema = tags("label", MAX_TAGS);
+const capabilitiesSchema = tags("capability", MAX_TAGS);
+const hardwareSchema = jsonObject<Prisma.InputJsonObject>(MAX_HARDWARE_BYTES);
+const externalIdSchema = name(200);
+const groupSchema = name(100);
+const percent = number(0, 100);
 
 const createTokenInput = z.object({
-  workspaceId: z.string(),
+  workspaceId: id,
   name: nameSchema,
   labels: labelsSchema.nullish(),
-  expiresInSeconds: z
-    .number()
-    .int("must be a whole number of seconds")
-    .min(60, "must be at least 60 seconds")
-    .max(30 * DAY, "must be at most 30 days (2592000 seconds)")
-    .nullish(),
-  idempotencyKey: z.string().nullish(),
+  expiresInSeconds: int(60, 30 * DAY, "must be 60 seconds to 30 days (2592000 seconds)").nullish(),
+  idempotencyKey: idempotencyKey.nullish(),
 });
 
 const machineFields = {
@@ -88,14 +66,14 @@ const machineFields = {
 };
 const registerInput = z.object({ token: z.string(), ...machineFields });
 const createMachineInput = z.object({
-  workspaceId: z.string(),
+  workspaceId: id,
   ...machineFields,
   group: groupSchema.nullish(),
-  idempotencyKey: z.string().nullish(),
+  idempotencyKey: idempotencyKey.nullish(),
 });
 
 const heartbeatInput = z.object({
-  machineId: optionalId,
+  machineId: id.nullish(),
   cpuPercent: percent.nullish(),
   memoryPercent: percent.nullish(),
   diskPercent: percent.nullish(),
@@ -109,7 +87,7 @@ const updateInput = z.object({
   group: groupSchema.nullish(),
 });
 const approveInput = z.object({ approved: z.boolean(), group: groupSchema.nullish() });
-const decommissionInput = z.object({ reason: z.string().trim().min(1, "must not be empty").max(500, "must be at most 500 characters").nullish() });
+const decommissionInput = z.object({ reason: name(500).nullish() });
 
 /** What statusOf needs of a machine row: the Machine.status field selects exactly this. */
 export const machineStatusSelect = {

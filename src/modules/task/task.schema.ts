@@ -468,7 +468,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: ClaimTasksInput }) },
     resolve: async (query, _root, { input }, ctx) => {
       const ids = await ctx.services.tasks.claim(ctx, input ?? {});
-      if (ids.length === 0) return [];
+      // Queried even when nothing was claimed, so the plugin sees its selection used.
       const rows = await ctx.prisma.task.findMany({ ...query, where: { id: { in: ids } } });
       const order = new Map(ids.map((id, i) => [id, i]));
       return rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);

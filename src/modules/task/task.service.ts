@@ -12,6 +12,7 @@ import { requireMachine, type MachineViewer } from "../../auth/viewer.js";
 import type { Context } from "../../context.js";
 import { Prisma, type StageStatus, type TaskPriority, type TaskStatus } from "../../generated/prisma/client.js";
 import { AppError, conflict, forbidden, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
+import { id, idempotencyKey, int, jsonValue, list, name, text, uuid } from "../../schema/validation.js";
 import type { WorkspaceNeed } from "../shared/access.js";
 import { actorOf, audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
@@ -40,39 +41,24 @@ const MAX_CAPABILITIES = 50;
 const MAX_TEXT = 10_000;
 const MAX_INSTRUCTIONS = 100_000;
 
-const kib = (bytes: number) => `${Math.ceil(bytes / KIB)} KiB`;
-
-/** Any JSON value, at most `max` bytes once serialized. */
-export const jsonUpTo = (max: number) =>
-  z.unknown().superRefine((value, ctx) => {
-    if (value === undefined || value === null) return;
-    const size = Buffer.byteLength(JSON.stringify(value));
-    if (size > max) ctx.addIssue({ code: "custom", message: `must be at most ${kib(max)} of JSON (this is ${kib(size)})` });
-  });
-
-const uuid = (what: string) => z.uuid(`must be ${what} id`);
-const title = z.string().trim().min(1, "must not be empty").max(200, "must be at most 200 characters");
-const text = (max: number) => z.string().max(max, `must be at most ${max} characters`);
-const capabilities = z
-  .array(z.string().trim().min(1, "must not be empty").max(100, "must be at most 100 characters"))
-  .max(MAX_CAPABILITIES, `at most ${MAX_CAPABILITIES} capabilities`)
-  .transform((list) => [...new Set(list)]);
+const title = name(200);
+const capabilities = list(name(100), MAX_CAPABILITIES, "capabilities").transform((values) => [...new Set(values)]);
 const priority = z.enum(["LOW", "NORMAL", "HIGH", "URGENT"]);
 const future = z.date().refine((d) => d.getTime() > Date.now(), "must be in the future");
 const leaseToken = z.uuid("must be the lease token the claim returned").transform((token) => token.toLowerCase());
 
 export const stageDefinition = z.object({
-  name: z.string().trim().min(1, "must not be empty").max(200, "must be at most 200 characters"),
+  name: name(200),
   requiresConfirmation: z.boolean().nullish(),
-  prompt: jsonUpTo(MAX_PROMPT_BYTES).nullish(),
+  prompt: jsonValue(MAX_PROMPT_BYTES).nullish(),
 });
 export type StageDefinition = z.output<typeof stageDefinition>;
 
 const createInput = z
   .object({
-    workspaceId: z.string(),
+    workspaceId: id,
     projectId: uuid("a project").nullish(),
-    projectKey: z.string().trim().min(1).max(50).nullish(),
+    projectKey: name(50).nullish(),
     title: title.nullish(),
     description: text(MAX_TEXT).nullish(),
     instructions: text(MAX_INSTRUCTIONS).nullish(),
@@ -80,9 +66,9 @@ const createInput = z
     deadline: future.nullish(),
     requiredCapabilities: capabilities.nullish(),
     targetMachineId: uuid("a machine").nullish(),
-    input: jsonUpTo(MAX_INPUT_BYTES).nullish(),
-    stages: z.array(stageDefinition).max(MAX_STAGES, `at most ${MAX_STAGES} stages`).nullish(),
-    idempotencyKey: z.string().nullish(),
+    input: jsonValue(MAX_INPUT_BYTES).nullish(),
+    stages: list(stageDefinition, MAX_STAGES, "stages").nullish(),
+    idempotencyKey: idempotencyKey.nullish(),
   })
   .superRefine((v, ctx) => {
     if (!v.title && !v.description?.trim()) {
@@ -94,7 +80,7 @@ const createInput = z
   });
 
 const updateInput = z.object({
-  id: z.string(),
+  id,
   title: title.optional(),
   description: text(MAX_TEXT).nullish(),
   instructions: text(MAX_INSTRUCTIONS).nullish(),
@@ -103,33 +89,33 @@ const updateInput = z.object({
   requiredCapabilities: capabilities.optional(),
   targetMachineId: uuid("a machine").nullish(),
   projectId: uuid("a project").nullish(),
-  input: jsonUpTo(MAX_INPUT_BYTES).nullish(),
+  input: jsonValue(MAX_INPUT_BYTES).nullish(),
 });
 
 const confirmInput = z.object({
-  taskId: z.string(),
+  taskId: id,
   stageIndex: z.int().min(0, "must be 0 or more"),
   result: text(MAX_TEXT),
 });
 
 const claimInput = z.object({
-  limit: z.int().min(1, "must be 1 or more").max(MAX_CLAIM, `must be at most ${MAX_CLAIM}`).nullish(),
+  limit: int(1, MAX_CLAIM).nullish(),
 });
 
-const leaseInput = z.object({ taskId: z.string(), leaseToken });
+const leaseInput = z.object({ taskId: id, leaseToken });
 
 const reportInput = leaseInput.extend({
   stageIndex: z.int().min(0, "must be 0 or more"),
   status: z.enum(["RUNNING", "SUCCEEDED", "FAILED", "SUSPENDED"]),
-  prompt: jsonUpTo(MAX_PROMPT_BYTES).nullish(),
-  output: jsonUpTo(MAX_OUTPUT_BYTES).nullish(),
+  prompt: jsonValue(MAX_PROMPT_BYTES).nullish(),
+  output: jsonValue(MAX_OUTPUT_BYTES).nullish(),
   error: text(MAX_TEXT).nullish(),
 });
 
-const completeInput = leaseInput.extend({ output: jsonUpTo(MAX_OUTPUT_BYTES).nullish() });
+const completeInput = leaseInput.extend({ output: jsonValue(MAX_OUTPUT_BYTES).nullish() });
 const failInput = leaseInput.extend({
-  error: z.string().trim().min(1, "say what went wrong").max(MAX_TEXT, `must be at most ${MAX_TEXT} characters`),
-  output: jsonUpTo(MAX_OUTPUT_BYTES).nullish(),
+  error: text(MAX_TEXT).trim().min(1, "say what went wrong"),
+  output: jsonValue(MAX_OUTPUT_BYTES).nullish(),
 });
 
 /** Types the service writes itself; a machine's own events use other names. */
@@ -139,8 +125,8 @@ const eventInput = leaseInput.extend({
     .string()
     .regex(/^[a-z][a-z0-9_.-]{0,63}$/, "must be 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter")
     .refine((t) => !RESERVED_EVENT_PREFIXES.some((p) => t.startsWith(p)), "task.* and stage.* are reserved for the server's own events"),
-  message: z.string().min(1, "must not be empty").max(MAX_TEXT, `must be at most ${MAX_TEXT} characters`),
-  data: jsonUpTo(MAX_EVENT_DATA_BYTES).nullish(),
+  message: text(MAX_TEXT).min(1, "must not be empty"),
+  data: jsonValue(MAX_EVENT_DATA_BYTES).nullish(),
 });
 
 /** Json columns take DbNull for SQL NULL; absent means "leave as is". */
@@ -170,6 +156,8 @@ export interface NewTask {
   input?: unknown;
   triggeredBy?: string | null;
   stages?: StageDefinition[] | null;
+  /** A run executed elsewhere, recorded as it stands (flows' POST /api/runs): no machine claims it. */
+  recorded?: { status: "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED"; output?: unknown; error?: string | null; startedAt: Date; finishedAt: Date | null };
 }
 
 /** Inserts a task with its stages and its first event; the caller audits. */
@@ -192,6 +180,16 @@ export async function insertTask(tx: Tx, ctx: RequestCtx, task: NewTask): Promis
       targetMachineId: task.targetMachineId ?? null,
       input: json(task.input),
       triggeredBy: task.triggeredBy ?? null,
+      // RUNNING without a lease: the claim only takes a RUNNING task whose lease ran out.
+      ...(task.recorded
+        ? {
+            status: task.recorded.status,
+            output: json(task.recorded.output),
+            error: task.recorded.error ?? null,
+            startedAt: task.recorded.startedAt,
+            finishedAt: task.recorded.finishedAt,
+          }
+        : {}),
       createdById: actor.userId,
       stages: task.stages?.length
         ? {
@@ -207,8 +205,12 @@ export async function insertTask(tx: Tx, ctx: RequestCtx, task: NewTask): Promis
         create: {
           workspaceId: task.workspaceId,
           type: "task.created",
-          message: task.flowId ? `Run of flow "${task.title}" created` : `Task "${task.title}" created`,
-          data: { priority: p, stages: task.stages?.length ?? 0 },
+          message: task.recorded
+            ? `Run of flow "${task.title}" recorded as ${task.recorded.status} (executed elsewhere)`
+            : task.flowId
+              ? `Run of flow "${task.title}" created`
+              : `Task "${task.title}" created`,
+          data: { priority: p, stages: task.stages?.length ?? 0, ...(task.recorded ? { recorded: true } : {}) },
           attempt: 0,
           actorType: actor.actorType,
           actorId: actor.actorId,
@@ -223,7 +225,7 @@ export async function insertTask(tx: Tx, ctx: RequestCtx, task: NewTask): Promis
     type: "task.created",
     subjectType: "TASK",
     subjectId: created.id,
-    data: { taskId: created.id, title: task.title, status: "PENDING", priority: p, flowId: task.flowId ?? null },
+    data: { taskId: created.id, title: task.title, status: task.recorded?.status ?? "PENDING", priority: p, flowId: task.flowId ?? null },
   });
   return created;
 }

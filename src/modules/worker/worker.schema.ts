@@ -238,7 +238,8 @@ builder.queryFields((t) => ({
     args: { workspaceId: t.arg.id({ required: true }), blockId: t.arg.string({ required: true }) },
     resolve: async (query, _root, args, ctx) => {
       const found = await ctx.services.workers.byBlock(ctx, String(args.workspaceId), args.blockId);
-      return found ? ctx.prisma.worker.findUniqueOrThrow({ ...query, where: { id: found.id } }) : null;
+      // Queried even when there is none, so the plugin sees its selection used.
+      return ctx.prisma.worker.findFirst({ ...query, where: found ? { id: found.id } : { id: { in: [] } } });
     },
   }),
   assignedWorkers: t.prismaField({

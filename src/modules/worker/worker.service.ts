@@ -7,6 +7,7 @@ import { requireMachine } from "../../auth/viewer.js";
 import type { Context } from "../../context.js";
 import type { Prisma, Worker, WorkerStatus } from "../../generated/prisma/client.js";
 import { conflict, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
+import { envVars, id, idempotencyKey, int, jsonObject, name as nameOf, number, text, utf8Text, uuid } from "../../schema/validation.js";
 import { actorOf, audit, type Actor } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
@@ -55,32 +56,16 @@ const SYSTEM: Actor = { actorType: "SYSTEM", actorId: null, userId: null };
 export const CODE_MAX_BYTES = 256 * 1024;
 export const JSON_MAX_BYTES = 64 * 1024;
 
-const byteLength = (value: unknown) => Buffer.byteLength(JSON.stringify(value) ?? "", "utf8");
-
-const name = z.string().trim().min(1, "must not be empty").max(100, "must be at most 100 characters");
-const code = z
-  .string()
-  .refine((s) => Buffer.byteLength(s, "utf8") <= CODE_MAX_BYTES, `must be at most ${CODE_MAX_BYTES / 1024} KiB`);
-const runtime = z.string().trim().min(1, "must not be empty").max(50, "must be at most 50 characters");
-const image = z
-  .string()
-  .trim()
-  .min(1, "must not be empty")
-  .max(500, "must be at most 500 characters")
-  .regex(/^\S+$/, "must be an image reference without spaces, like ghcr.io/acme/app:1.2");
-const command = z.string().max(4096, "must be at most 4096 characters");
-export const envSchema = z
-  .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "names must be letters, digits and _"), z.string(), {
-    error: "must be an object of string values, like {\"PORT\": \"8080\"}",
-  })
-  .refine((env) => byteLength(env) <= JSON_MAX_BYTES, `must be at most ${JSON_MAX_BYTES / 1024} KiB as JSON`);
-const connectedBlocks = z
-  .record(z.string(), z.unknown(), { error: "must be a JSON object" })
-  .refine((value) => byteLength(value) <= JSON_MAX_BYTES, `must be at most ${JSON_MAX_BYTES / 1024} KiB as JSON`);
-const tickIntervalSeconds = z.int("must be a whole number").min(1, "must be 1 to 86400 seconds").max(86400, "must be 1 to 86400 seconds");
-const maxErrors = z.int("must be a whole number").min(1, "must be 1 to 100000").max(100000, "must be 1 to 100000");
-const reason = z.string().trim().max(500, "must be at most 500 characters").nullish();
-const uuid = (what: string) => z.uuid(`must be ${what} id`);
+const name = nameOf(100);
+const code = utf8Text(CODE_MAX_BYTES);
+const runtime = nameOf(50);
+const image = nameOf(500).regex(/^\S+$/, "must be an image reference without spaces, like ghcr.io/acme/app:1.2");
+const command = text(4096);
+const env = envVars(JSON_MAX_BYTES);
+const connectedBlocks = jsonObject(JSON_MAX_BYTES);
+const tickIntervalSeconds = int(1, 86400, "must be 1 to 86400 seconds");
+const maxErrors = int(1, 100000);
+const reason = text(500).trim().nullish();
 
 const settingsFields = {
   tickIntervalSeconds: tickIntervalSeconds.nullish(),
@@ -94,15 +79,15 @@ const deployInput = z
     workspaceId: uuid("a workspace"),
     kind: z.enum(["CODE", "CONTAINER"]),
     name: name.nullish(),
-    blockId: z.string().trim().min(1, "must not be empty").max(200, "must be at most 200 characters").nullish(),
+    blockId: nameOf(200).nullish(),
     code: code.nullish(),
     runtime: runtime.nullish(),
     projectId: uuid("a project").nullish(),
     image: image.nullish(),
     command: command.nullish(),
-    env: envSchema.nullish(),
+    env: env.nullish(),
     ...settingsFields,
-    idempotencyKey: z.string().nullish(),
+    idempotencyKey: idempotencyKey.nullish(),
   })
   .superRefine((input, ctx) => {
     const need = (field: keyof typeof input, message: string) => {
@@ -124,36 +109,38 @@ const deployInput = z
   });
 
 const redeployInput = z.object({
-  id: z.string(),
+  id,
   code: code.nullish(),
   runtime: runtime.nullish(),
   image: image.nullish(),
   command: command.nullish(),
-  env: envSchema.nullish(),
+  env: env.nullish(),
   ...settingsFields,
   reason,
 });
 
 const settingsInput = z
-  .object({ id: z.string(), ...settingsFields })
+  .object({ id, ...settingsFields })
   .refine(
     (input) => Object.keys(settingsFields).some((key) => input[key as keyof typeof settingsFields] != null),
     "give at least one of tickIntervalSeconds, maxErrors, autoHeal, connectedBlocks",
   );
 
+const revision = z.int("must be a whole number").min(1, "must be a revision the worker had");
+
 const reportStatusInput = z.object({
-  workerId: z.string(),
-  revision: z.int("must be a whole number").min(1, "must be a revision the worker had"),
+  workerId: id,
+  revision,
   status: z.enum(["RUNNING", "FAILED"]),
   reason,
 });
 
 const reportTicksInput = z.object({
-  workerId: z.string(),
-  revision: z.int("must be a whole number").min(1, "must be a revision the worker had"),
-  ticks: z.int("must be a whole number").min(0, "must not be negative").max(1_000_000, "must be at most 1000000 per report"),
-  errors: z.int("must be a whole number").min(0, "must not be negative").max(1_000_000, "must be at most 1000000 per report"),
-  cpuPercent: z.number().min(0, "must not be negative").max(100_000, "is not a plausible CPU percentage").nullish(),
+  workerId: id,
+  revision,
+  ticks: int(0, 1_000_000, "must be 0 to 1000000 per report"),
+  errors: int(0, 1_000_000, "must be 0 to 1000000 per report"),
+  cpuPercent: number(0, 100_000, "must be 0 to 100000 (percent of one core)").nullish(),
   memoryBytes: z.number().int("must be a whole number of bytes").min(0, "must not be negative").max(Number.MAX_SAFE_INTEGER).nullish(),
   lastTickAt: z.date().nullish(),
 });

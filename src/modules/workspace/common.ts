@@ -1,6 +1,5 @@
 // Pieces the workspace, project and graph services share.
 import { randomBytes } from "node:crypto";
-import { z } from "zod";
 import type { Context } from "../../context.js";
 import { Prisma, type WorkspaceRole } from "../../generated/prisma/client.js";
 import { notFound } from "../../schema/errors.js";
@@ -13,14 +12,6 @@ export type Tx = Prisma.TransactionClient;
 export const roleRank: Record<WorkspaceRole, number> = { VIEWER: 0, MEMBER: 1, ADMIN: 2, OWNER: 3 };
 
 export const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value) ?? "", "utf8");
-
-const kib = (bytes: number) => `${Math.round(bytes / 1024)} KiB`;
-
-/** A JSON object (not an array or a scalar) of at most `maxBytes` once serialized. */
-export const jsonObject = (maxBytes: number) =>
-  z
-    .custom<Record<string, unknown>>((v) => v !== null && typeof v === "object" && !Array.isArray(v), "must be a JSON object")
-    .refine((v) => jsonBytes(v) <= maxBytes, { message: `must be at most ${kib(maxBytes)} as JSON` });
 
 export const asJson = (value: Record<string, unknown>) => value as Prisma.InputJsonObject;
 

@@ -5,16 +5,19 @@ import { workspaceMembers } from "../shared/object-auth.js";
 import { blockTypes, findBlockTypes, type BlockCategory, type BlockTypeInfo } from "./block-types.js";
 import { blockOrder, edgeOrder, GRAPH_LIMITS, type BlockChange, type EdgeChange, type Graph, type GraphRemoval } from "./graph.service.js";
 
+const EXTRA = "What the client keeps here that Spindle has no field for (a JSON object, {} when none), as it was saved";
+
 export const GraphBlockType = builder.prismaObject("GraphBlock", {
   authScopes: workspaceMembers,
   description: "A block of the workspace graph (an AiSpinner node).",
   fields: (t) => ({
     id: t.exposeString("id", { description: "The client's id, e.g. node_abc123" }),
-    type: t.exposeString("type", { description: "A type from blockTypes, e.g. code.worker" }),
+    type: t.exposeString("type", { description: "A type from blockTypes, e.g. code.worker (or a client's own, saved with allowUnknownTypes)" }),
     label: t.exposeString("label"),
     x: t.exposeFloat("x"),
     y: t.exposeFloat("y"),
     cfg: t.expose("cfg", { type: "JSON", description: "The block's settings (a JSON object)" }),
+    extra: t.expose("extra", { type: "JSON", description: EXTRA }),
   }),
 });
 
@@ -24,6 +27,7 @@ export const GraphEdgeType = builder.prismaObject("GraphEdge", {
     id: t.exposeString("id"),
     source: t.exposeString("source", { description: "Id of the block the edge leaves" }),
     target: t.exposeString("target", { description: "Id of the block the edge enters" }),
+    extra: t.expose("extra", { type: "JSON", description: EXTRA }),
   }),
 });
 
@@ -100,7 +104,7 @@ const RemovalPayload = builder.objectRef<GraphRemoval>("GraphRemovalPayload").im
 
 const EXPECTED_VERSION =
   "When given, the change applies only if the graph is still at this version (else CONFLICT with extensions.currentVersion).";
-const LIMITS = `Limits: ${GRAPH_LIMITS.blocks} blocks, ${GRAPH_LIMITS.edges} edges, ${GRAPH_LIMITS.cfgBytes / 1024} KiB of cfg per block, ${GRAPH_LIMITS.graphBytes / 1024} KiB of labels and cfg in all.`;
+const LIMITS = `Limits: ${GRAPH_LIMITS.blocks} blocks, ${GRAPH_LIMITS.edges} edges, ${GRAPH_LIMITS.cfgBytes / 1024} KiB of cfg per block, ${GRAPH_LIMITS.graphBytes / 1024} KiB of labels, cfg and extras in all.`;
 const ELEMENT_ID = "1-100 letters, digits, _ . : or -";
 
 const GraphBlockInput = builder.inputType("GraphBlockInput", {
@@ -111,6 +115,7 @@ const GraphBlockInput = builder.inputType("GraphBlockInput", {
     x: t.float(),
     y: t.float(),
     cfg: t.field({ type: "JSON", description: "A JSON object (default {})" }),
+    extra: t.field({ type: "JSON", description: `A JSON object of the client's own keys, at most ${GRAPH_LIMITS.blockExtraBytes / 1024} KiB (default {})` }),
   }),
 });
 
@@ -119,6 +124,7 @@ const GraphEdgeInput = builder.inputType("GraphEdgeInput", {
     id: t.string({ description: `${ELEMENT_ID} (default: a generated edge_<random>)` }),
     source: t.string({ required: true }),
     target: t.string({ required: true }),
+    extra: t.field({ type: "JSON", description: `A JSON object of the client's own keys, at most ${GRAPH_LIMITS.edgeExtraBytes / 1024} KiB (default {})` }),
   }),
 });
 
@@ -127,8 +133,11 @@ const SaveGraphInput = builder.inputType("SaveGraphInput", {
   fields: (t) => ({
     workspaceId: t.id({ required: true }),
     version: t.int({ required: true, description: "The version the change was made on; a stale one is a CONFLICT" }),
-    blocks: t.field({ type: [GraphBlockInput], required: true }),
+    blocks: t.field({ type: [GraphBlockInput], required: true, description: "In the order the graph should keep them" }),
     edges: t.field({ type: [GraphEdgeInput], required: true }),
+    allowUnknownTypes: t.boolean({
+      description: "Keep block types outside blockTypes (a legacy client's own node types) instead of refusing them (default false)",
+    }),
   }),
 });
 

@@ -3,20 +3,30 @@
 // that row lock orders concurrent changes, and a change made against a stale version finds no row
 // and answers CONFLICT with the current version (HTTP 409 at the edge). Per-block changes check the
 // version only when the client sends `expectedVersion`.
+//
+// A saved graph comes back as it was sent: blocks in the order given, and what a client keeps on a
+// block or edge that Spindle has no field for in `extra`. Block types are checked against the
+// catalog unless the save asks to keep unknown ones (`allowUnknownTypes`): GraphQL callers keep
+// the check, which catches typos; a legacy client with its own node types (AiSpinner) opts out.
 import { z } from "zod";
 import type { GraphBlock, GraphEdge } from "../../generated/prisma/client.js";
 import { conflict, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { blockTypeOf } from "./block-types.js";
-import { asJson, generatedId, jsonBytes, jsonObject, type RequestContext, type Tx } from "./common.js";
+import { id, jsonObject, list, storableNumber, text } from "../../schema/validation.js";
+import { asJson, generatedId, jsonBytes, type RequestContext, type Tx } from "./common.js";
 
 export const GRAPH_LIMITS = {
   blocks: 2000,
   edges: 5000,
   /** cfg of one block, as JSON. */
   cfgBytes: 64 * 1024,
-  /** All blocks' stored cfg and labels together. */
+  /** `extra` of one block, as JSON. */
+  blockExtraBytes: 64 * 1024,
+  /** `extra` of one edge, as JSON. */
+  edgeExtraBytes: 16 * 1024,
+  /** All blocks' stored cfg, labels and extras, and the edges' extras, together. */
   // Below the 1 MiB request limit, with room for ids and positions: a stored graph can always be re-sent.
   graphBytes: 768 * 1024,
   labelLength: 200,
@@ -28,29 +38,40 @@ const ELEMENT_ID_RULE = "must be 1-100 letters, digits, _ . : or -";
 const MAX_REPORTED_PROBLEMS = 20;
 
 const elementId = z.string().regex(ELEMENT_ID, ELEMENT_ID_RULE);
-const blockType = z.string().refine((type) => blockTypeOf(type) !== undefined, {
-  error: (issue) => `unknown block type "${String(issue.input)}"; see Query.blockTypes`,
-});
-const label = z.string().max(GRAPH_LIMITS.labelLength, `must be at most ${GRAPH_LIMITS.labelLength} characters`);
+const unknownType = (type: string) => `unknown block type "${type}"; see Query.blockTypes`;
+/** Any type a client names; `blockType` when it must be one of the catalog's. */
+const anyBlockType = text(100).min(1, "must not be empty");
+const blockType = z.string().refine((type) => blockTypeOf(type) !== undefined, { error: (issue) => unknownType(String(issue.input)) });
+const defaultLabel = (type: string) => blockTypeOf(type)?.label ?? type;
+const label = text(GRAPH_LIMITS.labelLength);
 const cfg = jsonObject(GRAPH_LIMITS.cfgBytes);
+/** Any number the database stores: a graph comes back exactly as it was sent. */
+const coordinate = storableNumber;
 const expectedVersion = z.int().min(0).nullish();
 
 const blockInput = z.object({
   id: elementId,
-  type: blockType,
+  type: anyBlockType,
   label: label.nullish(),
-  x: z.number().nullish(),
-  y: z.number().nullish(),
+  x: coordinate.nullish(),
+  y: coordinate.nullish(),
   cfg: cfg.nullish(),
+  extra: jsonObject(GRAPH_LIMITS.blockExtraBytes).nullish(),
 });
-const edgeInput = z.object({ id: elementId.nullish(), source: z.string(), target: z.string() });
+const edgeInput = z.object({
+  id: elementId.nullish(),
+  source: z.string(),
+  target: z.string(),
+  extra: jsonObject(GRAPH_LIMITS.edgeExtraBytes).nullish(),
+});
 
 const saveInput = z
   .object({
-    workspaceId: z.string(),
+    workspaceId: id,
     version: z.int().min(0),
-    blocks: z.array(blockInput).max(GRAPH_LIMITS.blocks, `a graph holds at most ${GRAPH_LIMITS.blocks} blocks`),
-    edges: z.array(edgeInput).max(GRAPH_LIMITS.edges, `a graph holds at most ${GRAPH_LIMITS.edges} edges`),
+    blocks: list(blockInput, GRAPH_LIMITS.blocks, "blocks in a graph"),
+    edges: list(edgeInput, GRAPH_LIMITS.edges, "edges in a graph"),
+    allowUnknownTypes: z.boolean().nullish(),
   })
   .superRefine((graph, ctx) => {
     let reported = 0;
@@ -59,6 +80,7 @@ const saveInput = z
     };
     const blockIds = new Set<string>();
     graph.blocks.forEach((block, i) => {
+      if (!graph.allowUnknownTypes && !blockTypeOf(block.type)) report(["blocks", i, "type"], unknownType(block.type));
       if (blockIds.has(block.id)) report(["blocks", i, "id"], `block id "${block.id}" is used twice`);
       blockIds.add(block.id);
     });
@@ -80,35 +102,35 @@ const saveInput = z
   });
 
 const addBlockInput = z.object({
-  workspaceId: z.string(),
+  workspaceId: id,
   expectedVersion,
   id: elementId.nullish(),
   type: blockType,
   label: label.nullish(),
-  x: z.number().nullish(),
-  y: z.number().nullish(),
+  x: coordinate.nullish(),
+  y: coordinate.nullish(),
   cfg: cfg.nullish(),
 });
 const updateBlockInput = z
   .object({
-    workspaceId: z.string(),
-    blockId: z.string(),
+    workspaceId: id,
+    blockId: id,
     expectedVersion,
     label: label.nullish(),
-    x: z.number().nullish(),
-    y: z.number().nullish(),
+    x: coordinate.nullish(),
+    y: coordinate.nullish(),
     cfg: cfg.nullish(),
   })
   .refine((i) => i.label != null || i.x != null || i.y != null || i.cfg != null, {
     message: "change at least one of label, x, y or cfg",
     path: [],
   });
-const renameBlockInput = z.object({ workspaceId: z.string(), blockId: z.string(), expectedVersion, label });
-const blockConfigInput = z.object({ workspaceId: z.string(), blockId: z.string(), expectedVersion, cfg: jsonObject(GRAPH_LIMITS.cfgBytes) });
-const removeBlockInput = z.object({ workspaceId: z.string(), blockId: z.string(), expectedVersion });
-const connectInput = z.object({ workspaceId: z.string(), expectedVersion, id: elementId.nullish(), source: z.string(), target: z.string() });
+const renameBlockInput = z.object({ workspaceId: id, blockId: id, expectedVersion, label });
+const blockConfigInput = z.object({ workspaceId: id, blockId: id, expectedVersion, cfg });
+const removeBlockInput = z.object({ workspaceId: id, blockId: id, expectedVersion });
+const connectInput = z.object({ workspaceId: id, expectedVersion, id: elementId.nullish(), source: z.string(), target: z.string() });
 const disconnectInput = z
-  .object({ workspaceId: z.string(), expectedVersion, edgeId: z.string().nullish(), source: z.string().nullish(), target: z.string().nullish() })
+  .object({ workspaceId: id, expectedVersion, edgeId: z.string().nullish(), source: z.string().nullish(), target: z.string().nullish() })
   .refine((i) => (i.edgeId != null) !== (i.source != null && i.target != null) && (i.source == null) === (i.target == null), {
     message: "name the edge by edgeId, or by source and target",
     path: ["edgeId"],
@@ -178,9 +200,11 @@ export function createGraphService(deps: DomainDeps) {
 
   /** After a change that can grow the graph: still within the limits, or VALIDATION (rolls back). */
   async function checkLimits(tx: Tx, workspaceId: string, field: string, sizeField = field) {
+    // An empty extra ({}) counts nothing, so graphs without extras measure as they always did.
     const [row] = await tx.$queryRaw<{ blocks: number; edges: number; bytes: number }[]>`
       SELECT count(*)::int AS "blocks",
-             COALESCE(sum(octet_length("cfg"::text) + octet_length("label")), 0)::int AS "bytes",
+             COALESCE(sum(octet_length("cfg"::text) + octet_length("label") + COALESCE(octet_length(NULLIF("extra"::text, '{}')), 0)), 0)::int
+               + (SELECT COALESCE(sum(octet_length(NULLIF("extra"::text, '{}'))), 0)::int FROM "GraphEdge" WHERE "workspaceId" = ${workspaceId}::uuid) AS "bytes",
              (SELECT count(*)::int FROM "GraphEdge" WHERE "workspaceId" = ${workspaceId}::uuid) AS "edges"
       FROM "GraphBlock" WHERE "workspaceId" = ${workspaceId}::uuid`;
     const { blocks, edges, bytes } = { blocks: Number(row?.blocks ?? 0), edges: Number(row?.edges ?? 0), bytes: Number(row?.bytes ?? 0) };
@@ -194,7 +218,7 @@ export function createGraphService(deps: DomainDeps) {
       throw validationError([
         {
           field: sizeField,
-          message: `the graph's labels and cfg would take ${Math.ceil(bytes / 1024)} KiB; a graph holds at most ${GRAPH_LIMITS.graphBytes / 1024} KiB`,
+          message: `the graph's labels, cfg and extras would take ${Math.ceil(bytes / 1024)} KiB; a graph holds at most ${GRAPH_LIMITS.graphBytes / 1024} KiB`,
         },
       ]);
     }
@@ -264,21 +288,32 @@ export function createGraphService(deps: DomainDeps) {
         await tx.graphEdge.deleteMany({ where: { workspaceId } });
         await tx.graphBlock.deleteMany({ where: { workspaceId } });
         if (input.blocks.length) {
+          // Blocks are read back in creation order (blockOrder): one millisecond apart, ending now,
+          // they keep the order they were sent in, and blocks added later come after them.
+          const first = Date.now() - input.blocks.length;
           await tx.graphBlock.createMany({
-            data: input.blocks.map((b) => ({
+            data: input.blocks.map((b, i) => ({
               workspaceId,
               id: b.id,
               type: b.type,
-              label: b.label ?? blockTypeOf(b.type)!.label,
+              label: b.label ?? defaultLabel(b.type),
               x: b.x ?? 0,
               y: b.y ?? 0,
               cfg: asJson(b.cfg ?? {}),
+              extra: asJson(b.extra ?? {}),
+              createdAt: new Date(first + i),
             })),
           });
         }
         if (input.edges.length) {
           await tx.graphEdge.createMany({
-            data: input.edges.map((e) => ({ workspaceId, id: e.id ?? generatedId("edge"), source: e.source, target: e.target })),
+            data: input.edges.map((e) => ({
+              workspaceId,
+              id: e.id ?? generatedId("edge"),
+              source: e.source,
+              target: e.target,
+              extra: asJson(e.extra ?? {}),
+            })),
           });
         }
         await checkLimits(tx, workspaceId, "input.blocks");
@@ -308,7 +343,7 @@ export function createGraphService(deps: DomainDeps) {
             workspaceId: input.workspaceId,
             id,
             type: input.type,
-            label: input.label ?? blockTypeOf(input.type)!.label,
+            label: input.label ?? defaultLabel(input.type),
             x: input.x ?? 0,
             y: input.y ?? 0,
             cfg: asJson(input.cfg ?? {}),

@@ -10,7 +10,8 @@ import type { WorkspaceGrant } from "../shared/access.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
-import { asJson, isUniqueViolation, jsonObject, roleRank, type RequestContext } from "./common.js";
+import { id, idempotencyKey, jsonObject, name, text, uuid } from "../../schema/validation.js";
+import { asJson, isUniqueViolation, roleRank, type RequestContext } from "./common.js";
 
 export const MAX_PIPELINE_BYTES = 64 * 1024;
 
@@ -34,14 +35,9 @@ function isRepoUrl(value: string): boolean {
 }
 
 const fields = {
-  name: z.string().trim().min(1, "give the project a name").max(100, "must be at most 100 characters"),
-  description: z.string().trim().max(2000, "must be at most 2000 characters").nullish(),
-  repoUrl: z
-    .string()
-    .trim()
-    .max(500, "must be at most 500 characters")
-    .refine(isRepoUrl, "must be a repository URL: https://, ssh://, git:// or git@host:path")
-    .nullish(),
+  name: name(100),
+  description: text(2000).trim().nullish(),
+  repoUrl: text(500).trim().refine(isRepoUrl, "must be a repository URL: https://, ssh://, git:// or git@host:path").nullish(),
   pipeline: jsonObject(MAX_PIPELINE_BYTES),
   agentType: z
     .string()
@@ -51,23 +47,23 @@ const fields = {
 };
 
 const createInput = z.object({
-  workspaceId: z.string(),
+  workspaceId: id,
   key,
   ...fields,
   pipeline: fields.pipeline.optional(),
-  idempotencyKey: z.string().nullish(),
+  idempotencyKey: idempotencyKey.nullish(),
 });
 const updateInput = z.object({
-  id: z.string(),
+  id,
   name: fields.name.optional(),
   description: fields.description,
   repoUrl: fields.repoUrl,
   pipeline: fields.pipeline.optional(),
   agentType: fields.agentType,
 });
-const addMemberInput = z.object({ projectId: z.string(), userId: z.uuid("must be a user id"), role: projectRole.default("DEVELOPER") });
-const changeMemberInput = z.object({ projectId: z.string(), userId: z.string(), role: projectRole });
-const removeMemberInput = z.object({ projectId: z.string(), userId: z.string() });
+const addMemberInput = z.object({ projectId: id, userId: uuid("a user"), role: projectRole.default("DEVELOPER") });
+const changeMemberInput = z.object({ projectId: id, userId: id, role: projectRole });
+const removeMemberInput = z.object({ projectId: id, userId: id });
 
 export function createProjectService(deps: DomainDeps) {
   const { prisma } = deps;

@@ -23,6 +23,7 @@ export const WorkspaceType = builder.prismaObject("Workspace", {
   description: "The tenant: an AiSpinner workspace, a Spunto organization, the flows API's workspace.",
   fields: (t) => ({
     id: t.exposeID("id"),
+    legacyId: t.exposeInt("legacyId", { description: "The integer id legacy APIs show (AiSpinner workspace_id)" }),
     name: t.exposeString("name"),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     updatedAt: t.expose("updatedAt", { type: "DateTime" }),
@@ -174,6 +175,16 @@ builder.queryFields((t) => ({
     resolve: async (query, _root, args, ctx) => {
       const id = await ctx.services.workspaces.get(ctx, String(args.id));
       return found(ctx.prisma.workspace.findUnique({ ...query, where: { id } }), "workspace", id);
+    },
+  }),
+  workspaceByLegacyId: t.prismaField({
+    type: WorkspaceType,
+    description: "The workspace with this integer id (AiSpinner's workspace_id); like `workspace`, NOT_FOUND unless the caller may read it.",
+    authScopes: { read: true },
+    args: { legacyId: t.arg.int({ required: true }) },
+    resolve: async (query, _root, args, ctx) => {
+      const id = await ctx.services.workspaces.byLegacyId(ctx, args.legacyId);
+      return found(ctx.prisma.workspace.findUnique({ ...query, where: { id } }), "workspace", String(args.legacyId));
     },
   }),
   myInvitations: t.prismaConnection({

@@ -64,6 +64,18 @@ export function createWorkspaceService(deps: MailingDeps) {
     },
 
     /**
+     * The id of the workspace with this legacy integer id (AiSpinner's `workspace_id`), if the viewer
+     * may read it. Unknown and not-the-caller's answer the same NOT_FOUND, naming the integer only.
+     */
+    async byLegacyId(ctx: RequestContext, legacyId: number): Promise<string> {
+      const what = { type: "workspace", id: String(legacyId) };
+      const row = await prisma.workspace.findUnique({ where: { legacyId }, select: { id: true } });
+      if (!row) throw notFound(what.type, what.id);
+      await ctx.access.require(row.id, "read", what);
+      return row.id;
+    },
+
+    /**
      * AiSpinner's `/workspaces/me`: the user's default workspace while they are still a member of
      * it, else their oldest membership; a workspace-bound key always means its own workspace.
      */

@@ -1,4 +1,4 @@
-// Flows: reading needs a role in the workspace, editing and running need member or above, deleting
+// Flows: reading needs a role in the workspace, editing, running and recording runs need member or above, deleting
 // needs admin. Machines have no business here. Each actor gets its own flow.
 import type { FlowStatus } from "../../../src/generated/prisma/client.js";
 import { unique } from "../../helpers/factories.js";
@@ -42,6 +42,15 @@ export const cases: MatrixCase[] = [
     field: "Mutation.runFlow",
     setup: (w) => freshFlow(w, "ACTIVE"),
     request: (_w, f) => ({ query: "mutation($i: RunFlowInput!) { runFlow(input: $i) { id flowVersion } }", variables: { i: { flowId: f.id } } }),
+    expect: write,
+  },
+  {
+    field: "Mutation.recordFlowRun",
+    setup: (w) => freshFlow(w, "ACTIVE"),
+    request: (_w, f) => ({
+      query: "mutation($i: RecordFlowRunInput!) { recordFlowRun(input: $i) { id status } }",
+      variables: { i: { flowId: f.id, status: "SUCCEEDED", output: { rows: 3 } } },
+    }),
     expect: write,
   },
   {

@@ -103,6 +103,15 @@ export const cases: MatrixCase[] = [
     }),
     expect: read,
   },
+  {
+    field: "Query.workspaceByLegacyId",
+    setup: async (w) => w.server.db.prisma.workspace.findUniqueOrThrow({ where: { id: w.workspaceId }, select: { legacyId: true } }),
+    request: (_w, f) => ({
+      query: "query($legacyId: Int!) { workspaceByLegacyId(legacyId: $legacyId) { id legacyId graph { version } } }",
+      variables: { legacyId: f.legacyId },
+    }),
+    expect: read,
+  },
   { field: "Query.defaultWorkspace", request: () => ({ query: "{ defaultWorkspace { id graph { version } } }" }), expect: selfRead },
   {
     field: "Mutation.createWorkspace",

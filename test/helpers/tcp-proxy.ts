@@ -1,9 +1,9 @@
-// A TCP proxy to Redis that a test owns and can cut: the server under test connects through it,
-// so its Redis connections go away while the machine's Redis keeps running for other test files.
+// A TCP proxy that a test owns and can cut (Redis, PostgreSQL): the server under test connects
+// through it, so its connections go away while the real service keeps running for other test files.
 import { once } from "node:events";
 import net from "node:net";
 
-export interface RedisProxy {
+export interface TcpProxy {
   url: string;
   /** Drops every connection and refuses new ones until `restore`. */
   cut(): void;
@@ -11,8 +11,8 @@ export interface RedisProxy {
   close(): Promise<void>;
 }
 
-export async function redisProxy(redisUrl: string): Promise<RedisProxy> {
-  const target = new URL(redisUrl);
+export async function tcpProxy(serviceUrl: string): Promise<TcpProxy> {
+  const target = new URL(serviceUrl);
   const sockets = new Set<net.Socket>();
   let cut = false;
   const proxy = net.createServer((client) => {
@@ -33,7 +33,7 @@ export async function redisProxy(redisUrl: string): Promise<RedisProxy> {
   proxy.listen(0, "127.0.0.1");
   await once(proxy, "listening");
   const { port } = proxy.address() as net.AddressInfo;
-  const url = new URL(redisUrl);
+  const url = new URL(serviceUrl);
   url.hostname = "127.0.0.1";
   url.port = String(port);
   return {
