@@ -34,7 +34,7 @@ const PAGE = `<!doctype html>
     <meta charset="utf-8">
     <title>Spindle REST API</title>
     <link rel="icon" type="image/png" href="${ASSETS}/favicon-32x32.png">
-    <link rel="stylesheet" href="${ASSETS}/swagger-ui.css"><link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Roboto">
+    <link rel="stylesheet" href="${ASSETS}/swagger-ui.css">
   </head>
   <body>
     <div id="docs"></div>
@@ -91,7 +91,7 @@ export async function serveDocsPage(req: IncomingMessage, res: ServerResponse): 
   if (req.method !== "GET" && req.method !== "HEAD") return false;
   const pathname = (req.url ?? "/").split("?")[0]!;
   if (pathname === DOCS_PATH) {
-    send(req, res, { "content-type": "text/html; charset=utf-8", "cache-control": "no-cache" }, Buffer.from(PAGE));
+    send(req, res, { "content-type": "text/html; charset=utf-8", "cache-control": "no-cache", "content-security-policy": PAGE_POLICY }, Buffer.from(PAGE));
     return true;
   }
   const asset = assets.get(pathname);
