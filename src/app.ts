@@ -306,7 +306,7 @@ export function buildApp(deps: AppDeps): App {
       (error: Error) => ({ status: "down" as const, kind: db.kind, error: error.message }),
     );
     const pubsubStatus = { status: pubsub.status(), mode: pubsub.mode };
-    const status = database.status === "down" ? "down" : pubsubStatus.status === "down" ? "degraded" : "ok";
+    const status: "ok" | "degraded" | "down" = database.status === "down" ? "down" : pubsubStatus.status === "down" ? "degraded" : "ok";
     return { status, database, pubsub: pubsubStatus };
   }
 
@@ -382,7 +382,7 @@ export function buildApp(deps: AppDeps): App {
     if (!originAllowed(req, config.http.corsOrigins)) {
       return sendJson(res, 403, { error: `Requests from origin ${req.headers.origin} are not allowed; list it in SPINDLE_CORS_ORIGINS` });
     }
-    const rest = { requestId, graphql: async (request: Request) => yoga.fetch(request, { requestId, client: clientOf(req), transport: "http" as const }) };
+    const rest = { requestId, health, graphql: async (request: Request) => yoga.fetch(request, { requestId, client: clientOf(req), transport: "http" as const }) };
     if (await legacyRest.handle(req, res, rest)) return;
     sendJson(res, 404, { error: `Nothing at ${req.method} ${req.url?.split("?")[0]}; GraphQL is at /graphql` });
   }

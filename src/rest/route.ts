@@ -24,6 +24,8 @@ export interface RouteRequest<P, Q, B> {
   run: Run;
   /** The request's Idempotency-Key header, for creating operations. */
   idempotencyKey?: string;
+  /** The server's health (database and pub/sub), as `/health` reports it, for the dialects' health routes. */
+  health(): Promise<{ status: "ok" | "degraded" | "down" }>;
 }
 
 export interface Route<P = any, Q = any, B = any> {

@@ -21,6 +21,7 @@ export interface RestRequestContext {
   requestId: string;
   /** GraphQL over HTTP, in-process: yoga's `fetch` with the server context of this request. */
   graphql(request: Request): Promise<Response>;
+  health(): Promise<{ status: "ok" | "degraded" | "down" }>;
 }
 
 export interface RestRouter {
@@ -132,14 +133,15 @@ export function createRestRouter(options: { routes: Route[]; inventory: Inventor
       }
       const credentials = credentialsFor(route.auth, req);
       if (!route.auth.includes("none") && !credentials.authorization && !credentials.cookie) {
-        throw new RestError("NOT_AUTHENTICATED", "Not authenticated: send a bearer token");
+        const how = route.auth.includes("cookie") ? "sign in for a session cookie, or send a bearer token" : "send a bearer token";
+        throw new RestError("NOT_AUTHENTICATED", `Not authenticated: ${how}`);
       }
       const params = parsePart(route.params, found.params, "path");
       const query = parsePart(route.query, Object.fromEntries(url.searchParams), "query");
       const parsedBody = parsePart(route.body, body ?? {}, "body");
       const run = runner(context, credentials, cookies);
       const idempotencyKey = typeof req.headers["idempotency-key"] === "string" ? req.headers["idempotency-key"] : undefined;
-      const answer = await route.handler({ params, query, body: parsedBody, run, idempotencyKey });
+      const answer = await route.handler({ params, query, body: parsedBody, run, idempotencyKey, health: context.health });
       send(res, route.status ?? 200, answer, cookies);
     } catch (error) {
       if (error instanceof RestError) {

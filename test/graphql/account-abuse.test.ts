@@ -101,7 +101,7 @@ describe(`throttles count the right thing (${backend})`, () => {
     }
   });
 
-  it("counts failures per address over all accounts (password spraying); other addresses are unaffected", async () => {
+  it("counts failures per address over all accounts (password spraying); other addresses are unaffected", { timeout: 120_000 }, async () => {
     const headers = newAddress();
     const owner = await createUser(server);
     // Sprayed logins, known or not, count alike: 8 are checked, then the address is refused.
@@ -115,7 +115,7 @@ describe(`throttles count the right thing (${backend})`, () => {
     ok(await server.execute(LoginDocument, { input: { login: owner.email, password: owner.password } }, { headers: newAddress() }));
   });
 
-  it("a successful sign-in gives back only its own point (a sprayer cannot launder the count with their own account)", async () => {
+  it("a successful sign-in gives back only its own point (a sprayer cannot launder the count with their own account)", { timeout: 120_000 }, async () => {
     const headers = newAddress();
     const own = await createUser(server);
     const sprayed: (string | undefined)[] = [];

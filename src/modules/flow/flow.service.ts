@@ -123,8 +123,11 @@ function fromText(raw: string, field: string): Prisma.InputJsonObject {
   } catch {
     throw validationError([{ field, message: "must be valid JSON text" }]);
   }
-  const readable = definition.safeParse(parsed).success && definitionSchema.safeParse(parsed);
-  return readable && readable.success ? (readable.data as Prisma.InputJsonObject) : ({ steps: [] } as Prisma.InputJsonObject);
+  const none = { steps: [] } as Prisma.InputJsonObject;
+  // Storable first (a value nested 20,000 deep is not walked further).
+  if (!definition.safeParse(parsed).success) return none;
+  const shaped = definitionSchema.safeParse(parsed);
+  return shaped.success ? (shaped.data as Prisma.InputJsonObject) : none;
 }
 
 /** The definition and its text an input sets; undefined when it gives neither. */
