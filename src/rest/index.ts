@@ -1,7 +1,9 @@
 // Every legacy route Spindle serves, dialect by dialect. A dialect listed as built serves every
 // core row of the inventory (test/rest/inventory.test.ts holds it to that).
+import { aispinnerRoutes } from "./aispinner.js";
+import { flowsRoutes } from "./flows.js";
 import type { Dialect, Route } from "./route.js";
 
-export const BUILT_DIALECTS: readonly Dialect[] = [];
+export const BUILT_DIALECTS: readonly Dialect[] = ["aispinner", "flows"];
 
-export const legacyRoutes: Route[] = [];
+export const legacyRoutes: Route[] = [...aispinnerRoutes, ...flowsRoutes];
