@@ -8,14 +8,22 @@ const scrypt = (password: string, salt: Buffer, keylen: number, options: ScryptO
 
 // N=2^15, r=8 uses 32 MiB per hash (OWASP's minimum for scrypt is N=2^17 with r=8 p=1 or an
 // equivalent cost; 2^15 with p=3 is listed among those equivalents).
-const params = { N: 2 ** 15, r: 8, p: 3 };
+export interface ScryptCost {
+  N: number;
+  r: number;
+  p: number;
+}
+const params: ScryptCost = { N: 2 ** 15, r: 8, p: 3 };
 const KEY_LENGTH = 32;
-const maxmem = 128 * params.N * params.r * 2;
 
-export async function hashPassword(password: string): Promise<string> {
+/**
+ * The stored hash records its cost, and verification uses the recorded one. `cost` is for test
+ * fixtures only, which make hundreds of accounts: every hash the server makes uses the default.
+ */
+export async function hashPassword(password: string, cost: ScryptCost = params): Promise<string> {
   const salt = randomBytes(16);
-  const key = await scrypt(password, salt, KEY_LENGTH, { ...params, maxmem });
-  return ["scrypt", params.N, params.r, params.p, salt.toString("base64url"), key.toString("base64url")].join("$");
+  const key = await scrypt(password, salt, KEY_LENGTH, { ...cost, maxmem: 128 * cost.N * cost.r * 2 });
+  return ["scrypt", cost.N, cost.r, cost.p, salt.toString("base64url"), key.toString("base64url")].join("$");
 }
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {

@@ -5,6 +5,8 @@ import type { SystemRole, WorkspaceRole } from "../../src/generated/prisma/clien
 import { LoginDocument } from "../generated/graphql.js";
 import { ok, type TestServer } from "./server.js";
 
+const FIXTURE_HASH_COST = { N: 2 ** 10, r: 8, p: 1 };
+
 export const unique = (prefix = "u") => `${prefix}${randomBytes(5).toString("hex")}`;
 
 export interface TestUser {
@@ -30,7 +32,9 @@ export async function createUser(server: TestServer, options: { role?: SystemRol
     data: {
       email,
       username,
-      passwordHash: await hashPassword(password),
+      // A cheap scrypt cost: sign-in still verifies it with the real code (the cost is in the hash),
+      // at a fraction of the CPU the suite would spend on hundreds of accounts.
+      passwordHash: await hashPassword(password, FIXTURE_HASH_COST),
       role: options.role ?? "USER",
       emailVerifiedAt: new Date(),
     },
