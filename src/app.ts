@@ -1,5 +1,7 @@
-// buildApp(deps): the HTTP server (GraphQL over HTTP and SSE, health, metrics) and graphql-ws on the
-// same port, sharing yoga's plugins, context and error masking. Returns { start, stop }.
+// buildApp(deps): the HTTP server and graphql-ws on one port. Its table (src/http/routes.ts) sends
+// each path to one handler: GraphQL over HTTP and SSE, health, metrics, the API documents, the
+// legacy REST layer; WebSocket upgrades go to graphql-ws, which shares yoga's plugins, context and
+// error masking. Returns { start, stop }.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -17,7 +19,8 @@ import { createYoga, isAsyncIterable, type Plugin, type YogaServerInstance } fro
 import { WebSocketServer, type WebSocket } from "ws";
 import { createAuthenticator, CSRF_HEADER, isCsrfSafe } from "./auth/authenticate.js";
 import { createTokenService, type SigningKey } from "./auth/tokens.js";
-import { serveDocsPage } from "./http/docs-page.js";
+import { DOCS_PAGE_PATHS, serveDocsPage } from "./http/docs-page.js";
+import { createHttpTable } from "./http/routes.js";
 import { legacyRoutes } from "./rest/index.js";
 import { readInventory } from "./rest/inventory.js";
 import { openApiDocument } from "./rest/openapi.js";
@@ -310,11 +313,6 @@ export function buildApp(deps: AppDeps): App {
     return { status, database, pubsub: pubsubStatus };
   }
 
-  function routeOf(url: string) {
-    const pathname = url.split("?")[0];
-    return pathname === "/graphql" || pathname === "/health" || pathname === "/metrics" || pathname === "/api/openapi.json" ? pathname : "other";
-  }
-
   const legacyRest = createRestRouter({ routes: legacyRoutes, inventory: readInventory(), log });
   let openApiCache: unknown;
   const openApi = () => (openApiCache ??= openApiDocument(legacyRest.routes, readInventory(), SPINDLE_VERSION));
@@ -324,80 +322,101 @@ export function buildApp(deps: AppDeps): App {
     res.end(JSON.stringify(body));
   }
 
+  async function graphqlOverHttp(req: IncomingMessage, res: ServerResponse, requestId: string) {
+    if (req.method === "POST" && !/^application\/(graphql-response\+)?json\b/i.test(req.headers["content-type"] ?? "")) {
+      // Forms and text/plain can be posted by any site without a preflight: GraphQL POSTs are JSON.
+      return sendJson(res, 415, {
+        errors: [{ message: "Send GraphQL POST requests as application/json", extensions: { code: "UNSUPPORTED_MEDIA_TYPE" } }],
+      });
+    }
+    const tooLarge = () => {
+      res.setHeader("connection", "close");
+      sendJson(res, 413, { errors: [{ message: `Request body over ${MAX_BODY_BYTES} bytes`, extensions: { code: "PAYLOAD_TOO_LARGE" } }] });
+    };
+    if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) return tooLarge();
+    // Without a Content-Length (chunked), the size is only known by reading: read it here, within
+    // the limit, and hand yoga the bytes (@whatwg-node/server takes a pre-read `body`).
+    if (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] !== undefined) {
+      const body = await readBodyUpTo(req, MAX_BODY_BYTES);
+      if (!body) return tooLarge();
+      (req as IncomingMessage & { body?: string | Buffer }).body = body.length > 0 ? body : " ";
+    }
+    return yoga(req, res, { requestId, client: clientOf(req), transport: "http" });
+  }
+
+  // graphql-ws on /graphql, through yoga's envelop so plugins, context and masking are shared.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY_BYTES });
+
+  const http = createHttpTable({
+    routes: [
+      { name: "/graphql", path: "/graphql", originChecked: true, handle: graphqlOverHttp },
+      {
+        name: "/health",
+        path: "/health",
+        handle: async (req, res) => {
+          if (req.method !== "GET") return false;
+          const report = await health();
+          sendJson(res, report.status === "down" ? 503 : 200, report);
+        },
+      },
+      {
+        name: "/metrics",
+        path: "/metrics",
+        handle: async (req, res) => {
+          if (req.method !== "GET") return false;
+          res.writeHead(200, { "content-type": metrics.registry.contentType });
+          res.end(await metrics.registry.metrics());
+        },
+      },
+      {
+        name: "/api/openapi.json",
+        path: "/api/openapi.json",
+        handle: async (req, res) => (req.method === "GET" ? sendJson(res, 200, openApi()) : false),
+      },
+      { name: "/api/docs", path: (p) => DOCS_PAGE_PATHS.includes(p), handle: (req, res) => serveDocsPage(req, res) },
+      {
+        name: "rest",
+        path: () => true,
+        originChecked: true,
+        handle: (req, res, requestId) =>
+          legacyRest.handle(req, res, {
+            requestId,
+            health,
+            graphql: async (request) => yoga.fetch(request, { requestId, client: clientOf(req), transport: "http" }),
+          }),
+      },
+    ],
+    upgrades: [{ path: "/graphql", handle: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req)) }],
+    originAllowed: (req) => originAllowed(req, config.http.corsOrigins),
+    refuseOrigin(res, route, origin) {
+      const message = `Requests from origin ${origin} are not allowed; list it in SPINDLE_CORS_ORIGINS`;
+      sendJson(res, 403, route.name === "/graphql" ? { errors: [{ message, extensions: { code: "FORBIDDEN" } }] } : { error: message });
+    },
+  });
+
   const server = createServer((req, res) => {
     const requestId = pickRequestId(req.headers["x-request-id"]);
     res.setHeader("x-request-id", requestId);
-    const route = routeOf(req.url ?? "/");
+    const route = http.nameOf((req.url ?? "/").split("?")[0]!);
     const timer = metrics.httpDuration.startTimer({ method: req.method, route });
     res.on("finish", () => {
       timer();
       metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
     });
     requestScope.run({ requestId }, () => {
-      handle(req, res, route, requestId).catch((error: unknown) => {
-        log.error({ err: error, requestId }, "request failed");
-        if (!res.headersSent) sendJson(res, 500, { error: "Internal server error", requestId });
-        else res.destroy();
-      });
+      http
+        .dispatch(req, res, requestId)
+        .then((answered) => {
+          if (!answered) sendJson(res, 404, { error: `Nothing at ${req.method} ${req.url?.split("?")[0]}; GraphQL is at /graphql` });
+        })
+        .catch((error: unknown) => {
+          log.error({ err: error, requestId }, "request failed");
+          if (!res.headersSent) sendJson(res, 500, { error: "Internal server error", requestId });
+          else res.destroy();
+        });
     });
   });
-
-  async function handle(req: IncomingMessage, res: ServerResponse, route: string, requestId: string) {
-    if (route === "/health" && req.method === "GET") {
-      const report = await health();
-      return sendJson(res, report.status === "down" ? 503 : 200, report);
-    }
-    if (route === "/metrics" && req.method === "GET") {
-      res.writeHead(200, { "content-type": metrics.registry.contentType });
-      return res.end(await metrics.registry.metrics());
-    }
-    if (route === "/graphql") {
-      if (!originAllowed(req, config.http.corsOrigins)) {
-        return sendJson(res, 403, {
-          errors: [{ message: `Requests from origin ${req.headers.origin} are not allowed; list it in SPINDLE_CORS_ORIGINS`, extensions: { code: "FORBIDDEN" } }],
-        });
-      }
-      if (req.method === "POST" && !/^application\/(graphql-response\+)?json\b/i.test(req.headers["content-type"] ?? "")) {
-        // Forms and text/plain can be posted by any site without a preflight: GraphQL POSTs are JSON.
-        return sendJson(res, 415, {
-          errors: [{ message: "Send GraphQL POST requests as application/json", extensions: { code: "UNSUPPORTED_MEDIA_TYPE" } }],
-        });
-      }
-      const tooLarge = () => {
-        res.setHeader("connection", "close");
-        sendJson(res, 413, { errors: [{ message: `Request body over ${MAX_BODY_BYTES} bytes`, extensions: { code: "PAYLOAD_TOO_LARGE" } }] });
-      };
-      if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) return tooLarge();
-      // Without a Content-Length (chunked), the size is only known by reading: read it here, within
-      // the limit, and hand yoga the bytes (@whatwg-node/server takes a pre-read `body`).
-      if (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] !== undefined) {
-        const body = await readBodyUpTo(req, MAX_BODY_BYTES);
-        if (!body) return tooLarge();
-        (req as IncomingMessage & { body?: string | Buffer }).body = body.length > 0 ? body : " ";
-      }
-      return yoga(req, res, { requestId, client: clientOf(req), transport: "http" });
-    }
-    if (await serveDocsPage(req, res)) return;
-    if (route === "/api/openapi.json" && req.method === "GET") return sendJson(res, 200, openApi());
-    if (!originAllowed(req, config.http.corsOrigins)) {
-      return sendJson(res, 403, { error: `Requests from origin ${req.headers.origin} are not allowed; list it in SPINDLE_CORS_ORIGINS` });
-    }
-    const rest = { requestId, health, graphql: async (request: Request) => yoga.fetch(request, { requestId, client: clientOf(req), transport: "http" as const }) };
-    if (await legacyRest.handle(req, res, rest)) return;
-    sendJson(res, 404, { error: `Nothing at ${req.method} ${req.url?.split("?")[0]}; GraphQL is at /graphql` });
-  }
-
-  // graphql-ws on /graphql, through yoga's envelop so plugins, context and masking are shared.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY_BYTES });
-  server.on("upgrade", (req, socket: Socket, head) => {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const allowed = originAllowed(req, config.http.corsOrigins);
-    if (url.pathname !== "/graphql" || !allowed) {
-      socket.end(`HTTP/1.1 ${allowed ? "404 Not Found" : "403 Forbidden"}\r\nConnection: close\r\n\r\n`);
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
-  });
+  server.on("upgrade", (req, socket: Socket, head) => http.upgrade(req, socket, head));
 
   type WsExtra = {
     socket: WebSocket;
