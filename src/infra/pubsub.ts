@@ -29,6 +29,8 @@ export interface LogLineMessage {
   cursor: string;
   level: "DEBUG" | "INFO" | "WARN" | "ERROR";
   message: string;
+  /** The step (stage) of a task or flow run, when the writer named one. */
+  step?: string | null;
   at: string;
 }
 

@@ -215,6 +215,9 @@ const stepShape = z.object({
   duration_ms: z.int().nullable(),
   output: z.unknown(),
   error_text: z.string().nullable(),
+  get logs() {
+    return z.array(logShape).describe("The run's log entries written for this step, oldest first");
+  },
 });
 
 const logShape = z.object({
@@ -222,15 +225,30 @@ const logShape = z.object({
   run_id: z.string().describe("run_..."),
   level: z.enum(["debug", "info", "warn", "error"]),
   message: z.string(),
+  step: z.string().nullable().describe("The step the entry belongs to, when its writer named one"),
   ts: time,
 });
-const logOut = (runUuid: string, line: { cursor: string; level: LogLevel; message: string; at: string }): z.infer<typeof logShape> => ({
+const logOut = (runUuid: string, line: { cursor: string; level: LogLevel; message: string; step?: string | null; at: string }): z.infer<typeof logShape> => ({
   id: `log_${runUuid.replaceAll("-", "")}_${line.cursor}`,
   run_id: runIds.out(runUuid),
   level: line.level.toLowerCase() as z.infer<typeof logShape>["level"],
   message: line.message,
+  step: line.step ?? null,
   ts: line.at,
 });
+
+/** Every log entry of a run, oldest first, page after page. */
+async function allRunLogs(run: Run, runId: string): Promise<z.infer<typeof logShape>[]> {
+  const lines: z.infer<typeof logShape>[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const { task, logLines } = await run(FlowsRunLogsDocument, { runId, input: { source: { type: "TASK", id: runId }, limit: MAX_LIST, after } });
+    if (!task.flow) throw restNotFound("run");
+    lines.push(...logLines.lines.map((line) => logOut(runId, line)));
+    if (!logLines.hasMore) return lines;
+    after = logLines.nextCursor;
+  }
+}
 
 const items = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
 const done = z.object({ ok: z.literal(true) });
@@ -491,10 +509,13 @@ export const flowsRoutes: Route[] = [
     params: idParam,
     response: items(stepShape),
     async handler({ params, run }) {
-      const { task } = await run(FlowsRunStepsDocument, { id: runIds.in(params.id) });
+      const runId = runIds.in(params.id);
+      const { task } = await run(FlowsRunStepsDocument, { id: runId });
       if (!task.flow) throw restNotFound("run");
+      const logs = await allRunLogs(run, runId);
       return {
         items: task.stages.map((stage) => ({
+          logs: logs.filter((line) => line.step === stage.name),
           index: stage.index,
           name: stage.name,
           status: STEP_STATUS[stage.status] as z.infer<typeof stepShape>["status"],
@@ -541,13 +562,14 @@ export const flowsRoutes: Route[] = [
         .pipe(z.enum(Object.keys(LOG_LEVELS) as [string, ...string[]], `must be one of ${Object.keys(LOG_LEVELS).join(", ")}`))
         .default("info"),
       message: z.string("must be a string"),
+      step: z.string("must be a string").nullish().describe("The step (by name) the entry belongs to"),
       ts: timestamp.nullish().describe("When it was written; default: when it arrives"),
     }),
     response: logShape,
     async handler({ body, run, idempotencyKey }) {
       const runId = await requireRun(run, body.run_id);
       const source = { type: "TASK" as const, id: runId };
-      const line = { level: LOG_LEVELS[body.level]!, message: body.message, at: body.ts };
+      const line = { level: LOG_LEVELS[body.level]!, message: body.message, step: body.step, at: body.ts };
       const { appendLogs } = await run(FlowsWriteLogDocument, { input: { source, sequence: idempotencyKey ?? randomUUID(), lines: [line] } });
       // The line as stored: without ts its time is the server's, the same for a retry.
       const { logLines } = await run(FlowsRunLogsDocument, { runId, input: { source, after: String(BigInt(appendLogs.firstCursor) - 1n), limit: 1 } });
@@ -562,16 +584,7 @@ export const flowsRoutes: Route[] = [
     params: z.object({ runId: z.string() }),
     response: items(logShape),
     async handler({ params, run }) {
-      const runId = runIds.in(params.runId);
-      const lines: z.infer<typeof logShape>[] = [];
-      let after: string | undefined;
-      for (;;) {
-        const { task, logLines } = await run(FlowsRunLogsDocument, { runId, input: { source: { type: "TASK", id: runId }, limit: MAX_LIST, after } });
-        if (!task.flow) throw restNotFound("run");
-        lines.push(...logLines.lines.map((line) => logOut(runId, line)));
-        if (!logLines.hasMore) return { items: lines };
-        after = logLines.nextCursor;
-      }
+      return { items: await allRunLogs(run, runIds.in(params.runId)) };
     },
   }),
 

@@ -111,7 +111,7 @@ function expectRun(run: any) {
 }
 
 function expectLog(entry: any) {
-  expect(Object.keys(entry).sort()).toEqual(["id", "level", "message", "run_id", "ts"]);
+  expect(Object.keys(entry).sort()).toEqual(["id", "level", "message", "run_id", "step", "ts"]);
   expect(entry.run_id).toMatch(/^run_[0-9a-f]{32}$/);
   expect(entry.ts).toMatch(ISO);
 }
@@ -464,8 +464,8 @@ describe(`flows REST dialect (${backend})`, () => {
       const stepsRes = await api(`/api/runs/${run.id}/steps`, { cookie });
       expect(stepsRes.status).toBe(200);
       expect(stepsRes.body.items).toEqual([
-        { index: 0, name: "fetch", status: "pending", started_at: null, finished_at: null, duration_ms: null, output: null, error_text: null },
-        { index: 1, name: "publish", status: "pending", started_at: null, finished_at: null, duration_ms: null, output: null, error_text: null },
+        { index: 0, name: "fetch", status: "pending", started_at: null, finished_at: null, duration_ms: null, output: null, error_text: null, logs: [] },
+        { index: 1, name: "publish", status: "pending", started_at: null, finished_at: null, duration_ms: null, output: null, error_text: null, logs: [] },
       ]);
       await prisma().taskStage.update({
         where: { taskId_index: { taskId: uuidOf(run.id), index: 0 } },
@@ -480,7 +480,19 @@ describe(`flows REST dialect (${backend})`, () => {
         duration_ms: 2000,
         output: { ok: 1 },
         error_text: null,
+        logs: [],
       });
+
+      // Entries written for a step come back under it; others only in the run's logs.
+      for (const [step, message] of [["fetch", "fetched 12 rows"], [null, "run started"], ["publish", "waiting"], ["fetch", "done"]] as const) {
+        expect((await api("/api/logs", { method: "POST", cookie, body: { run_id: run.id, message, step } })).status).toBe(201);
+      }
+      const withLogs = (await api(`/api/runs/${run.id}/steps`, { cookie })).body.items;
+      expect(withLogs.map((s: any) => s.logs.map((l: any) => [l.step, l.message]))).toEqual([
+        [["fetch", "fetched 12 rows"], ["fetch", "done"]],
+        [["publish", "waiting"]],
+      ]);
+      expectLog(withLogs[0].logs[0]);
 
       const task = ok(await server.execute(CreateTaskDocument, { input: { workspaceId, title: "not a run" } }, { token: user.accessToken })).createTask;
       const stranger = await owner();
@@ -505,7 +517,7 @@ describe(`flows REST dialect (${backend})`, () => {
       const res = await api("/api/logs", { method: "POST", cookie, body: { run_id: run.id, level: "WARN", message: "slow step", ts: "2026-01-01T00:00:00Z" } });
       expect(res.status).toBe(201);
       expectLog(res.body);
-      expect(res.body).toEqual({ id: `log_${hex(uuidOf(run.id))}_1`, run_id: run.id, level: "warn", message: "slow step", ts: "2026-01-01T00:00:00.000Z" });
+      expect(res.body).toEqual({ id: `log_${hex(uuidOf(run.id))}_1`, run_id: run.id, level: "warn", message: "slow step", step: null, ts: "2026-01-01T00:00:00.000Z" });
       const plain = await api("/api/logs", { method: "POST", cookie, body: { run_id: run.id, message: "hello" } });
       expect(plain.body).toMatchObject({ level: "info", message: "hello" });
       const lines = await prisma().logLine.findMany({ where: { sourceId: uuidOf(run.id) }, orderBy: { cursor: "asc" } });

@@ -2,7 +2,7 @@
 // following live (the `logs` subscription, over graphql-ws and SSE).
 import type { Context } from "../../context.js";
 import { builder } from "../../schema/builder.js";
-import { MAX_BATCH_BYTES, MAX_LINE_BYTES, MAX_LINES_PER_BATCH, type AppendResult } from "./ingest.js";
+import { MAX_BATCH_BYTES, MAX_LINE_BYTES, MAX_LINES_PER_BATCH, MAX_STEP_LENGTH, type AppendResult } from "./ingest.js";
 import { DEFAULT_LOG_LIMIT, LOG_LEVELS, LOG_SOURCE_TYPES, MAX_LOG_LIMIT, type LogLineView, type LogPage, type SourcedLogLine } from "./log.service.js";
 import type { LogStreamItem } from "./stream.js";
 
@@ -14,6 +14,7 @@ const LogLineType = builder.objectRef<LogLineView>("LogLine").implement({
     cursor: t.exposeString("cursor", { description: "Grows by one per line of the source; never reused" }),
     level: t.expose("level", { type: LogLevelEnum }),
     message: t.exposeString("message"),
+    step: t.string({ nullable: true, resolve: (line) => line.step ?? null, description: "The step (stage) of a task or flow run, when the writer named one" }),
     at: t.expose("at", { type: "DateTime" }),
   }),
 });
@@ -26,6 +27,7 @@ const WorkspaceLogLineType = builder.objectRef<SourcedLogLine>("WorkspaceLogLine
     cursor: t.exposeString("cursor", { description: "Grows by one per line of the source; never reused" }),
     level: t.expose("level", { type: LogLevelEnum }),
     message: t.exposeString("message"),
+    step: t.string({ nullable: true, resolve: (line) => line.step ?? null, description: "The step (stage) of a task or flow run, when the writer named one" }),
     at: t.expose("at", { type: "DateTime" }),
   }),
 });
@@ -98,6 +100,7 @@ const LogLineInput = builder.inputType("LogLineInput", {
   fields: (t) => ({
     level: t.field({ type: LogLevelEnum, required: true }),
     message: t.string({ required: true, description: `At most ${MAX_LINE_BYTES / 1024} KiB in UTF-8` }),
+    step: t.string({ description: `The step (stage) of a task or flow run the line belongs to, at most ${MAX_STEP_LENGTH} characters` }),
     at: t.field({ type: "DateTime", description: "When it was written (default: when it was received)" }),
   }),
 });

@@ -34,6 +34,7 @@ export interface LogLineView {
   cursor: string;
   level: LogLevel;
   message: string;
+  step?: string | null;
   at: Date;
 }
 
@@ -151,7 +152,7 @@ export function createLogService(deps: DomainDeps) {
         where,
         orderBy: { cursor: input.tail ? "desc" : "asc" },
         take: limit + 1,
-        select: { cursor: true, level: true, message: true, at: true },
+        select: { cursor: true, level: true, message: true, step: true, at: true },
       });
       const hasMore = rows.length > limit;
       const page = rows.slice(0, limit);
@@ -177,8 +178,8 @@ export function createLogService(deps: DomainDeps) {
     async recent(ctx: RequestContext, workspaceId: string, raw: unknown): Promise<SourcedLogLine[]> {
       const input = parseInput(recentInput, raw, "");
       await ctx.access.require(requireId(workspaceId, "workspace"), "read");
-      const rows = await prisma.$queryRaw<{ sourceId: string; sourceType: LogSourceType; cursor: bigint; level: LogLevel; message: string; at: Date }[]>`
-        SELECT l."sourceId"::text AS "sourceId", s."sourceType"::text AS "sourceType", l."cursor", l."level"::text AS "level", l."message", l."at"
+      const rows = await prisma.$queryRaw<{ sourceId: string; sourceType: LogSourceType; cursor: bigint; level: LogLevel; message: string; step: string | null; at: Date }[]>`
+        SELECT l."sourceId"::text AS "sourceId", s."sourceType"::text AS "sourceType", l."cursor", l."level"::text AS "level", l."message", l."step", l."at"
           FROM "LogLine" l
           JOIN "LogSource" s ON s."sourceId" = l."sourceId"
          WHERE s."workspaceId" = ${workspaceId}::uuid

@@ -288,7 +288,7 @@ export class LogStream implements AsyncIterableIterator<LogStreamItem> {
             },
             orderBy: { cursor: "asc" },
             take: this.pageLines + 1,
-            select: { cursor: true, level: true, message: true, at: true },
+            select: { cursor: true, level: true, message: true, step: true, at: true },
           });
     const more = rows.length > this.pageLines;
     const page = more ? rows.slice(0, this.pageLines) : rows;

@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "LogLine" ADD COLUMN     "step" TEXT;
+
