@@ -20,6 +20,7 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { createAuthenticator, CSRF_HEADER, isCsrfSafe } from "./auth/authenticate.js";
 import { createTokenService, type SigningKey } from "./auth/tokens.js";
 import { DOCS_PAGE_PATHS, serveDocsPage } from "./http/docs-page.js";
+import { MAX_BODY_BYTES, readBodyUpTo } from "./http/body.js";
 import { createHttpTable } from "./http/routes.js";
 import { legacyRoutes } from "./rest/index.js";
 import { readInventory } from "./rest/inventory.js";
@@ -75,7 +76,6 @@ interface ServerContext {
   transport: "http" | "websocket";
 }
 
-const MAX_BODY_BYTES = 1024 * 1024;
 const WS_INIT_TIMEOUT_MS = 5_000;
 /** What a client waits before retrying while the database is unreachable. */
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
@@ -104,37 +104,6 @@ function originAllowed(req: IncomingMessage, allowList: readonly string[]): bool
   } catch {
     return false;
   }
-}
-
-/**
- * The body of a request that did not declare its length (chunked), read up to `limit` bytes.
- * Null when it is longer: the rest is discarded, unread.
- */
-function readBodyUpTo(req: IncomingMessage, limit: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (result: Buffer | null) => {
-      req.off("data", onData).off("end", onEnd).off("error", onError);
-      resolve(result);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        // Keep the stream flowing with nobody listening, so the rest is dropped as it comes.
-        done(null);
-        req.resume();
-      } else {
-        chunks.push(chunk);
-      }
-    };
-    const onEnd = () => done(Buffer.concat(chunks));
-    const onError = (error: Error) => {
-      req.off("data", onData).off("end", onEnd).off("error", onError);
-      reject(error);
-    };
-    req.on("data", onData).on("end", onEnd).on("error", onError);
-  });
 }
 
 export function buildApp(deps: AppDeps): App {
@@ -313,9 +282,10 @@ export function buildApp(deps: AppDeps): App {
     return { status, database, pubsub: pubsubStatus };
   }
 
-  const legacyRest = createRestRouter({ routes: legacyRoutes, inventory: readInventory(), log });
+  const inventory = readInventory();
+  const legacyRest = createRestRouter({ routes: legacyRoutes, inventory, log });
   let openApiCache: unknown;
-  const openApi = () => (openApiCache ??= openApiDocument(legacyRest.routes, readInventory(), SPINDLE_VERSION));
+  const openApi = () => (openApiCache ??= openApiDocument(legacyRest.routes, inventory, SPINDLE_VERSION));
 
   function sendJson(res: ServerResponse, status: number, body: unknown) {
     res.writeHead(status, { "content-type": "application/json; charset=utf-8" });

@@ -9,12 +9,11 @@ import FindMyWay from "find-my-way";
 import { print } from "graphql";
 import type { z } from "zod";
 import { CSRF_HEADER, isCsrfSafe, SESSION_COOKIE } from "../auth/authenticate.js";
+import { MAX_BODY_BYTES, readBodyUpTo } from "../http/body.js";
 import type { Logger } from "../infra/logger.js";
 import { DIALECT_STYLES } from "./dialects.js";
 import { routerPath, type InventoryRow } from "./inventory.js";
 import { RestError, type Credential, type Method, type Route, type Run } from "./route.js";
-
-const MAX_BODY_BYTES = 1024 * 1024;
 
 /** What the server hands the layer for one request. */
 export interface RestRequestContext {
@@ -40,14 +39,9 @@ function send(res: ServerResponse, status: number, body: unknown, cookies: strin
 }
 
 async function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new RestError("PAYLOAD_TOO_LARGE", `Request body over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString("utf8");
+  const body = await readBodyUpTo(req, MAX_BODY_BYTES);
+  if (!body) throw new RestError("PAYLOAD_TOO_LARGE", `Request body over ${MAX_BODY_BYTES} bytes`);
+  const text = body.toString("utf8");
   if (text.trim() === "") return undefined;
   if (!/^application\/([\w.+-]+\+)?json\b/i.test(req.headers["content-type"] ?? "")) {
     throw new RestError("UNSUPPORTED_MEDIA_TYPE", "Send the request body as application/json");

@@ -2,6 +2,7 @@ import type { Prisma } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
 import { membersOrAssignedMachine, workspaceMembers } from "../shared/object-auth.js";
 import { validationError } from "../../schema/errors.js";
+import { isUuid } from "../../schema/validation.js";
 import { ActorTypeEnum, IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { MAX_CLAIM, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES } from "./task.service.js";
 
@@ -51,13 +52,12 @@ const durationMs = (row: { startedAt: Date | null; finishedAt: Date | null }) =>
   row.startedAt && row.finishedAt ? row.finishedAt.getTime() - row.startedAt.getTime() : null;
 
 const MAX_OFFSET = 10_000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A filter id must be an id: a typo is an error, not an empty page. */
 export function filterId(value: string | number | null | undefined, field: string): string | undefined {
   if (value == null) return undefined;
   const id = String(value);
-  if (!UUID.test(id)) throw validationError([{ field, message: "must be an id" }]);
+  if (!isUuid(id)) throw validationError([{ field, message: "must be an id" }]);
   return id;
 }
 
