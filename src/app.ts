@@ -38,7 +38,7 @@ import { isDatabaseUnavailable, type Database } from "./infra/db.js";
 import type { Logger } from "./infra/logger.js";
 import { createMailer } from "./infra/mailer.js";
 import { createMetrics } from "./infra/metrics.js";
-import { createStreamCloser } from "./infra/streams.js";
+import { createLiveStreams } from "./infra/streams.js";
 import type { PubSubService } from "./infra/pubsub.js";
 import { pickRequestId, requestScope } from "./infra/request-context.js";
 import { createAccountLimits, createAccountService } from "./modules/account/account.service.js";
@@ -118,6 +118,8 @@ export function buildApp(deps: AppDeps): App {
   });
   const authenticate = createAuthenticator({ prisma, tokens });
   const mailer = createMailer({ prisma, smtpUrl: config.mail.smtpUrl, from: config.mail.from, log });
+  // Every live stream runs on this one engine; it ends them all on shutdown.
+  const streams = createLiveStreams({ pubsub, log });
   const services: Services = {
     accounts: createAccountService({
       prisma,
@@ -131,11 +133,10 @@ export function buildApp(deps: AppDeps): App {
     }),
     apiKeys: createApiKeyService({ prisma, pubsub }),
     userAdmin: createUserAdminService({ prisma }),
-    ...createDomainServices({ prisma, pubsub, config, log, mailer }),
+    ...createDomainServices({ prisma, db, pubsub, config, log, mailer, streams }),
   };
 
   const responseCookies = new WeakMap<Request, string[]>();
-  const streams = createStreamCloser();
 
   const serverPlugins: Plugin<Context>[] = [
     EnvelopArmorPlugin({
@@ -160,9 +161,8 @@ export function buildApp(deps: AppDeps): App {
       onSubscribe({ args }) {
         countOperation(args);
         return {
-          onSubscribeResult({ result, setResult }) {
+          onSubscribeResult({ result }) {
             if (!isAsyncIterable(result)) return;
-            setResult(streams.wrap(result));
             metrics.activeSubscriptions.inc();
             return { onEnd: () => metrics.activeSubscriptions.dec() };
           },

@@ -24,23 +24,13 @@ export interface AccountEvent {
   occurredAt: string;
 }
 
-/** One stored log line as it travels (cursor as a string: it is a BigInt in the database). */
-export interface LogLineMessage {
-  cursor: string;
-  level: "DEBUG" | "INFO" | "WARN" | "ERROR";
-  message: string;
-  /** The step (stage) of a task or flow run, when the writer named one. */
-  step?: string | null;
-  at: string;
-}
-
 /**
- * New lines of one source, already committed, in cursor order (a coalesced batch). `finished`
- * says the source ended (task done, worker destroyed): no line will follow.
+ * A source has new lines, committed, up to `lastCursor`; or, with `finished`, it ended (task done,
+ * worker destroyed) and no line will follow. Subscribers read the lines from the store.
  */
 export interface LogNotice {
   sourceId: string;
-  lines: LogLineMessage[];
+  lastCursor?: string;
   finished?: boolean;
 }
 

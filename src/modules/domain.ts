@@ -6,12 +6,18 @@ import { createEventService } from "./event/event.service.js";
 import { createFlowService } from "./flow/flow.service.js";
 import { createLogService } from "./log/log.service.js";
 import { createMachineService } from "./machine/machine.service.js";
+import type { Database } from "../infra/db.js";
+import type { LiveStreams } from "../infra/streams.js";
 import type { MailingDeps } from "./shared/deps.js";
+import { createStreamGuards } from "./shared/live.js";
 import { createTaskService } from "./task/task.service.js";
 import { createWorkerService } from "./worker/worker.service.js";
 import { createWorkspaceService } from "./workspace/workspace.service.js";
 
-export function createDomainServices(deps: MailingDeps) {
+/** Log ingestion writes without Prisma (`db`); live streams run on the server's one engine (`streams`). */
+export function createDomainServices(deps: MailingDeps & { db: Pick<Database, "withConnection">; streams: LiveStreams }) {
+  // The one guard every live stream is checked by (logs, events, status, account events).
+  const guards = createStreamGuards(deps);
   const workers = createWorkerService(deps);
   const deployments = createDeploymentService(deps);
   return {
@@ -27,10 +33,10 @@ export function createDomainServices(deps: MailingDeps) {
     tasks: createTaskService(deps),
     flows: createFlowService(deps),
     deployments,
-    logs: createLogService(deps),
+    logs: createLogService({ ...deps, guards }),
     audit: createAuditService(deps),
     /** Live streams and machine presence; `events.start()` / `events.stop()` run its periodic sweep. */
-    events: createEventService(deps),
+    events: createEventService({ ...deps, guards }),
   };
 }
 

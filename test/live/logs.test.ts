@@ -4,7 +4,15 @@
 // end of a source, removal from the workspace, and the gap retention leaves.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { LogSourceType } from "../../src/generated/prisma/client.js";
+import type { Database } from "../../src/infra/db.js";
+import { createLogger } from "../../src/infra/logger.js";
+import { createLiveStreams } from "../../src/infra/streams.js";
+import { linesHash } from "../../src/modules/log/ingest.js";
 import { announceLogSourcesFinished, finishLogSources } from "../../src/modules/log/log-sources.js";
+import { requestHash } from "../../src/modules/shared/idempotency.js";
+import { logStream, type LogStreamItem } from "../../src/modules/log/stream.js";
+import { createWorkspaceAccess } from "../../src/modules/shared/access.js";
+import { createStreamGuards } from "../../src/modules/shared/live.js";
 import {
   AppendLogsDocument,
   type AppendLogsInput,
@@ -172,6 +180,18 @@ describe(`appendLogs (${backend})`, () => {
     expect(changed.code).toBe("CONFLICT");
     expect(fieldsOf(changed)).toEqual(["input.sequence"]);
     expect(await append(tm, source, 1)).toMatchObject({ firstCursor: "3" });
+  });
+
+  it("hashes a batch exactly as the generic request hash does, so sequences stored by earlier versions still match", () => {
+    const batches = [
+      [{ level: "INFO" as const, message: 'quotes " and \\ and \n, é, 😀, \u2028' }],
+      [
+        { level: "WARN" as const, message: "a", step: null, at: null },
+        { level: "ERROR" as const, message: "b", step: "build", at: new Date("2026-01-02T03:04:05.678Z") },
+        { level: "DEBUG" as const, message: "", at: new Date(0) },
+      ],
+    ];
+    for (const lines of batches) expect(linesHash(lines)).toBe(requestHash({ lines }));
   });
 
   it.each([
@@ -477,3 +497,58 @@ describe(`the logs subscription (${backend})`, () => {
     expect(gapItem.lines.map((l) => l.cursor)).toEqual(["3"]);
   });
 });
+
+describe(`the live-stream engine under a crowd (${backend})`, () => {
+  it("gives the streams of a source one read of the store and one membership check, whatever cursor each is at, and each its own lines once", async () => {
+    const tm = await team();
+    const w = await worker(tm);
+    await append(tm, { type: "WORKER", id: w.id }, 3);
+    // The engine and the guard as the server builds them, on a database handle that counts what is read through it.
+    const reads = { pages: 0, memberships: 0 };
+    const db: Pick<Database, "withConnection"> = {
+      withConnection: (fn) =>
+        server.db.withConnection((sql) =>
+          fn({
+            ...sql,
+            query: (text, params) => {
+              if (text.includes('FROM "LogSource"')) reads.pages++;
+              if (text.includes('FROM "WorkspaceMember"')) reads.memberships++;
+              return sql.query(text, params);
+            },
+          }),
+        ),
+    };
+    const streams = createLiveStreams({ pubsub: server.pubsub, log: createLogger("silent") });
+    const guards = createStreamGuards({ prisma: prisma(), db, streams });
+    const session = await prisma().session.findFirstOrThrow({ where: { userId: tm.owner.id }, orderBy: { createdAt: "desc" } });
+    const viewer = { kind: "session" as const, userId: tm.owner.id, sessionId: session.id, via: "bearer" as const, role: "USER" as const, scopes: new Set(["read", "write"] as const) };
+    const crowd = 20;
+    // Half of them resume after cursor 2 (a client that reconnected), half start from the beginning.
+    const after = (i: number) => (i % 2 ? 2n : 0n);
+    const followers = await Promise.all(
+      Array.from({ length: crowd }, async (_, i) => {
+        const ctx = { viewer, access: createWorkspaceAccess(viewer, prisma()) };
+        return logStream({ streams, db, guard: await guards.forUser(ctx, tm.workspaceId), sourceId: w.id, after: after(i) });
+      }),
+    );
+    try {
+      const next = async () => (await Promise.all(followers.map((f) => f.next()))).map((r) => (r.done ? null : (r.value as LogStreamItem)));
+      const replay = await next();
+      expect(replay.map((item) => item?.lines.map((l) => l.cursor))).toEqual(Array.from({ length: crowd }, (_, i) => (after(i) ? ["3"] : ["1", "2", "3"])));
+      expect(reads).toEqual({ pages: 1, memberships: 1 });
+
+      // Past the engine's first settle re-read (500 ms after opening), which finds nothing new.
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      const pending = next();
+      await expect.poll(() => reads.pages).toBe(2);
+      reads.pages = reads.memberships = 0;
+      await append(tm, { type: "WORKER", id: w.id }, 2);
+      const live = await pending;
+      expect(live.map((item) => item?.lines.map((l) => l.cursor))).toEqual(Array.from({ length: crowd }, () => ["4", "5"]));
+      expect(reads).toEqual({ pages: 1, memberships: 1 });
+    } finally {
+      streams.closeAll();
+    }
+  });
+});
+

@@ -4,7 +4,7 @@ import { SESSION_COOKIE } from "../../auth/authenticate.js";
 import type { Context } from "../../context.js";
 import { isUser, requireUser } from "../../auth/viewer.js";
 import { accountEventTypes, type AccountEvent } from "../../infra/pubsub.js";
-import { endAfter } from "../../infra/streams.js";
+import { StreamFailure } from "../shared/live.js";
 import { builder, pageSize } from "../../schema/builder.js";
 import type { IssuedSession } from "./account.service.js";
 
@@ -270,20 +270,14 @@ builder.subscriptionFields((t) => ({
     type: AccountEventType,
     description: "Security notifications for the viewer's account. Ends after the subscribing session or key is revoked.",
     authScopes: { read: true },
-    subscribe: (_root, _args, ctx) => accountEventStream(ctx),
-    resolve: (event) => event,
+    subscribe: (_root, _args, ctx) => ctx.services.events.accountEvents(ctx),
+    // The last item of a stream that ended on an error (its credential expired) is that error.
+    resolve: (event) => {
+      if (event instanceof StreamFailure) throw event.error;
+      return event;
+    },
   }),
 }));
-
-function accountEventStream(ctx: Context): AsyncIterable<AccountEvent> {
-  const viewer = requireUser(ctx.viewer);
-  return endAfter(
-    ctx.pubsub.subscribe("account", viewer.userId),
-    (event) =>
-      (event.type === "SESSION_REVOKED" && viewer.kind === "session" && event.subjectId === viewer.sessionId) ||
-      (event.type === "API_KEY_REVOKED" && viewer.kind === "apiKey" && event.subjectId === viewer.apiKeyId),
-  );
-}
 
 // Administration of accounts (system administrators only).
 const CreateUserInput = builder.inputType("CreateUserInput", {

@@ -5,24 +5,26 @@
 // across replicas. Authorization is checked when subscribing and again before every read (the
 // guard in shared/live.ts: role changed or removed, session or key revoked, credential expired).
 import { z } from "zod";
+import { requireUser } from "../../auth/viewer.js";
 import type { Context } from "../../context.js";
 import { Prisma, type TaskStatus } from "../../generated/prisma/client.js";
-import type { StatusNotice, WorkspaceEventNotice } from "../../infra/pubsub.js";
+import type { AccountEvent } from "../../infra/pubsub.js";
+import { on, type LiveStreams } from "../../infra/streams.js";
 import { AppError, notFound, parseInput, requireId } from "../../schema/errors.js";
 import { streamCursor } from "../../schema/validation.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import {
+  failureItem,
   liveFor,
-  liveStream,
   noteStatus,
   PUBLISHABLE_EVENT_TYPES,
   recordEvent,
   recordEvents,
-  userStreamGuard,
   WORKSPACE_EVENT_TYPES,
   type StreamFailure,
+  type StreamGuards,
 } from "../shared/live.js";
 
 type StreamCtx = Pick<Context, "viewer" | "access" | "requestId" | "services">;
@@ -37,6 +39,11 @@ export interface WorkspaceEventItem {
   data: unknown;
   at: Date;
 }
+
+/** Status and event streams read again this often without a notice (pub/sub delivers at most once). */
+const POLL_MS = 10_000;
+/** Account events not yet sent to a slow client; older ones are dropped past this. */
+const ACCOUNT_EVENTS_KEPT = 100;
 
 /** Events read per database round trip while replaying; the next page is read once these went out. */
 export const EVENT_PAGE = 100;
@@ -71,35 +78,38 @@ const toItem = (row: {
 /** Stable text of a row for "did it change" checks (BigInt columns as strings). */
 const fingerprint = (value: unknown) => JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? v.toString() : v));
 
-export function createEventService(deps: DomainDeps) {
-  const { prisma, pubsub, config, log } = deps;
+export function createEventService(deps: DomainDeps & { streams: LiveStreams; guards: StreamGuards }) {
+  const { prisma, config, log, streams, guards } = deps;
   const live = liveFor(deps);
   const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
 
   /**
    * A status stream: the subject as it is now, then again each time it changed (notices wake it;
-   * a burst of notices makes one read; a read that finds nothing new sends nothing).
+   * a burst of notices makes one read; a read that finds nothing new sends nothing). Streams of one
+   * subject woken together share the load.
    */
   async function statusStream<T>(
     ctx: StreamCtx,
-    subject: { id: string; workspaceId: string },
+    subject: { kind: string; id: string; workspaceId: string },
     load: () => Promise<{ row: T; compare: unknown; last: boolean } | null>,
   ): Promise<AsyncIterable<T | StreamFailure>> {
     let previous: string | undefined;
-    return liveStream<T>({
-      pubsub,
-      sources: [{ source: pubsub.pubsub.subscribe("status", subject.id), onNotice: (_n: StatusNotice, control) => control.wake() }],
-      guard: await userStreamGuard(deps, ctx, subject.workspaceId),
+    return streams.open<T | StreamFailure>({
+      watches: [on("status", subject.id, (_notice, control) => control.wake())],
+      guard: await guards.forUser(ctx, subject.workspaceId),
+      pollMs: POLL_MS,
       async read() {
-        const loaded = await load();
-        if (!loaded) return { items: [], end: true };
+        const loaded = await streams.gather(`status:${subject.kind}:${subject.id}`, null, load);
+        if (!loaded) return { items: [], end: { reason: "FINISHED" } };
         // The role (read afresh by the guard) is part of what the viewer sees: a demoted member gets
         // the subject again at once, its secrets now hidden.
         const now = fingerprint({ role: await ctx.access.roleIn(subject.workspaceId), compare: loaded.compare });
-        if (now === previous) return { items: [], end: loaded.last };
+        const end = loaded.last ? ({ reason: "FINISHED" } as const) : undefined;
+        if (now === previous) return { items: [], end };
         previous = now;
-        return { items: [loaded.row], end: loaded.last };
+        return { items: [loaded.row], end };
       },
+      last: failureItem,
     });
   }
 
@@ -145,30 +155,61 @@ export function createEventService(deps: DomainDeps) {
       const types = parseInput(typesSchema, args.types, "types");
       const after = args.after != null ? parseInput(cursorSchema, args.after, "after") : null;
       await ctx.access.require(workspaceId, "read");
-      const guard = await userStreamGuard(deps, ctx, workspaceId);
+      const guard = await guards.forUser(ctx, workspaceId);
       let last = after ?? (await prisma.workspace.findUniqueOrThrow({ where: { id: workspaceId }, select: { lastEventCursor: true } })).lastEventCursor;
-      const where = types?.length ? { type: { in: [...new Set(types)] } } : {};
-      return liveStream<WorkspaceEventItem>({
-        pubsub,
-        sources: [
-          {
-            source: pubsub.pubsub.subscribe("workspaceEvents", workspaceId),
-            // Only a notice past what was sent is news; the read fetches the whole range from `last`.
-            onNotice: (notice: WorkspaceEventNotice, control) => {
-              if (BigInt(notice.cursor) > last) control.wake();
-            },
-          },
+      const only = types?.length ? [...new Set(types)].sort() : null;
+      const where = only ? { type: { in: only } } : {};
+      return streams.open<WorkspaceEventItem | StreamFailure>({
+        watches: [
+          // Only a notice past what was sent is news; the read fetches the whole range from `last`.
+          on("workspaceEvents", workspaceId, (notice, control) => {
+            if (BigInt(notice.cursor) > last) control.wake();
+          }),
         ],
         guard,
+        pollMs: POLL_MS,
         async read() {
-          const rows = await prisma.workspaceEvent.findMany({
-            where: { workspaceId, cursor: { gt: last }, ...where },
-            orderBy: { cursor: "asc" },
-            take: EVENT_PAGE,
-          });
-          if (rows.length > 0) last = rows[rows.length - 1]!.cursor;
-          return { items: rows.map(toItem), more: rows.length === EVENT_PAGE };
+          // The workspace's streams share the read, from the lowest cursor among them.
+          const rows = await streams.gather(`events:${workspaceId}:${only?.join(",") ?? "all"}`, last, (asks) =>
+            prisma.workspaceEvent.findMany({
+              where: { workspaceId, cursor: { gt: asks.reduce((low, at) => (at < low ? at : low)) }, ...where },
+              orderBy: { cursor: "asc" },
+              take: EVENT_PAGE,
+            }),
+          );
+          const from = last;
+          const fresh = rows.filter((row) => row.cursor > from);
+          if (fresh.length > 0) last = fresh[fresh.length - 1]!.cursor;
+          return { items: fresh.map(toItem), more: rows.length === EVENT_PAGE };
         },
+        last: failureItem,
+      });
+    },
+
+    /**
+     * Security notifications for the viewer's account, as they are published (they are not stored).
+     * Ends after the event that revoked the subscribing session or key, or with an error when its
+     * credential expires.
+     */
+    async accountEvents(ctx: StreamCtx) {
+      const viewer = requireUser(ctx.viewer);
+      let waiting: AccountEvent[] = [];
+      return streams.open<AccountEvent | StreamFailure>({
+        watches: [
+          on("account", viewer.userId, (event, control) => {
+            waiting.push(event);
+            if (waiting.length > ACCOUNT_EVENTS_KEPT) waiting.shift();
+            control.wake();
+          }),
+        ],
+        guard: await guards.forUser(ctx, null),
+        async read() {
+          const items = waiting;
+          waiting = [];
+          return { items };
+        },
+        // The revocation itself is the last event the client gets.
+        last: (end) => (end.reason === "CREDENTIAL_REVOKED" ? (end.cause as AccountEvent) : failureItem(end)),
       });
     },
 
@@ -178,7 +219,7 @@ export function createEventService(deps: DomainDeps) {
       const found = await prisma.worker.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
       if (!found) throw notFound("worker", id);
       await ctx.access.require(found.workspaceId, "read", { type: "worker", id });
-      return statusStream(ctx, found, async () => {
+      return statusStream(ctx, { kind: "WORKER", ...found }, async () => {
         const row = await prisma.worker.findUnique({ where: { id } });
         return row && { row, compare: row, last: row.status === "DESTROYED" };
       });
@@ -190,7 +231,7 @@ export function createEventService(deps: DomainDeps) {
       const found = await prisma.task.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
       if (!found) throw notFound("task", id);
       await ctx.access.require(found.workspaceId, "read", { type: "task", id });
-      return statusStream(ctx, found, async () => {
+      return statusStream(ctx, { kind: "TASK", ...found }, async () => {
         const row = await prisma.task.findUnique({ where: { id } });
         if (!row) return null;
         // Stages change without touching the task row's status: they are part of "what changed".
@@ -205,7 +246,7 @@ export function createEventService(deps: DomainDeps) {
       const found = await prisma.machine.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
       if (!found) throw notFound("machine", id);
       await ctx.access.require(found.workspaceId, "read", { type: "machine", id });
-      return statusStream(ctx, found, async () => {
+      return statusStream(ctx, { kind: "MACHINE", ...found }, async () => {
         const row = await prisma.machine.findUnique({
           where: { id },
           include: {
@@ -232,7 +273,7 @@ export function createEventService(deps: DomainDeps) {
       const found = await prisma.deployment.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
       if (!found) throw notFound("deployment", id);
       await ctx.access.require(found.workspaceId, "read", { type: "deployment", id });
-      return statusStream(ctx, found, async () => {
+      return statusStream(ctx, { kind: "DEPLOYMENT", ...found }, async () => {
         const row = await prisma.deployment.findUnique({ where: { id }, include: { services: { orderBy: [{ name: "asc" }, { id: "asc" }] } } });
         return row && { row, compare: row, last: false };
       });

@@ -19,5 +19,5 @@ export async function finishLogSources(tx: Pick<Prisma.TransactionClient, "logSo
 
 /** After commit: tells every subscriber of these sources that the stream is over. */
 export function announceLogSourcesFinished(pubsub: PubSubService, sourceIds: string[]): void {
-  for (const sourceId of sourceIds) pubsub.pubsub.publish("logs", sourceId, { sourceId, lines: [], finished: true });
+  for (const sourceId of sourceIds) pubsub.pubsub.publish("logs", sourceId, { sourceId, finished: true });
 }

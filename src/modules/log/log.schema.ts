@@ -1,6 +1,5 @@
 // Logs of workers, tasks and services: reading pages (logLines), appending batches (appendLogs),
 // following live (the `logs` subscription, over graphql-ws and SSE).
-import type { Context } from "../../context.js";
 import { builder } from "../../schema/builder.js";
 import { MAX_BATCH_BYTES, MAX_LINE_BYTES, MAX_LINES_PER_BATCH, MAX_STEP_LENGTH, type AppendResult } from "./ingest.js";
 import { DEFAULT_LOG_LIMIT, LOG_LEVELS, LOG_SOURCE_TYPES, MAX_LOG_LIMIT, type LogLineView, type LogPage, type SourcedLogLine } from "./log.service.js";
@@ -178,7 +177,7 @@ builder.subscriptionFields((t) => ({
       after: t.arg.string({ description: "A cursor: lines after it (default: from the start)" }),
       level: t.arg({ type: LogLevelEnum, description: "Minimum level: DEBUG < INFO < WARN < ERROR" }),
     },
-    subscribe: (_root, args, ctx) => ctx.services.logs.stream(ctx as Context & { request?: Request }, args),
+    subscribe: (_root, args, ctx) => ctx.services.logs.stream(ctx, args),
     resolve: (item) => item,
   }),
 }));

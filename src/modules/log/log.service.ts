@@ -5,14 +5,16 @@
 // from before that point is told which range it missed.
 import { z } from "zod";
 import { Prisma, type LogLevel, type LogSourceType } from "../../generated/prisma/client.js";
-import type { Context } from "../../context.js";
 import { notFound, parseInput, requireId } from "../../schema/errors.js";
 import { id, int, streamCursor } from "../../schema/validation.js";
+import type { Database } from "../../infra/db.js";
+import type { LiveStreams } from "../../infra/streams.js";
 import type { DomainDeps } from "../shared/deps.js";
+import type { StreamGuards } from "../shared/live.js";
 import type { RequestContext } from "../worker/worker.service.js";
 import { createLogAnnouncer, createLogIngest } from "./ingest.js";
 import { pruneLogs, startLogRetention } from "./retention.js";
-import { LogStream } from "./stream.js";
+import { logStream, type LogStreamItem } from "./stream.js";
 
 export const LOG_LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"] as const satisfies readonly LogLevel[];
 export const LOG_SOURCE_TYPES = ["WORKER", "TASK", "SERVICE"] as const satisfies readonly LogSourceType[];
@@ -67,43 +69,10 @@ export interface SourcedLogLine extends LogLineView {
 
 const sourceNames: Record<LogSourceType, string> = { WORKER: "worker", TASK: "task", SERVICE: "service" };
 
-/**
- * When the credential behind a stream stops being valid. An API key: its expiry, if it has one. A
- * session: the access token's expiry when the viewer carries it; else, over HTTP (SSE), the `exp`
- * of the bearer token in the request (verified when the request was authenticated; only read
- * here) or the session's own end, whichever comes first. Over WebSocket the token is not in the
- * operation's context, so until the viewer carries it the session's end applies there.
- */
-async function credentialExpiry(ctx: Pick<Context, "viewer" | "prisma"> & { request?: Request }): Promise<Date | undefined> {
-  const viewer = ctx.viewer;
-  if (viewer.kind === "apiKey") {
-    const key = await ctx.prisma.apiKey.findUnique({ where: { id: viewer.apiKeyId }, select: { expiresAt: true } });
-    return key?.expiresAt ?? undefined;
-  }
-  if (viewer.kind !== "session") return undefined;
-  // The access token's expiry, once authentication puts it on the viewer (it covers WebSocket too).
-  const carried = (viewer as typeof viewer & { expiresAt?: Date }).expiresAt;
-  if (carried instanceof Date) return carried;
-  const session = await ctx.prisma.session.findUnique({ where: { id: viewer.sessionId }, select: { expiresAt: true } });
-  const header = ctx.request?.headers?.get?.("authorization") ?? "";
-  const token = /^Bearer\s+([\w-]+\.([\w-]+)\.[\w-]+)$/i.exec(header.trim());
-  let tokenExpiry: Date | undefined;
-  if (token) {
-    try {
-      const claims = JSON.parse(Buffer.from(token[2]!, "base64url").toString("utf8")) as { exp?: number };
-      if (typeof claims.exp === "number") tokenExpiry = new Date(claims.exp * 1000);
-    } catch {
-      // Not a JWT we can read: the session's end applies.
-    }
-  }
-  const ends = [tokenExpiry, session?.expiresAt].filter((d): d is Date => d instanceof Date);
-  return ends.length > 0 ? new Date(Math.min(...ends.map((d) => d.getTime()))) : undefined;
-}
-
-export function createLogService(deps: DomainDeps) {
+export function createLogService(deps: DomainDeps & { db: Pick<Database, "withConnection">; streams: LiveStreams; guards: StreamGuards }) {
   const { prisma } = deps;
   const announcer = createLogAnnouncer(deps.pubsub, deps.log);
-  const ingest = createLogIngest({ prisma, announcer });
+  const ingest = createLogIngest({ prisma, db: deps.db, announcer });
   const limits = {
     maxLinesPerSource: deps.config.logs.maxLinesPerSource,
     maxAgeSeconds: deps.config.logs.maxAgeSeconds,
@@ -194,23 +163,21 @@ export function createLogService(deps: DomainDeps) {
     append: ingest.append,
 
     /**
-     * A live stream of the source's lines after `after`. Authorizes now (a stranger gets
-     * NOT_FOUND before any stream exists); the stream re-checks access when told it changed.
+     * A live stream of the source's lines after `after`. Authorizes now (a stranger gets NOT_FOUND
+     * before any stream exists); the engine's guard checks again before every read.
      */
-    async stream(ctx: Pick<Context, "viewer" | "access" | "requestId" | "prisma"> & { request?: Request }, raw: unknown): Promise<LogStream> {
+    async stream(ctx: RequestContext, raw: unknown): Promise<AsyncIterableIterator<LogStreamItem>> {
       const input = parseInput(streamInput, raw, "");
       const workspaceId = await authorizeSource(ctx, input.source.type, input.source.id);
       const source = await prisma.logSource.findUnique({ where: { sourceId: input.source.id }, select: { sourceType: true } });
       if (source && source.sourceType !== input.source.type) throw notFound(sourceNames[input.source.type], input.source.id);
-      return new LogStream({
-        prisma,
-        pubsub: deps.pubsub,
-        viewer: ctx.viewer,
+      return logStream({
+        streams: deps.streams,
+        db: deps.db,
+        guard: await deps.guards.forUser(ctx, workspaceId),
         sourceId: input.source.id,
-        workspaceId,
         after: input.after ?? 0n,
         levels: input.level ? LOG_LEVELS.slice(LOG_LEVELS.indexOf(input.level)) : undefined,
-        expiresAt: await credentialExpiry(ctx),
       });
     },
 

@@ -11,9 +11,14 @@
 // Events noted during such a transaction are written at its end: taking the next cursors locks the
 // workspace row until commit, and taking that lock last in every transaction that also locks other
 // rows (tasks, workers, machines) keeps them from deadlocking one another.
+//
+// The subscriber side is the engine in infra/streams.ts; this file gives it the one guard every
+// stream is checked by (createStreamGuards, at the end).
 import { requireUser, type UserViewer, type Viewer } from "../../auth/viewer.js";
-import type { Prisma, PrismaClient } from "../../generated/prisma/client.js";
-import type { AccessNotice, AccountEvent, PubSubService, StatusNotice, StatusSubjectType } from "../../infra/pubsub.js";
+import type { Prisma, PrismaClient, WorkspaceRole } from "../../generated/prisma/client.js";
+import type { AccessNotice, PubSubService, StatusNotice, StatusSubjectType } from "../../infra/pubsub.js";
+import type { Database } from "../../infra/db.js";
+import { on, type LiveStreams, type StreamEnd, type StreamGuard, type Watch } from "../../infra/streams.js";
 import type { Logger } from "../../infra/logger.js";
 import { forbidden, notAuthenticated } from "../../schema/errors.js";
 import { announceLogSourcesFinished, finishLogSources, type LogSourceRef } from "../log/log-sources.js";
@@ -288,87 +293,102 @@ function createLive(pubsubService: PubSubService, log?: Logger): Live {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Subscriber side: a stream that re-reads the database when woken. Each subscriber keeps a dirty
-// flag and at most one page of items read but not yet sent: memory is bounded however slow the
-// client and however busy the subject.
+// Subscriber side: the one guard of every live stream (the engine, infra/streams.ts, applies it).
 
 /** Ends a stream with an error: the subscription's resolver throws it as the last item. */
 export class StreamFailure {
   constructor(readonly error: Error) {}
 }
 
-export interface StreamControl {
-  /** Something may have changed: read again (many wakes before the read make one read). */
-  wake(): void;
-  /** Ends the stream with this error (sent to the client as the last item). */
-  fail(error: Error): void;
-  /** Ends the stream normally. */
-  end(): void;
-}
+/** The last item of a stream whose clients are told why it ended by an error (events, status, account events). */
+export const failureItem = (end: StreamEnd): StreamFailure | undefined => (end.error ? new StreamFailure(end.error) : undefined);
 
-export interface WakeSource<N> {
-  source: AsyncIterable<N>;
-  onNotice: (notice: N, control: StreamControl) => void;
-}
-
-/**
- * Who may go on reading a stream, checked by the stream itself: `authorize` runs before every read,
- * `sources` end the stream (or wake it to authorize again), `expiresAt` ends it with the credential.
- */
-export interface StreamGuard {
-  sources: WakeSource<any>[];
-  expiresAt?: { at: Date; error: () => Error };
-  /** Throws (ending the stream with that error) when the viewer may no longer read. */
-  authorize(): Promise<void>;
+export interface StreamGuards {
+  /**
+   * The guard of a user's (session or API key) stream on a workspace, or with `workspaceId` null
+   * on the user's own account. A subscription's context lives as long as the stream, so the role
+   * it cached when subscribing would go on deciding what every later item shows (`env` to a member
+   * demoted to viewer). Instead the role is read again before every read: a removed member gets no
+   * further item, a demoted one gets the next item as the new role may see it. An `access` notice
+   * for the user asks again at once; without one (a lost notice) the next read still does.
+   * Revoking the session or key ends the stream, and so does its expiry.
+   */
+  forUser(ctx: { viewer: Viewer; access: WorkspaceAccess }, workspaceId: string | null): Promise<StreamGuard>;
 }
 
 /**
- * The guard of a user's stream on a workspace. A subscription's context lives as long as the
- * stream, so the role it cached when subscribing would go on deciding what every later item shows
- * (`env` to a member demoted to viewer). Instead the role is read again before every read: a removed
- * member gets no further item, a demoted one gets the next item as the new role may see it. An
- * `access` notice for the user wakes the stream to do that at once; without one (a lost notice)
- * the next read still does. Revoking the session or key, or its expiry, ends the stream.
+ * The one guard of every live stream, built once per server. Memberships are read fresh for every
+ * check, but the checks of all streams that need one are one statement: a thousand viewers of one
+ * log cost one membership read per new batch, not a thousand.
  */
-export async function userStreamGuard(
-  deps: { prisma: PrismaClient; pubsub: PubSubService },
-  ctx: { viewer: Viewer; access: WorkspaceAccess },
-  workspaceId: string,
-): Promise<StreamGuard> {
-  const viewer = requireUser(ctx.viewer);
-  const { pubsub } = deps.pubsub;
+export function createStreamGuards(deps: { prisma: PrismaClient; db: Pick<Database, "withConnection">; streams: LiveStreams }): StreamGuards {
+  const { prisma, db, streams } = deps;
+  /** Memberships as they are now, for every stream that checks in one read (see `gather`). */
+  const roleOf = (workspaceId: string, userId: string) =>
+    streams
+      .gather("memberships", `${workspaceId}:${userId}`, async (keys) => {
+        const pairs = [...new Set(keys)].map((key) => key.split(":") as [string, string]);
+        const rows = await db.withConnection((sql) =>
+          sql.query<{ key: string; role: WorkspaceRole }>(
+            `SELECT m."workspaceId"::text || ':' || m."userId"::text AS "key", m."role"::text AS "role"
+               FROM "WorkspaceMember" m JOIN unnest($1::uuid[], $2::uuid[]) AS k("workspaceId", "userId")
+                 ON m."workspaceId" = k."workspaceId" AND m."userId" = k."userId"`,
+            [pairs.map(([workspaceId]) => workspaceId), pairs.map(([, userId]) => userId)],
+          ),
+        );
+        return new Map(rows.map((row) => [row.key, row.role]));
+      })
+      .then((roles) => roles.get(`${workspaceId}:${userId}`) ?? null);
+
   return {
-    sources: [
-      {
-        source: pubsub.subscribe("access", workspaceId),
-        onNotice: (notice: AccessNotice, control) => {
-          if (notice.userId === viewer.userId) control.wake();
-        },
-      } satisfies WakeSource<AccessNotice>,
-      {
-        source: pubsub.subscribe("account", viewer.userId),
-        onNotice: (event: AccountEvent, control) => {
+    async forUser(ctx, workspaceId) {
+      const viewer = requireUser(ctx.viewer);
+      const what = viewer.kind === "session" ? "session" : "API key";
+      const watches: Watch[] = [
+        on("account", viewer.userId, (event, control) => {
           const revoked =
             (event.type === "SESSION_REVOKED" && viewer.kind === "session" && event.subjectId === viewer.sessionId) ||
             (event.type === "API_KEY_REVOKED" && viewer.kind === "apiKey" && event.subjectId === viewer.apiKeyId);
-          if (revoked) control.fail(notAuthenticated(`The ${viewer.kind === "session" ? "session" : "API key"} of this stream was revoked; sign in again and resubscribe`));
-        },
-      } satisfies WakeSource<AccountEvent>,
-    ],
-    expiresAt: await credentialExpiry(deps.prisma, viewer),
-    async authorize() {
-      if (!(await ctx.access.refresh(workspaceId))) {
-        throw forbidden(`You are no longer a member of workspace ${workspaceId}; this stream has ended`);
+          if (revoked) {
+            control.end({ reason: "CREDENTIAL_REVOKED", error: notAuthenticated(`The ${what} of this stream was revoked; sign in again and resubscribe`), cause: event });
+          }
+        }),
+      ];
+      if (workspaceId) {
+        watches.push(
+          on("access", workspaceId, (notice, control) => {
+            if (notice.userId === viewer.userId) control.recheck();
+          }),
+        );
       }
+      const removed: StreamEnd | null = workspaceId
+        ? { reason: "ACCESS_REVOKED", error: forbidden(`You are no longer a member of workspace ${workspaceId}; this stream has ended`) }
+        : null;
+      // The role the stream's context holds (cached when the subscription was authorized).
+      let known = workspaceId ? await ctx.access.roleIn(workspaceId) : null;
+      return {
+        watches,
+        expires: await credentialExpiry(prisma, viewer),
+        async check() {
+          if (!workspaceId) return null;
+          // A key bound to one workspace sees no other (checked when subscribing; kept so the rule is whole here).
+          if (viewer.kind === "apiKey" && viewer.workspaceId && viewer.workspaceId !== workspaceId) return removed;
+          const role = await roleOf(workspaceId, viewer.userId);
+          if (!role) return removed;
+          // Changed: the context's cache, which the items' resolvers read, is refreshed too.
+          if (role !== known) known = await ctx.access.refresh(workspaceId);
+          return known ? null : removed;
+        },
+      };
     },
   };
 }
 
 /**
  * When the stream's credential stops being valid: an API key's expiry; for a session, the access
- * token's expiry when the viewer carries it (`expiresAt`), else the session's own.
+ * token's expiry when the viewer carries it (`expiresAt`, a bearer token), else the session's own.
  */
-async function credentialExpiry(prisma: PrismaClient, viewer: UserViewer): Promise<StreamGuard["expiresAt"]> {
+async function credentialExpiry(prisma: PrismaClient, viewer: UserViewer): Promise<StreamGuard["expires"]> {
   let at: Date | null | undefined;
   if (viewer.kind === "apiKey") {
     at = (await prisma.apiKey.findUnique({ where: { id: viewer.apiKeyId }, select: { expiresAt: true } }))?.expiresAt;
@@ -378,140 +398,6 @@ async function credentialExpiry(prisma: PrismaClient, viewer: UserViewer): Promi
   }
   if (!at) return undefined;
   const what = viewer.kind === "apiKey" ? "API key" : "access token";
-  return { at, error: () => notAuthenticated(`The ${what} of this stream has expired; ${viewer.kind === "apiKey" ? "use a valid key" : "refresh it"} and resubscribe`) };
-}
-
-export interface LiveStreamOptions<T> {
-  pubsub: PubSubService;
-  /** Pub/sub topics (and others) that wake or end the stream. */
-  sources: WakeSource<any>[];
-  /** Required, so that no stream reads without checking who still may. */
-  guard: StreamGuard;
-  /**
-   * Reads what is new since the last read: items to send (at most a page), `more` when a full
-   * page was read and another may follow, `end` to finish after these items.
-   */
-  read: () => Promise<{ items: T[]; more?: boolean; end?: boolean | Error }>;
-  /** Re-read this often even without a notice (pub/sub is at-most-once). Default 10 s. */
-  pollMs?: number;
-  /** Re-reads shortly after subscribing: a notice published before the subscription reached Redis is not lost. */
-  settleMs?: number;
-}
-
-type Done = IteratorReturnResult<undefined>;
-const done: Done = { done: true, value: undefined };
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-export function liveStream<T>(options: LiveStreamOptions<T>): AsyncIterableIterator<T | StreamFailure> {
-  let dirty = true;
-  let closed = false;
-  let ending: { error?: Error } | undefined;
-  let buffer: T[] = [];
-  let wakeUp: (() => void) | undefined;
-  const iterators: AsyncIterator<unknown>[] = [];
-  const timers: NodeJS.Timeout[] = [];
-
-  const signal = () => {
-    const resolve = wakeUp;
-    wakeUp = undefined;
-    resolve?.();
-  };
-  const control: StreamControl = {
-    wake() {
-      dirty = true;
-      signal();
-    },
-    fail(error) {
-      // Nothing read earlier goes out after this (a removed member gets no more items).
-      if (!ending?.error) ending = { error };
-      buffer = [];
-      signal();
-    },
-    end() {
-      ending ??= {};
-      signal();
-    },
-  };
-
-  for (const { source, onNotice } of [...options.sources, ...options.guard.sources]) {
-    const iterator = source[Symbol.asyncIterator]();
-    iterators.push(iterator);
-    void (async () => {
-      try {
-        for (;;) {
-          const result = await iterator.next();
-          if (result.done || closed) return;
-          onNotice(result.value, control);
-        }
-      } catch (error) {
-        control.fail(error instanceof Error ? error : new Error(String(error)));
-      }
-    })();
-  }
-  const removeReconnect = options.pubsub.onReconnect(() => control.wake());
-  timers.push(setInterval(() => control.wake(), options.pollMs ?? 10_000).unref());
-  timers.push(setTimeout(() => control.wake(), options.settleMs ?? 500).unref());
-  if (options.guard.expiresAt) {
-    const { at, error } = options.guard.expiresAt;
-    const fire = () => {
-      const left = at.getTime() - Date.now();
-      if (left <= 0) return control.fail(error());
-      timers.push(setTimeout(fire, Math.min(left, MAX_TIMER_MS)).unref());
-    };
-    fire();
-  }
-
-  function close() {
-    if (closed) return;
-    closed = true;
-    removeReconnect();
-    for (const timer of timers) clearTimeout(timer);
-    for (const iterator of iterators) void iterator.return?.();
-    signal();
-  }
-
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    async next(): Promise<IteratorResult<T | StreamFailure>> {
-      for (;;) {
-        if (closed) return done;
-        if (ending?.error) {
-          const { error } = ending;
-          close();
-          return { done: false, value: new StreamFailure(error) };
-        }
-        if (buffer.length > 0) return { done: false, value: buffer.shift()! };
-        if (ending) {
-          close();
-          return done;
-        }
-        if (dirty) {
-          dirty = false;
-          let page;
-          try {
-            await options.guard.authorize();
-            page = await options.read();
-          } catch (error) {
-            control.fail(error instanceof Error ? error : new Error(String(error)));
-            continue;
-          }
-          if (closed) return done;
-          if ((ending as { error?: Error } | undefined)?.error) continue;
-          buffer = page.items;
-          if (page.more) dirty = true;
-          if (page.end) ending ??= page.end instanceof Error ? { error: page.end } : {};
-          continue;
-        }
-        await new Promise<void>((resolve) => {
-          wakeUp = resolve;
-        });
-      }
-    },
-    async return() {
-      close();
-      return done;
-    },
-  };
+  const error = notAuthenticated(`The ${what} of this stream has expired; ${viewer.kind === "apiKey" ? "use a valid key" : "refresh it"} and resubscribe`);
+  return { at, end: { reason: "CREDENTIAL_EXPIRED", error } };
 }
