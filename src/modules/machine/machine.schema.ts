@@ -1,6 +1,7 @@
 import { requireMachine } from "../../auth/viewer.js";
 import type { Prisma } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
+import { requireId } from "../../schema/errors.js";
 import { workspaceMembers } from "../shared/object-auth.js";
 import { IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { TaskStatusEnum } from "../task/task.schema.js";
@@ -361,8 +362,8 @@ builder.queryFields((t) => ({
     authScopes: { read: true },
     args: { id: t.arg.id({ required: true }) },
     resolve: async (query, _root, args, ctx) => {
-      const { id } = await ctx.services.machines.get(ctx, String(args.id));
-      return ctx.prisma.machine.findUniqueOrThrow({ ...query, where: { id } });
+      const id = requireId(String(args.id), "machine");
+      return ctx.access.visible(await ctx.prisma.machine.findUnique({ ...query, where: { id } }), { type: "machine", id });
     },
   }),
   currentMachine: t.prismaField({

@@ -510,11 +510,6 @@ export function createTaskService(deps: DomainDeps) {
       };
     },
 
-    /** Loads a task for a user who may read it; NOT_FOUND for everyone else. */
-    async requireReadable(ctx: RequestCtx, id: string): Promise<{ id: string }> {
-      return loadForUser(ctx, id, "read");
-    },
-
     /**
      * Hands the calling machine up to `limit` tasks it can run, in priority order: PENDING ones, and
      * ASSIGNED/RUNNING ones whose lease ran out (that attempt is abandoned, its stages start over).
