@@ -257,9 +257,15 @@ end
     console.log(`  ${name.padEnd(58)} ${rps.toFixed(0).padStart(7)} req/s  p50 ${p50.toFixed(1)} ms  p99 ${p99.toFixed(1)} ms  (${((rps / reference) * 100).toFixed(1)} % of bare)`);
   }
 } finally {
-  spindle.kill("SIGTERM");
-  bare.kill("SIGTERM");
-  await Promise.all([new Promise((r) => spindle.once("exit", r)), new Promise((r) => bare.once("exit", r))]);
+  const exited = (child: ChildProcess) =>
+    child.exitCode !== null || child.signalCode !== null
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          const kill = setTimeout(() => child.kill("SIGKILL"), 10_000);
+          child.once("exit", () => resolve(void clearTimeout(kill)));
+          child.kill("SIGTERM");
+        });
+  await Promise.all([exited(spindle), exited(bare)]);
   await db.close();
   await fresh.drop();
 }

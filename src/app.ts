@@ -36,6 +36,7 @@ import { createUserAdminService } from "./modules/account/user-admin.js";
 import { createDomainServices } from "./modules/domain.js";
 import { createWorkspaceAccess } from "./modules/shared/access.js";
 import { isDatabaseUnavailable, type Database } from "./infra/db.js";
+import { createRowReader } from "./infra/rows.js";
 import type { Logger } from "./infra/logger.js";
 import { createMailer } from "./infra/mailer.js";
 import { createMetrics } from "./infra/metrics.js";
@@ -118,6 +119,7 @@ export function buildApp(deps: AppDeps): App {
     audience: config.auth.audience,
     ttlSeconds: config.auth.accessTokenTtlSeconds,
   });
+  const rows = createRowReader(db);
   const credentialCache = createCredentialCache();
   const authenticate = createAuthenticator({ prisma, tokens, cache: credentialCache });
   let stopCredentialNotices: (() => Promise<void>) | undefined;
@@ -256,6 +258,7 @@ export function buildApp(deps: AppDeps): App {
         viewer,
         access: createWorkspaceAccess(viewer, prisma, db.sql),
         prisma,
+        rows,
         services,
         pubsub: pubsub.pubsub,
         log: log.child({ requestId, ...viewerLog }),

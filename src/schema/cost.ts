@@ -4,8 +4,9 @@
 //
 //   cost(field) = 1 + multiplier(field) * cost(its selection)
 //   multiplier: `first`/`last` (or `limit`) when written in the query; the most a page may hold
-//   (MAX_PAGE_SIZE) when it is a variable; the default page (DEFAULT_PAGE_SIZE) for a connection or
-//   list without one; 1 for `edges`/`nodes` (their connection already counted) and for everything else.
+//   (MAX_PAGE_SIZE) when it is a variable; the default page (DEFAULT_PAGE_SIZE) for a connection
+//   without one; LIST_SIZE for a plain list (a task's stages, a machine's labels); 1 for
+//   `edges`/`nodes` (their connection already counted) and for everything else.
 //
 // Fragments count where they are spread; introspection costs nothing (it has its own switch).
 // graphql-armor keeps the other limits (depth, aliases, directives, tokens).
@@ -27,8 +28,10 @@ import {
 } from "graphql";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./builder.js";
 
-/** The most a query may cost: 100 items with ~25 fields each plus nested pages of 5 (see README). */
-export const MAX_QUERY_COST = 10_000;
+/** The most a query may cost: a page of 100 items, each with ~150 fields and nested items (see README). */
+export const MAX_QUERY_COST = 15_000;
+/** What a plain list (not a connection) is assumed to hold: they are short by construction. */
+const LIST_SIZE = 10;
 const SIZE_ARGUMENTS = ["first", "last", "limit"];
 
 function returnsList(type: GraphQLOutputType): boolean {
@@ -43,7 +46,8 @@ function multiplier(field: GraphQLField<unknown, unknown>, node: FieldNode, pare
     if (argument.value.kind === Kind.INT) return Math.max(0, Number(argument.value.value));
     if (argument.value.kind === Kind.VARIABLE) return MAX_PAGE_SIZE;
   }
-  return named.name.endsWith("Connection") || returnsList(field.type) ? DEFAULT_PAGE_SIZE : 1;
+  if (named.name.endsWith("Connection")) return DEFAULT_PAGE_SIZE;
+  return returnsList(field.type) ? LIST_SIZE : 1;
 }
 
 export function queryCost(

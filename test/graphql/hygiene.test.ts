@@ -91,13 +91,13 @@ describe(`request limits, before execution (${backend})`, () => {
     expect(valid.statements).toBeGreaterThan(0);
   });
 
-  it("rejects a query over the cost limit (10,000) with 400 without running SQL; pages of 100 pass", async () => {
+  it("rejects a query over the cost limit (15,000) with 400 without running SQL; pages of 100 pass", async () => {
     // workspaces(first: 100) costs 1 + 100 x (edges 1 + node (1 + workers (1 + 100 x (edges 1 + node (1 + id 1))))) = 30,301.
     const nested = "workspaces(first: 100) { edges { node { workers(first: 100) { edges { node { id } } } } } }";
     const res = await postCountingSql({ query: `{ ${nested} }` });
     expect(res.status).toBe(400);
     expect(res.errors).toEqual([
-      expect.objectContaining({ message: expect.stringMatching(/costs 30301, over the limit of 10000/), extensions: expect.objectContaining({ cost: 30301, maxCost: 10000 }) }),
+      expect.objectContaining({ message: expect.stringMatching(/costs 30301, over the limit of 15000/), extensions: expect.objectContaining({ cost: 30301, maxCost: 15000 }) }),
     ]);
     expect(res.statements).toBe(0);
     // A page size in a variable counts as the largest page.

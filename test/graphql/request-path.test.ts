@@ -83,6 +83,43 @@ describe(`request path statement budget (${backend})`, () => {
     expect(server.db.statements.count - before).toBeLessThanOrEqual(2);
   });
 
+  it("answers a point read of scalars (read without Prisma's engine) exactly as the Prisma-loaded list does", async () => {
+    const { owner, workspaceId } = await ownedWorkspace(server);
+    const machine = await createMachineDirect(server, workspaceId);
+    const worker = await server.db.prisma.worker.create({
+      data: {
+        workspaceId,
+        kind: "CODE",
+        name: "every type",
+        blockId: "node_1",
+        code: "def tick(ctx): pass",
+        env: { A: "1", B: "two" },
+        connectedBlocks: { in: ["node_0"] },
+        status: "RUNNING",
+        machineId: machine.id,
+        tickCount: 7,
+        lastTickAt: new Date("2026-11-30T12:34:56.789Z"),
+        cpuPercent: 12.5,
+        memoryBytes: 9_007_199_254_740_000n,
+      },
+    });
+    const fields = `id name kind blockId code env connectedBlocks status statusReason revision tickCount errorCount
+      lastTickAt cpuPercent memoryBytes machineId maxErrors autoHeal tickIntervalSeconds createdAt destroyedAt`;
+    const point = ok(await server.post({ query: `query($id: ID!) { worker(id: $id) { ${fields} } }`, variables: { id: worker.id } }, { token: owner.accessToken }));
+    const list = ok(
+      await server.post({ query: `query($id: ID!) { workspace(id: $id) { workers(first: 1) { edges { node { ${fields} } } } } }`, variables: { id: workspaceId } }, { token: owner.accessToken }),
+    );
+    expect(point.worker).toEqual(list.workspace.workers.edges[0].node);
+    expect(point.worker).toMatchObject({ lastTickAt: "2026-11-30T12:34:56.789Z", memoryBytes: 9_007_199_254_740_000, env: { A: "1", B: "two" } });
+
+    const machineFields = "id name status labels capabilities cpuPercent lastHeartbeatAt approval createdAt";
+    const pointMachine = ok(await server.post({ query: `query($id: ID!) { machine(id: $id) { ${machineFields} } }`, variables: { id: machine.id } }, { token: owner.accessToken }));
+    const listMachine = ok(
+      await server.post({ query: `query($id: ID!) { workspace(id: $id) { machines(first: 1) { edges { node { ${machineFields} } } } } }`, variables: { id: workspaceId } }, { token: owner.accessToken }),
+    );
+    expect(pointMachine.machine).toEqual(listMachine.workspace.machines.edges[0].node);
+  });
+
   it("answers the dashboard (workers with machine and last 5 transitions) in as many statements for 100 as for 10", async () => {
     const { owner, workspaceId } = await ownedWorkspace(server);
     const machine = await createMachineDirect(server, workspaceId);

@@ -2,7 +2,7 @@ import DataLoader from "dataloader";
 import type { GraphBlock, Prisma } from "../../generated/prisma/client.js";
 import type { Context } from "../../context.js";
 import { builder, pageSize } from "../../schema/builder.js";
-import { requireId } from "../../schema/errors.js";
+import { readById } from "../shared/point-read.js";
 import { maySeeSecrets, membersOrAssignedMachine } from "../shared/object-auth.js";
 import { ActorTypeEnum, IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { CODE_MAX_BYTES, JSON_MAX_BYTES, WORKER_STATUSES } from "./worker.service.js";
@@ -226,10 +226,8 @@ builder.queryFields((t) => ({
     type: WorkerType,
     authScopes: { read: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (query, _root, args, ctx) => {
-      const id = requireId(String(args.id), "worker");
-      return ctx.access.visible(await ctx.prisma.worker.findUnique({ ...query, where: { id } }), { type: "worker", id });
-    },
+    resolve: (query, _root, args, ctx) =>
+      readById(ctx, "Worker", String(args.id), query, (id) => ctx.prisma.worker.findUnique({ ...query, where: { id } })),
   }),
   workerByBlock: t.prismaField({
     type: WorkerType,
