@@ -47,7 +47,7 @@ import { createAccountLimits, createAccountService } from "./modules/account/acc
 import { createApiKeyService } from "./modules/api-key/api-key.service.js";
 import { notAuthenticated, serviceUnavailable } from "./schema/errors.js";
 import { schemaFor } from "./schema/index.js";
-import { costLimitRule } from "./schema/cost.js";
+import { useCostLimit } from "./schema/cost.js";
 import { useInputGuard } from "./schema/input-guard.js";
 import { clientError, locatedAt, useMalformedParamsAsBadRequest, useNoSchemaHints } from "./schema/request-errors.js";
 
@@ -155,11 +155,11 @@ export function buildApp(deps: AppDeps): App {
       blockFieldSuggestion: { enabled: false },
     }) as Plugin<Context>,
     useInputGuard() as Plugin<Context>,
+    useCostLimit() as Plugin<Context>,
     useMalformedParamsAsBadRequest() as Plugin<Context>,
     ...(config.http.introspection ? [] : [useNoSchemaHints() as Plugin<Context>]),
     {
       onValidate({ addValidationRule }) {
-        addValidationRule(costLimitRule());
         if (!config.http.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
       },
       onExecute({ args }) {

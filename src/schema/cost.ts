@@ -3,13 +3,14 @@
 // with a few nested fields passes and a query nesting pages inside pages does not:
 //
 //   cost(field) = 1 + multiplier(field) * cost(its selection)
-//   multiplier: `first`/`last` (or `limit`) when written in the query; the most a page may hold
-//   (MAX_PAGE_SIZE) when it is a variable; the default page (DEFAULT_PAGE_SIZE) for a connection
-//   without one; LIST_SIZE for a plain list (a task's stages, a machine's labels); 1 for
+//   multiplier: `first`/`last` (or `limit`) as the request gives it (in the document or in its
+//   variables); the default page (DEFAULT_PAGE_SIZE) for a connection without one; LIST_SIZE for a plain list (a task's stages, a machine's labels); 1 for
 //   `edges`/`nodes` (their connection already counted) and for everything else.
 //
 // Fragments count where they are spread; introspection costs nothing (it has its own switch).
-// graphql-armor keeps the other limits (depth, aliases, directives, tokens).
+// graphql-armor keeps the other limits (depth, aliases, directives, tokens). The cost is checked
+// once the variables are known, before any resolver runs (useCostLimit): a page size passed as a
+// variable counts for what it is.
 import {
   getNamedType,
   GraphQLError,
@@ -21,11 +22,15 @@ import {
   type GraphQLField,
   type GraphQLOutputType,
   type SelectionSetNode,
-  type ValidationRule,
+  type DocumentNode,
+  type ExecutionArgs,
+  type GraphQLSchema,
+  getOperationAST,
   isObjectType,
   isInterfaceType,
   type GraphQLNamedType,
 } from "graphql";
+import type { Plugin } from "graphql-yoga";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./builder.js";
 
 /** The most a query may cost: a page of 100 items, each with ~150 fields and nested items (see README). */
@@ -38,23 +43,27 @@ function returnsList(type: GraphQLOutputType): boolean {
   return isListType(isNonNullType(type) ? type.ofType : type);
 }
 
-function multiplier(field: GraphQLField<unknown, unknown>, node: FieldNode, parent: GraphQLNamedType): number {
+type Variables = Record<string, unknown>;
+
+function multiplier(field: GraphQLField<unknown, unknown>, node: FieldNode, parent: GraphQLNamedType, variables: Variables): number {
   const named = getNamedType(field.type);
   if (parent.name.endsWith("Connection") && (node.name.value === "edges" || node.name.value === "nodes")) return 1;
   for (const argument of node.arguments ?? []) {
     if (!SIZE_ARGUMENTS.includes(argument.name.value)) continue;
-    if (argument.value.kind === Kind.INT) return Math.max(0, Number(argument.value.value));
-    if (argument.value.kind === Kind.VARIABLE) return MAX_PAGE_SIZE;
+    const value = argument.value.kind === Kind.VARIABLE ? variables[argument.value.name.value] : argument.value.kind === Kind.INT ? Number(argument.value.value) : undefined;
+    // Out-of-range sizes are refused by the page-size check; here they must not make a query cheap.
+    if (typeof value === "number" && Number.isFinite(value)) return Math.min(Math.max(value, 0), MAX_PAGE_SIZE * 10);
   }
   if (named.name.endsWith("Connection")) return DEFAULT_PAGE_SIZE;
   return returnsList(field.type) ? LIST_SIZE : 1;
 }
 
-export function queryCost(
+function selectionCost(
   selectionSet: SelectionSetNode,
   type: GraphQLNamedType,
   fragments: Record<string, FragmentDefinitionNode>,
   schemaType: (name: string) => GraphQLNamedType | undefined,
+  variables: Variables,
   spreading: Set<string> = new Set(),
 ): number {
   let cost = 0;
@@ -65,9 +74,9 @@ export function queryCost(
       // Unknown fields are reported by the standard rules.
       if (!field) continue;
       const inner = selection.selectionSet
-        ? queryCost(selection.selectionSet, getNamedType(field.type), fragments, schemaType, spreading)
+        ? selectionCost(selection.selectionSet, getNamedType(field.type), fragments, schemaType, variables, spreading)
         : 0;
-      cost += 1 + multiplier(field, selection, type) * inner;
+      cost += 1 + multiplier(field, selection, type, variables) * inner;
     } else {
       const fragment = selection.kind === Kind.FRAGMENT_SPREAD ? fragments[selection.name.value] : selection;
       const name = selection.kind === Kind.FRAGMENT_SPREAD ? selection.name.value : undefined;
@@ -76,35 +85,45 @@ export function queryCost(
       const condition = fragment.typeCondition ? schemaType(fragment.typeCondition.name.value) : type;
       if (!condition) continue;
       if (name) spreading.add(name);
-      cost += queryCost(fragment.selectionSet, condition, fragments, schemaType, spreading);
+      cost += selectionCost(fragment.selectionSet, condition, fragments, schemaType, variables, spreading);
       if (name) spreading.delete(name);
     }
   }
   return cost;
 }
 
-/** Refuses an operation whose cost is over `maxCost`, as a validation error (400, nothing runs). */
-export function costLimitRule(maxCost = MAX_QUERY_COST): ValidationRule {
-  return (context) => {
-    const schema = context.getSchema();
-    const fragments: Record<string, FragmentDefinitionNode> = {};
-    for (const definition of context.getDocument().definitions) {
-      if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments[definition.name.value] = definition;
-    }
-    return {
-      OperationDefinition(operation) {
-        const root = schema.getRootType(operation.operation);
-        if (!root) return;
-        const cost = queryCost(operation.selectionSet, root, fragments, (name) => schema.getType(name) ?? undefined);
-        if (cost > maxCost) {
-          context.reportError(
-            new GraphQLError(
-              `The query costs ${cost}, over the limit of ${maxCost}: ask for smaller pages (first/last) or fewer nested lists`,
-              { nodes: [operation], extensions: { cost, maxCost } },
-            ),
-          );
-        }
-      },
-    };
+/** The cost of the operation a request runs, with its variables. */
+export function operationCost(schema: GraphQLSchema, document: DocumentNode, operationName: string | null | undefined, variables: Variables = {}): number {
+  const operation = getOperationAST(document, operationName);
+  const root = operation && schema.getRootType(operation.operation);
+  if (!operation || !root) return 0;
+  const fragments: Record<string, FragmentDefinitionNode> = {};
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments[definition.name.value] = definition;
+  }
+  return selectionCost(operation.selectionSet, root, fragments, (name) => schema.getType(name) ?? undefined, variables);
+}
+
+function tooCostly(cost: number, maxCost: number) {
+  return new GraphQLError(`The query costs ${cost}, over the limit of ${maxCost}: ask for smaller pages (first/last) or fewer nested lists`, {
+    extensions: { code: "GRAPHQL_VALIDATION_FAILED", http: { status: 400 }, cost, maxCost },
+  });
+}
+
+/** Refuses an operation whose cost is over `maxCost` (400, before any resolver runs), over every transport. */
+export function useCostLimit(maxCost = MAX_QUERY_COST): Plugin {
+  const check = (args: ExecutionArgs) => {
+    const cost = operationCost(args.schema, args.document, args.operationName, args.variableValues ?? {});
+    return cost > maxCost ? tooCostly(cost, maxCost) : null;
+  };
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      const error = check(args);
+      if (error) setResultAndStopExecution({ errors: [error] });
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      const error = check(args);
+      if (error) setResultAndStopExecution({ errors: [error] });
+    },
   };
 }

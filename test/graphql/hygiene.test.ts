@@ -100,9 +100,12 @@ describe(`request limits, before execution (${backend})`, () => {
       expect.objectContaining({ message: expect.stringMatching(/costs 30301, over the limit of 15000/), extensions: expect.objectContaining({ cost: 30301, maxCost: 15000 }) }),
     ]);
     expect(res.statements).toBe(0);
-    // A page size in a variable counts as the largest page.
-    const variable = await server.post({ query: `query($n: Int) { ${nested.replace("first: 100", "first: $n")} }`, variables: { n: 1 } });
-    expect(variable.errors?.[0]?.message).toMatch(/costs 30301/);
+    // A page size passed as a variable counts for what it is.
+    const byVariable = `query($n: Int) { ${nested.replace("first: 100", "first: $n")} }`;
+    const hundred = await postCountingSql({ query: byVariable, variables: { n: 100 } });
+    expect([hundred.status, hundred.errors?.[0]?.extensions?.cost, hundred.statements]).toEqual([400, 30301, 0]);
+    const one = await server.post({ query: byVariable, variables: { n: 1 } });
+    expect(one.errors?.[0]?.extensions?.code).toBe("NOT_AUTHENTICATED");
 
     // Two pages of 100 sessions with five fields each: 2 x (1 + 100 x 7) = 1402.
     const page = "sessions(first: 100) { edges { node { id current createdAt lastUsedAt expiresAt } } }";

@@ -537,18 +537,38 @@ export function createTaskService(deps: DomainDeps) {
                AND "drainingSince" IS NULL AND "decommissionedAt" IS NULL
                FOR SHARE
           ),
-          picked AS (
+          -- Waiting tasks and tasks whose lease ran out are taken from two ordered scans (the first
+          -- walks the claim index, skipping rows other claimers hold, instead of sorting the whole
+          -- queue), then merged in claim order. A row locked here but not picked stays as it was.
+          pending AS (
             SELECT t."id", t."status" AS "previousStatus", t."attempt" AS "previousAttempt",
-                   t."machineId" AS "previousMachineId", t."leaseExpiresAt" AS "previousLeaseExpiresAt"
+                   t."machineId" AS "previousMachineId", t."leaseExpiresAt" AS "previousLeaseExpiresAt",
+                   t."priorityRank", t."createdAt"
               FROM "Task" t, me
-             WHERE t."workspaceId" = me."workspaceId"
-               AND (t."status" = 'PENDING'
-                    OR (t."status" IN ('ASSIGNED', 'RUNNING') AND t."leaseExpiresAt" < (now() AT TIME ZONE 'UTC')))
+             WHERE t."workspaceId" = me."workspaceId" AND t."status" = 'PENDING'
                AND COALESCE(t."requiredCapabilities", '{}') <@ me."capabilities"
                AND (t."targetMachineId" IS NULL OR t."targetMachineId" = me."id")
              ORDER BY t."priorityRank" DESC, t."createdAt" ASC, t."id" ASC
              LIMIT ${limit}
                FOR UPDATE OF t SKIP LOCKED
+          ),
+          expired AS (
+            SELECT t."id", t."status" AS "previousStatus", t."attempt" AS "previousAttempt",
+                   t."machineId" AS "previousMachineId", t."leaseExpiresAt" AS "previousLeaseExpiresAt",
+                   t."priorityRank", t."createdAt"
+              FROM "Task" t, me
+             WHERE t."workspaceId" = me."workspaceId" AND t."status" IN ('ASSIGNED', 'RUNNING')
+               AND t."leaseExpiresAt" < (now() AT TIME ZONE 'UTC')
+               AND COALESCE(t."requiredCapabilities", '{}') <@ me."capabilities"
+               AND (t."targetMachineId" IS NULL OR t."targetMachineId" = me."id")
+             ORDER BY t."priorityRank" DESC, t."createdAt" ASC, t."id" ASC
+             LIMIT ${limit}
+               FOR UPDATE OF t SKIP LOCKED
+          ),
+          picked AS (
+            SELECT * FROM (SELECT * FROM pending UNION ALL SELECT * FROM expired) AS candidates
+             ORDER BY "priorityRank" DESC, "createdAt" ASC, "id" ASC
+             LIMIT ${limit}
           ),
           claimed AS (
             UPDATE "Task" t
