@@ -540,12 +540,14 @@ export function createTaskService(deps: DomainDeps) {
           -- Waiting tasks and tasks whose lease ran out are taken from two ordered scans (the first
           -- walks the claim index, skipping rows other claimers hold, instead of sorting the whole
           -- queue), then merged in claim order. A row locked here but not picked stays as it was.
+          -- The workspace is given as a parameter: joined from "me" only, the planner cannot see
+          -- it and sorts the whole table.
           pending AS (
             SELECT t."id", t."status" AS "previousStatus", t."attempt" AS "previousAttempt",
                    t."machineId" AS "previousMachineId", t."leaseExpiresAt" AS "previousLeaseExpiresAt",
                    t."priorityRank", t."createdAt"
               FROM "Task" t, me
-             WHERE t."workspaceId" = me."workspaceId" AND t."status" = 'PENDING'
+             WHERE t."workspaceId" = ${me.workspaceId}::uuid AND t."workspaceId" = me."workspaceId" AND t."status" = 'PENDING'
                AND COALESCE(t."requiredCapabilities", '{}') <@ me."capabilities"
                AND (t."targetMachineId" IS NULL OR t."targetMachineId" = me."id")
              ORDER BY t."priorityRank" DESC, t."createdAt" ASC, t."id" ASC
@@ -557,7 +559,7 @@ export function createTaskService(deps: DomainDeps) {
                    t."machineId" AS "previousMachineId", t."leaseExpiresAt" AS "previousLeaseExpiresAt",
                    t."priorityRank", t."createdAt"
               FROM "Task" t, me
-             WHERE t."workspaceId" = me."workspaceId" AND t."status" IN ('ASSIGNED', 'RUNNING')
+             WHERE t."workspaceId" = ${me.workspaceId}::uuid AND t."workspaceId" = me."workspaceId" AND t."status" IN ('ASSIGNED', 'RUNNING')
                AND t."leaseExpiresAt" < (now() AT TIME ZONE 'UTC')
                AND COALESCE(t."requiredCapabilities", '{}') <@ me."capabilities"
                AND (t."targetMachineId" IS NULL OR t."targetMachineId" = me."id")
