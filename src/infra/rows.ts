@@ -7,7 +7,7 @@ import { getDatamodel } from "../generated/pothos-types.js";
 import type { Database } from "./db.js";
 
 /** The models point reads use (their primary key is a uuid `id`). */
-type ModelName = "Worker" | "Machine" | "Task";
+type ModelName = "Worker" | "Machine" | "Task" | "Deployment" | "Service" | "Flow" | "Project";
 
 interface ModelReader {
   text: string;

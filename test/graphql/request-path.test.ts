@@ -49,17 +49,24 @@ describe(`request path statement budget (${backend})`, () => {
     return { data, statements: server.db.statements.count - before };
   }
 
-  it("answers an authenticated point read in at most 2 statements once the credential is warm", async () => {
+  it("answers an authenticated point read in at most 2 statements once the credential is warm (worker, machine, task, workspace, deployment, service, flow, project)", async () => {
     const { owner, workspaceId } = await ownedWorkspace(server);
     const machine = await createMachineDirect(server, workspaceId);
     const [workerId] = await seedWorkers(server, workspaceId, machine.id, 1);
     const task = await server.db.prisma.task.create({ data: { workspaceId, title: "t" } });
+    const deployment = await server.db.prisma.deployment.create({ data: { workspaceId, name: "d", services: { create: { workspaceId, name: "web", image: "nginx" } } }, include: { services: true } });
+    const flow = await server.db.prisma.flow.create({ data: { workspaceId, name: "f" } });
+    const project = await server.db.prisma.project.create({ data: { workspaceId, key: "P", name: "p" } });
 
     const reads: [string, Record<string, unknown>][] = [
       [STATUS, { id: workerId }],
       ["query($id: ID!) { machine(id: $id) { name status cpuPercent } }", { id: machine.id }],
       ["query($id: ID!) { task(id: $id) { title status priority } }", { id: task.id }],
       ["query($id: ID!) { workspace(id: $id) { name } }", { id: workspaceId }],
+      ["query($id: ID!) { deployment(id: $id) { name revision } }", { id: deployment.id }],
+      ["query($id: ID!) { service(id: $id) { name status } }", { id: deployment.services[0]!.id }],
+      ["query($id: ID!) { flow(id: $id) { name } }", { id: flow.id }],
+      ["query($id: ID!) { project(id: $id) { key name } }", { id: project.id }],
     ];
     for (const [query, variables] of reads) {
       const { data, statements } = await warmStatements(query, variables, owner.accessToken);
