@@ -499,7 +499,7 @@ export function buildApp(deps: AppDeps): App {
       stopCredentialNotices = await db.listen(CREDENTIAL_NOTICE_CHANNEL, credentialCache.forget, (listening) => {
         credentialCache.setListening(listening);
         if (listening !== heard && !stopping) {
-          if (listening) log.info("credential change notices are heard again: checked credentials are cached");
+          if (listening) log.info("credential change notices are heard: checked credentials are cached");
           else log.warn("credential change notices are not heard: every request checks its credential in the database until they are");
         }
         heard = listening;
