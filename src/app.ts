@@ -18,6 +18,7 @@ import { useServer } from "graphql-ws/use/ws";
 import { createYoga, isAsyncIterable, type Plugin, type YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
 import { createAuthenticator, CSRF_HEADER, isCsrfSafe } from "./auth/authenticate.js";
+import { createCredentialCache, CREDENTIAL_NOTICE_CHANNEL } from "./auth/credential-cache.js";
 import { createTokenService, type SigningKey } from "./auth/tokens.js";
 import { DOCS_PAGE_PATHS, serveDocsPage } from "./http/docs-page.js";
 import { MAX_BODY_BYTES, readBodyUpTo } from "./http/body.js";
@@ -35,6 +36,7 @@ import { createUserAdminService } from "./modules/account/user-admin.js";
 import { createDomainServices } from "./modules/domain.js";
 import { createWorkspaceAccess } from "./modules/shared/access.js";
 import { isDatabaseUnavailable, type Database } from "./infra/db.js";
+import { createRowReader } from "./infra/rows.js";
 import type { Logger } from "./infra/logger.js";
 import { createMailer } from "./infra/mailer.js";
 import { createMetrics } from "./infra/metrics.js";
@@ -45,6 +47,7 @@ import { createAccountLimits, createAccountService } from "./modules/account/acc
 import { createApiKeyService } from "./modules/api-key/api-key.service.js";
 import { notAuthenticated, serviceUnavailable } from "./schema/errors.js";
 import { schemaFor } from "./schema/index.js";
+import { useCostLimit } from "./schema/cost.js";
 import { useInputGuard } from "./schema/input-guard.js";
 import { clientError, locatedAt, useMalformedParamsAsBadRequest, useNoSchemaHints } from "./schema/request-errors.js";
 
@@ -116,7 +119,10 @@ export function buildApp(deps: AppDeps): App {
     audience: config.auth.audience,
     ttlSeconds: config.auth.accessTokenTtlSeconds,
   });
-  const authenticate = createAuthenticator({ prisma, tokens });
+  const rows = createRowReader(db);
+  const credentialCache = createCredentialCache();
+  const authenticate = createAuthenticator({ prisma, tokens, cache: credentialCache });
+  let stopCredentialNotices: (() => Promise<void>) | undefined;
   const mailer = createMailer({ prisma, smtpUrl: config.mail.smtpUrl, from: config.mail.from, log });
   // Every live stream runs on this one engine; it ends them all on shutdown.
   const streams = createLiveStreams({ pubsub, log });
@@ -144,11 +150,13 @@ export function buildApp(deps: AppDeps): App {
       maxAliases: { n: 15, ...reportAsValidationError() },
       maxDirectives: { n: 20, ...reportAsValidationError() },
       maxTokens: { n: 2000 },
-      costLimit: { maxCost: 5000, ignoreIntrospection: true, ...reportAsValidationError() },
+      // Cost is ours (schema/cost.ts): armor's model has no notion of page sizes.
+      costLimit: { enabled: false },
       // useNoSchemaHints below hides every kind of suggestion, not only field names.
       blockFieldSuggestion: { enabled: false },
     }) as Plugin<Context>,
     useInputGuard() as Plugin<Context>,
+    useCostLimit() as Plugin<Context>,
     useMalformedParamsAsBadRequest() as Plugin<Context>,
     ...(config.http.introspection ? [] : [useNoSchemaHints() as Plugin<Context>]),
     {
@@ -248,8 +256,9 @@ export function buildApp(deps: AppDeps): App {
       return {
         requestId,
         viewer,
-        access: createWorkspaceAccess(viewer, prisma),
+        access: createWorkspaceAccess(viewer, prisma, db.sql),
         prisma,
+        rows,
         services,
         pubsub: pubsub.pubsub,
         log: log.child({ requestId, ...viewerLog }),
@@ -484,7 +493,17 @@ export function buildApp(deps: AppDeps): App {
     server,
     services,
     fetch: yoga.fetch,
-    start() {
+    async start() {
+      // Credentials are cached only while changes to them are heard (see auth/credential-cache.ts).
+      let heard = false;
+      stopCredentialNotices = await db.listen(CREDENTIAL_NOTICE_CHANNEL, credentialCache.forget, (listening) => {
+        credentialCache.setListening(listening);
+        if (listening !== heard && !stopping) {
+          if (listening) log.info("credential change notices are heard: checked credentials are cached");
+          else log.warn("credential change notices are not heard: every request checks its credential in the database until they are");
+        }
+        heard = listening;
+      });
       return new Promise((resolve, reject) => {
         server.once("error", reject);
         server.listen(config.http.port, config.http.host, () => {
@@ -515,6 +534,7 @@ export function buildApp(deps: AppDeps): App {
         await closed;
         await yoga.dispose();
         await services.logs.stop();
+        await stopCredentialNotices?.();
         mailer.close();
       })();
       return stopping;

@@ -109,8 +109,8 @@ export interface Config {
     accessTokenTtlSeconds: number;
     /**
      * The longest access token a client may ask for at sign-in (`accessTokenTtl`), for clients that
-     * cannot refresh (AiSpinner's work a whole day on one login). Still revocable: every request
-     * checks the token's session.
+     * cannot refresh (AiSpinner's work a whole day on one login). Still revocable: a session's end
+     * reaches every server at once (auth/credential-cache.ts).
      */
     accessTokenMaxTtlSeconds: number;
     refreshTokenTtlSeconds: number;

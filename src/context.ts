@@ -4,6 +4,7 @@ import type { PubSub } from "graphql-yoga";
 import type { Viewer } from "./auth/viewer.js";
 import type { PrismaClient } from "./generated/prisma/client.js";
 import type { Logger } from "./infra/logger.js";
+import type { RowReader } from "./infra/rows.js";
 import type { Topics } from "./infra/pubsub.js";
 import type { AccountService, ClientInfo } from "./modules/account/account.service.js";
 import type { UserAdminService } from "./modules/account/user-admin.js";
@@ -23,6 +24,8 @@ export interface Context {
   /** Workspace authorization for this request (memberships cached per request). */
   access: WorkspaceAccess;
   prisma: PrismaClient;
+  /** Rows by id without Prisma's engine, for point reads of scalars (infra/rows.ts). */
+  rows: RowReader;
   services: Services;
   pubsub: PubSub<Topics>;
   log: Logger;

@@ -4,6 +4,7 @@ import { parseCookie } from "cookie";
 import type { PrismaClient } from "../generated/prisma/client.js";
 import { notAuthenticated } from "../schema/errors.js";
 import { API_KEY_PREFIX, isWellFormedApiKey, isWellFormedSecret, MACHINE_CREDENTIAL_PREFIX } from "./api-key-format.js";
+import type { CredentialCache, CredentialSubject } from "./credential-cache.js";
 import { sha256 } from "./secrets.js";
 import { InvalidTokenError, type TokenService } from "./tokens.js";
 import { anonymous, effectiveScopes, sessionScopes, type Scope, type Viewer } from "./viewer.js";
@@ -30,13 +31,36 @@ export function isCsrfSafe(method: string, contentType: string | null, csrfHeade
   return method === "POST" && (contentType ?? "").toLowerCase().startsWith("application/json");
 }
 
-export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenService }) {
-  const { prisma, tokens } = deps;
+export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenService; cache: CredentialCache }) {
+  const { prisma, tokens, cache } = deps;
+
+  /** The cached viewer for `key`, or `load`'s (cached unless a credential notice came meanwhile). */
+  async function cached(
+    key: string,
+    load: () => Promise<{ viewer: Viewer; subject: CredentialSubject; validUntil?: Date | null } | null>,
+  ): Promise<Viewer | null> {
+    const hit = cache.get(key);
+    if (hit) return hit;
+    const ticket = cache.begin();
+    const loaded = await load();
+    if (!loaded) return null;
+    cache.set(key, ticket, loaded);
+    return loaded.viewer;
+  }
 
   async function fromApiKey(key: string): Promise<Viewer> {
     if (!isWellFormedApiKey(key)) throw notAuthenticated("The API key is malformed (check that it was copied whole)");
+    const keyHash = sha256(key);
+    // lastUsedAt is written when the key is checked against the database: about once a minute at most.
+    return (await cached(`key:${keyHash}`, async () => {
+      const viewer = await apiKeyFromDatabase(keyHash);
+      return { viewer, subject: `user:${viewer.userId}`, validUntil: viewer.keyExpiresAt };
+    }))!;
+  }
+
+  async function apiKeyFromDatabase(keyHash: string) {
     const row = await prisma.apiKey.findUnique({
-      where: { keyHash: sha256(key) },
+      where: { keyHash },
       include: { user: { select: { role: true } } },
     });
     const now = new Date();
@@ -46,12 +70,13 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
       await prisma.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: now } });
     }
     return {
-      kind: "apiKey",
+      kind: "apiKey" as const,
       userId: row.userId,
       role: row.user.role,
       apiKeyId: row.id,
       workspaceId: row.workspaceId,
       scopes: effectiveScopes(row.user.role, row.scopes.map((s) => s.toLowerCase() as Scope)),
+      keyExpiresAt: row.expiresAt,
     };
   }
 
@@ -59,20 +84,24 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
     if (!isWellFormedSecret(MACHINE_CREDENTIAL_PREFIX, credential)) {
       throw notAuthenticated("The machine credential is malformed (check that it was copied whole)");
     }
-    const machine = await prisma.machine.findUnique({
-      where: { credentialHash: sha256(credential) },
-      select: { id: true, workspaceId: true, approval: true, decommissionedAt: true },
-    });
-    if (!machine) throw notAuthenticated("The machine credential is not valid (it may have been rotated)");
-    if (machine.decommissionedAt) throw notAuthenticated("This machine has been decommissioned");
-    if (machine.approval === "REJECTED") throw notAuthenticated("This machine was rejected by a workspace administrator");
-    return {
-      kind: "machine",
-      machineId: machine.id,
-      workspaceId: machine.workspaceId,
-      approved: machine.approval === "APPROVED",
-      scopes: new Set(),
-    };
+    const credentialHash = sha256(credential);
+    return (await cached(`machine:${credentialHash}`, async () => {
+      const machine = await prisma.machine.findUnique({
+        where: { credentialHash },
+        select: { id: true, workspaceId: true, approval: true, decommissionedAt: true },
+      });
+      if (!machine) throw notAuthenticated("The machine credential is not valid (it may have been rotated)");
+      if (machine.decommissionedAt) throw notAuthenticated("This machine has been decommissioned");
+      if (machine.approval === "REJECTED") throw notAuthenticated("This machine was rejected by a workspace administrator");
+      const viewer: Viewer = {
+        kind: "machine",
+        machineId: machine.id,
+        workspaceId: machine.workspaceId,
+        approved: machine.approval === "APPROVED",
+        scopes: new Set(),
+      };
+      return { viewer, subject: `machine:${machine.id}` };
+    }))!;
   }
 
   async function activeSession(where: { id: string } | { cookieSecretHash: string }) {
@@ -82,6 +111,13 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
   }
 
   async function fromAccessToken(token: string): Promise<Viewer> {
+    return (await cached(`jwt:${token}`, async () => {
+      const viewer = await accessTokenFromDatabase(token);
+      return { viewer, subject: `user:${viewer.userId}`, validUntil: viewer.sessionExpiresAt < viewer.expiresAt ? viewer.sessionExpiresAt : viewer.expiresAt };
+    }))!;
+  }
+
+  async function accessTokenFromDatabase(token: string) {
     let claims;
     try {
       claims = await tokens.verifyAccessToken(token);
@@ -94,13 +130,14 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
       throw notAuthenticated("The session of this access token has ended; sign in again");
     }
     return {
-      kind: "session",
-      via: "bearer",
+      kind: "session" as const,
+      via: "bearer" as const,
       userId: session.userId,
       role: session.user.role,
       sessionId: session.id,
       scopes: sessionScopes(session.user.role),
       expiresAt: claims.expiresAt,
+      sessionExpiresAt: session.expiresAt,
     };
   }
 
@@ -116,10 +153,12 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
     }
     const cookieSecret = credentials.cookie ? parseCookie(credentials.cookie)[SESSION_COOKIE] : undefined;
     if (cookieSecret && credentials.csrfSafe) {
-      const session = await activeSession({ cookieSecretHash: sha256(cookieSecret) });
-      // A stale cookie is not an error: browsers keep cookies after sign-out on another device.
-      if (session) {
-        return {
+      const cookieSecretHash = sha256(cookieSecret);
+      const viewer = await cached(`cookie:${cookieSecretHash}`, async () => {
+        const session = await activeSession({ cookieSecretHash });
+        // A stale cookie is not an error: browsers keep cookies after sign-out on another device.
+        if (!session) return null;
+        const viewer: Viewer = {
           kind: "session",
           via: "cookie",
           userId: session.userId,
@@ -127,7 +166,9 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
           sessionId: session.id,
           scopes: sessionScopes(session.user.role),
         };
-      }
+        return { viewer, subject: `user:${session.userId}`, validUntil: session.expiresAt };
+      });
+      if (viewer) return viewer;
     }
     return anonymous;
   };

@@ -356,6 +356,7 @@ describe(`flows (${backend})`, () => {
       expect(edges.every((e) => e.node.runs.totalCount === 4 && e.node.runs.edges.length === 3 && e.node.runs.edges[0]!.node.stages.length === 1)).toBe(true);
       return server.db.statements.count - before;
     };
+    await count(10); // the first request also checks the token in the database; later ones find it cached
     expect(await count(100)).toBe(await count(10));
   });
 });

@@ -91,17 +91,27 @@ describe(`request limits, before execution (${backend})`, () => {
     expect(valid.statements).toBeGreaterThan(0);
   });
 
-  it("rejects a query over the cost limit (5000) with 400 without running SQL", async () => {
-    // Each `sessions(first: 100)` costs 100 x (2 + 1.5 x (2 + 1.5 x (2 + 1.5 x 5))) = 2637.5.
-    const page = "sessions(first: 100) { edges { node { id current createdAt lastUsedAt expiresAt } } }";
-    const res = await postCountingSql({ query: `{ a: ${page} b: ${page} }` });
+  it("rejects a query over the cost limit (15,000) with 400 without running SQL; pages of 100 pass", async () => {
+    // workspaces(first: 100) costs 1 + 100 x (edges 1 + node (1 + workers (1 + 100 x (edges 1 + node (1 + id 1))))) = 30,301.
+    const nested = "workspaces(first: 100) { edges { node { workers(first: 100) { edges { node { id } } } } } }";
+    const res = await postCountingSql({ query: `{ ${nested} }` });
     expect(res.status).toBe(400);
-    expect(res.errors).toEqual([expect.objectContaining({ message: expect.stringMatching(/cost limit of 5000/i) })]);
+    expect(res.errors).toEqual([
+      expect.objectContaining({ message: expect.stringMatching(/costs 30301, over the limit of 15000/), extensions: expect.objectContaining({ cost: 30301, maxCost: 15000 }) }),
+    ]);
     expect(res.statements).toBe(0);
+    // A page size passed as a variable counts for what it is.
+    const byVariable = `query($n: Int) { ${nested.replace("first: 100", "first: $n")} }`;
+    const hundred = await postCountingSql({ query: byVariable, variables: { n: 100 } });
+    expect([hundred.status, hundred.errors?.[0]?.extensions?.cost, hundred.statements]).toEqual([400, 30301, 0]);
+    const one = await server.post({ query: byVariable, variables: { n: 1 } });
+    expect(one.errors?.[0]?.extensions?.code).toBe("NOT_AUTHENTICATED");
 
+    // Two pages of 100 sessions with five fields each: 2 x (1 + 100 x 7) = 1402.
+    const page = "sessions(first: 100) { edges { node { id current createdAt lastUsedAt expiresAt } } }";
     const user = await signedInUser(server);
-    const one = ok(await server.post({ query: `{ a: ${page} }` }, { token: user.accessToken }));
-    expect(one.a.edges).toHaveLength(1);
+    const two = ok(await server.post({ query: `{ a: ${page} b: ${page} }` }, { token: user.accessToken }));
+    expect(two.a.edges).toHaveLength(1);
   });
 
   it("answers a body over 1 MiB with 413, with or without a Content-Length", async () => {

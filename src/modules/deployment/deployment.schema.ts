@@ -1,3 +1,4 @@
+import { readById } from "../shared/point-read.js";
 import type { Prisma, ServiceStatus } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
 import { maySeeSecrets, membersOrAssignedMachine, workspaceMembers } from "../shared/object-auth.js";
@@ -198,19 +199,15 @@ builder.queryFields((t) => ({
     type: DeploymentType,
     authScopes: { read: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (query, _root, args, ctx) => {
-      const { id } = await ctx.services.deployments.getDeployment(ctx, String(args.id));
-      return ctx.prisma.deployment.findUniqueOrThrow({ ...query, where: { id } });
-    },
+    resolve: (query, _root, args, ctx) =>
+      readById(ctx, "Deployment", String(args.id), query, (id) => ctx.prisma.deployment.findUnique({ ...query, where: { id } })),
   }),
   service: t.prismaField({
     type: ServiceType,
     authScopes: { read: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (query, _root, args, ctx) => {
-      const { id } = await ctx.services.deployments.getService(ctx, String(args.id));
-      return ctx.prisma.service.findUniqueOrThrow({ ...query, where: { id } });
-    },
+    resolve: (query, _root, args, ctx) =>
+      readById(ctx, "Service", String(args.id), query, (id) => ctx.prisma.service.findUnique({ ...query, where: { id } })),
   }),
   assignedServices: t.prismaField({
     type: [ServiceType],

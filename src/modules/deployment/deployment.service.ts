@@ -233,16 +233,6 @@ export function createDeploymentService(deps: DomainDeps) {
   }
 
   return {
-    async getDeployment(ctx: RequestContext, id: string) {
-      await authorizeDeployment(ctx, id, "read");
-      return { id };
-    },
-
-    async getService(ctx: RequestContext, id: string) {
-      await authorizeService(ctx, id, "read");
-      return { id };
-    },
-
     async create(ctx: RequestContext, raw: unknown) {
       const input = parseInput(createInput, raw);
       await ctx.access.require(input.workspaceId, "write");

@@ -1,3 +1,4 @@
+import { readById } from "../shared/point-read.js";
 import type { Prisma } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
 import { workspaceMembers } from "../shared/object-auth.js";
@@ -129,10 +130,8 @@ builder.queryFields((t) => ({
     type: FlowType,
     authScopes: { read: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (query, _root, { id }, ctx) => {
-      const flow = await ctx.services.flows.requireReadable(ctx, String(id));
-      return ctx.prisma.flow.findUniqueOrThrow({ ...query, where: { id: flow.id } });
-    },
+    resolve: (query, _root, args, ctx) =>
+      readById(ctx, "Flow", String(args.id), query, (id) => ctx.prisma.flow.findUnique({ ...query, where: { id } })),
   }),
 }));
 

@@ -152,8 +152,6 @@ export function createFlowService(deps: DomainDeps) {
   }
 
   return {
-    requireReadable: (ctx: RequestCtx, id: string) => loadForUser(ctx, id, "read"),
-
     async create(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(createInput, raw);
       const { definition, definitionText } = definitionOf(input) ?? { definition: parseDefinition(null, "input.definition"), definitionText: null };

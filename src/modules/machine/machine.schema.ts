@@ -1,6 +1,7 @@
 import { requireMachine } from "../../auth/viewer.js";
 import type { Prisma } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
+import { readById } from "../shared/point-read.js";
 import { workspaceMembers } from "../shared/object-auth.js";
 import { IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { TaskStatusEnum } from "../task/task.schema.js";
@@ -360,10 +361,8 @@ builder.queryFields((t) => ({
     description: "A machine of a workspace the viewer belongs to.",
     authScopes: { read: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (query, _root, args, ctx) => {
-      const { id } = await ctx.services.machines.get(ctx, String(args.id));
-      return ctx.prisma.machine.findUniqueOrThrow({ ...query, where: { id } });
-    },
+    resolve: (query, _root, args, ctx) =>
+      readById(ctx, "Machine", String(args.id), query, (id) => ctx.prisma.machine.findUnique({ ...query, where: { id } })),
   }),
   currentMachine: t.prismaField({
     type: MachineType,

@@ -304,10 +304,6 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
       return { OR: statuses.map((status) => tokenStatusWhere(status, now)) };
     },
 
-    async get(ctx: RequestCtx, id: string) {
-      return { id: (await loadForUser(ctx, id, "read")).id };
-    },
-
     async getEnrollmentToken(ctx: RequestCtx, id: string) {
       const token = await prisma.enrollmentToken.findUnique({ where: { id: requireId(id, "enrollment token") } });
       if (!token) throw notFound("enrollment token", id);
@@ -478,28 +474,53 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
      * Usage report; renews the lease of every task the machine still holds. A lease that already
      * ran out is not revived: that attempt is lost and the task may be someone else's by now.
      */
+    /**
+     * Two statements in the steady state (the hot path of a fleet): the machine row, updated with
+     * its figures while reading what it was (was it announced online, when was it last heard), then
+     * the leases of the tasks it holds. Only a machine coming back online does more: the flag flip,
+     * its status notice and event, and the scheduler's look at waiting work.
+     */
     async heartbeat(ctx: RequestCtx, raw: unknown) {
       const input = parseInput(heartbeatInput, raw);
-      const machine = await targetMachine(ctx, input.machineId, "write", "input.machineId");
-      const cameOnline = !machine.lastHeartbeatAt || machine.lastHeartbeatAt < offlineCutoff();
+      let machine: { id: string; workspaceId: string };
+      if (ctx.viewer.kind === "machine") {
+        // The credential check (cached) already proved which machine this is, in which workspace.
+        if (input.machineId != null && input.machineId !== ctx.viewer.machineId) throw notFound("machine", input.machineId);
+        machine = { id: ctx.viewer.machineId, workspaceId: ctx.viewer.workspaceId };
+      } else {
+        machine = await targetMachine(ctx, input.machineId, "write", "input.machineId");
+      }
       const leaseSeconds = config.domain.taskLeaseSeconds;
-      const leased = await live.transaction(prisma, async (tx) => {
-        const { count } = await tx.machine.updateMany({
-          where: { id: machine.id, decommissionedAt: null },
-          data: {
-            lastHeartbeatAt: new Date(),
-            cpuPercent: input.cpuPercent ?? null,
-            memoryPercent: input.memoryPercent ?? null,
-            diskPercent: input.diskPercent ?? null,
-            ...(input.capabilities ? { capabilities: input.capabilities } : {}),
-            ...(input.hardware ? { hardware: input.hardware } : {}),
-          },
-        });
-        if (count === 0) throw decommissioned("record a heartbeat for", machine.id);
+      // Timestamps are stored as UTC wall time (timestamp without time zone), hence AT TIME ZONE.
+      const [before] = await prisma.$queryRaw<{ lastHeartbeatAt: Date | null; announcedOnline: boolean }[]>`
+        UPDATE "Machine" AS m
+           SET "lastHeartbeatAt" = (now() AT TIME ZONE 'UTC'),
+               "cpuPercent" = ${input.cpuPercent ?? null}::double precision,
+               "memoryPercent" = ${input.memoryPercent ?? null}::double precision,
+               "diskPercent" = ${input.diskPercent ?? null}::double precision,
+               "capabilities" = COALESCE(${input.capabilities ?? null}::text[], m."capabilities"),
+               "hardware" = COALESCE(${input.hardware ? JSON.stringify(input.hardware) : null}::jsonb, m."hardware"),
+               "updatedAt" = (now() AT TIME ZONE 'UTC')
+          FROM (SELECT "id", "lastHeartbeatAt", "announcedOnline" FROM "Machine" WHERE "id" = ${machine.id}::uuid FOR UPDATE) AS old
+         WHERE m."id" = old."id" AND m."decommissionedAt" IS NULL
+        RETURNING old."lastHeartbeatAt", old."announcedOnline"`;
+      if (!before) {
+        const gone = await prisma.machine.findUnique({ where: { id: machine.id }, select: { decommissionedAt: true } });
+        throw gone ? decommissioned("record a heartbeat for", machine.id) : notFound("machine", machine.id);
+      }
+      const leased = await prisma.$queryRaw<{ id: string }[]>`
+        UPDATE "Task"
+           SET "leaseExpiresAt" = (now() AT TIME ZONE 'UTC') + make_interval(secs => ${leaseSeconds}::double precision)
+         WHERE "machineId" = ${machine.id}::uuid
+           AND "status" IN ('ASSIGNED', 'RUNNING', 'SUSPENDED')
+           AND "leaseExpiresAt" > (now() AT TIME ZONE 'UTC')
+        RETURNING "id"`;
+      if (!before.announcedOnline) {
         // Whichever replica flips the flag announces the machine online, once (the sweep in the
         // event module flips it back when the heartbeats stop).
-        const flipped = await tx.machine.updateMany({ where: { id: machine.id, announcedOnline: false }, data: { announcedOnline: true } });
-        if (flipped.count > 0) {
+        await live.transaction(prisma, async (tx) => {
+          const flipped = await tx.machine.updateMany({ where: { id: machine.id, announcedOnline: false }, data: { announcedOnline: true } });
+          if (flipped.count === 0) return;
           noteStatus(tx, "MACHINE", machine.id, machine.workspaceId);
           await noteEvent(tx, {
             workspaceId: machine.workspaceId,
@@ -508,16 +529,9 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
             subjectId: machine.id,
             data: { machineId: machine.id, status: "ONLINE" },
           });
-        }
-        // Timestamps are stored as UTC wall time (timestamp without time zone), hence AT TIME ZONE.
-        return tx.$queryRaw<{ id: string }[]>`
-          UPDATE "Task"
-             SET "leaseExpiresAt" = (now() AT TIME ZONE 'UTC') + make_interval(secs => ${leaseSeconds}::double precision)
-           WHERE "machineId" = ${machine.id}::uuid
-             AND "status" IN ('ASSIGNED', 'RUNNING', 'SUSPENDED')
-             AND "leaseExpiresAt" > (now() AT TIME ZONE 'UTC')
-          RETURNING "id"`;
-      });
+        });
+      }
+      const cameOnline = !before.lastHeartbeatAt || before.lastHeartbeatAt < offlineCutoff();
       if (cameOnline) await capacityAdded(machine.workspaceId);
       return {
         id: machine.id,

@@ -1,9 +1,11 @@
 // Who may touch which workspace. Every domain read and write goes through here, so the rules live
 // in one place: a stranger (or a key bound to another workspace) learns nothing, not even that the
 // workspace exists; a member without the role gets FORBIDDEN naming the role it needs.
+import DataLoader from "dataloader";
 import { isUser, requireUser, type UserViewer, type Viewer } from "../../auth/viewer.js";
 import type { PrismaClient, WorkspaceRole } from "../../generated/prisma/client.js";
 import { forbidden, notFound } from "../../schema/errors.js";
+import { isUuid } from "../../schema/validation.js";
 
 /** What an operation needs: read (viewer), write (member), admin, owner. */
 export type WorkspaceNeed = "read" | "write" | "admin" | "owner";
@@ -18,25 +20,36 @@ export interface WorkspaceGrant {
   viewer: UserViewer;
 }
 
-export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient) {
-  // One membership lookup per workspace per request, however many objects ask (Prisma batches the
-  // lookups of one tick, so a list of workspaces costs one query). A subscription's context lives
-  // as long as its stream: streams call `refresh` before each read, so no item outlives a role.
-  const roles = new Map<string, Promise<WorkspaceRole | null>>();
+/** One SQL statement, without Prisma (Database.sql): membership is read on nearly every request. */
+export type SqlReader = <Row>(text: string, params: unknown[]) => Promise<Row[]>;
+
+const ROLES_OF_USER = `SELECT "workspaceId", "role" FROM "WorkspaceMember" WHERE "userId" = $1::uuid AND "workspaceId" = ANY($2::uuid[])`;
+
+export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient, sql?: SqlReader) {
+  // One membership lookup per request for every workspace asked about in the same tick (a list of
+  // workspaces costs one statement), cached for the rest of the request. A subscription's context
+  // lives as long as its stream: streams call `refresh` before each read, so no item outlives a role.
+  const roles = isUser(viewer)
+    ? new DataLoader<string, WorkspaceRole | null>(async (workspaceIds) => {
+        const rows = sql
+          ? await sql<{ workspaceId: string; role: WorkspaceRole }>(ROLES_OF_USER, [viewer.userId, workspaceIds])
+          : await prisma.workspaceMember.findMany({
+              where: { userId: viewer.userId, workspaceId: { in: [...workspaceIds] } },
+              select: { workspaceId: true, role: true },
+            });
+        const byWorkspace = new Map(rows.map((row) => [row.workspaceId, row.role]));
+        return workspaceIds.map((id) => byWorkspace.get(id) ?? null);
+      })
+    : undefined;
   let email: Promise<string | null> | undefined;
 
   function roleIn(workspaceId: string): Promise<WorkspaceRole | null> {
-    if (!isUser(viewer)) return Promise.resolve(null);
+    if (!roles || !isUser(viewer)) return Promise.resolve(null);
     // A key bound to one workspace sees no other.
     if (viewer.kind === "apiKey" && viewer.workspaceId && viewer.workspaceId !== workspaceId) return Promise.resolve(null);
-    let role = roles.get(workspaceId);
-    if (!role) {
-      role = prisma.workspaceMember
-        .findUnique({ where: { workspaceId_userId: { workspaceId, userId: viewer.userId } }, select: { role: true } })
-        .then((m) => m?.role ?? null);
-      roles.set(workspaceId, role);
-    }
-    return role;
+    // Not an id at all: no such workspace (and nothing for the uuid[] parameter to choke on).
+    if (!isUuid(workspaceId)) return Promise.resolve(null);
+    return roles.load(workspaceId);
   }
 
   async function check(workspaceId: string, need: WorkspaceNeed, what: { type: string; id: string }, changes: boolean): Promise<WorkspaceGrant> {
@@ -72,12 +85,22 @@ export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient) {
       return check(workspaceId, need, what, false);
     },
 
+    /**
+     * A point read's row, loaded once for both the answer and the check: the row if the viewer may
+     * read (or `need`) its workspace, else NOT_FOUND, the same answer as for an id that does not exist.
+     */
+    async visible<Row extends { workspaceId: string }>(row: Row | null, what: { type: string; id: string }, need: WorkspaceNeed = "read"): Promise<Row> {
+      if (!row) throw notFound(what.type, what.id);
+      await check(row.workspaceId, need, what, need !== "read");
+      return row;
+    },
+
     /** The role, or null for a stranger; for fields that show the viewer's own role. */
     roleIn,
 
     /** The role as it is now in the database, replacing what this request had cached. */
     refresh(workspaceId: string): Promise<WorkspaceRole | null> {
-      roles.delete(workspaceId);
+      roles?.clear(workspaceId);
       return roleIn(workspaceId);
     },
 

@@ -2,6 +2,7 @@ import type { Prisma } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
 import { membersOrAssignedMachine, workspaceMembers } from "../shared/object-auth.js";
 import { validationError } from "../../schema/errors.js";
+import { readById } from "../shared/point-read.js";
 import { isUuid } from "../../schema/validation.js";
 import { ActorTypeEnum, IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { MAX_CLAIM, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES } from "./task.service.js";
@@ -380,10 +381,8 @@ builder.queryFields((t) => ({
     type: TaskType,
     authScopes: { read: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (query, _root, { id }, ctx) => {
-      const task = await ctx.services.tasks.requireReadable(ctx, String(id));
-      return ctx.prisma.task.findUniqueOrThrow({ ...query, where: { id: task.id } });
-    },
+    resolve: (query, _root, args, ctx) =>
+      readById(ctx, "Task", String(args.id), query, (id) => ctx.prisma.task.findUnique({ ...query, where: { id } })),
   }),
   taskStats: t.field({
     type: TaskStats,

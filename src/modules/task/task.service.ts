@@ -257,6 +257,25 @@ interface HeldTask {
   currentStage: number | null;
 }
 
+/**
+ * Tasks of the workspace that the machine "me" (a CTE of the claim) may take, in claim order,
+ * skipping rows other claimers hold. The workspace is a parameter, not only joined from "me": the
+ * planner must see it to walk the claim index instead of sorting the whole queue.
+ */
+function claimableScan(workspaceId: string, limit: number, state: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`
+    SELECT t."id", t."status" AS "previousStatus", t."attempt" AS "previousAttempt",
+           t."machineId" AS "previousMachineId", t."leaseExpiresAt" AS "previousLeaseExpiresAt",
+           t."priorityRank", t."createdAt"
+      FROM "Task" t, me
+     WHERE t."workspaceId" = ${workspaceId}::uuid AND t."workspaceId" = me."workspaceId" AND ${state}
+       AND COALESCE(t."requiredCapabilities", '{}') <@ me."capabilities"
+       AND (t."targetMachineId" IS NULL OR t."targetMachineId" = me."id")
+     ORDER BY t."priorityRank" DESC, t."createdAt" ASC, t."id" ASC
+     LIMIT ${limit}
+       FOR UPDATE OF t SKIP LOCKED`;
+}
+
 export function createTaskService(deps: DomainDeps) {
   const { prisma, config } = deps;
   const live = liveFor(deps);
@@ -510,11 +529,6 @@ export function createTaskService(deps: DomainDeps) {
       };
     },
 
-    /** Loads a task for a user who may read it; NOT_FOUND for everyone else. */
-    async requireReadable(ctx: RequestCtx, id: string): Promise<{ id: string }> {
-      return loadForUser(ctx, id, "read");
-    },
-
     /**
      * Hands the calling machine up to `limit` tasks it can run, in priority order: PENDING ones, and
      * ASSIGNED/RUNNING ones whose lease ran out (that attempt is abandoned, its stages start over).
@@ -542,18 +556,19 @@ export function createTaskService(deps: DomainDeps) {
                AND "drainingSince" IS NULL AND "decommissionedAt" IS NULL
                FOR SHARE
           ),
+          -- Waiting tasks and tasks whose lease ran out come from two ordered scans (the first walks
+          -- the claim index instead of sorting the whole queue), merged in claim order. A row
+          -- locked by a scan but not picked stays as it was.
+          pending AS (${claimableScan(me.workspaceId, limit, Prisma.sql`t."status" = 'PENDING'`)}),
+          expired AS (${claimableScan(
+            me.workspaceId,
+            limit,
+            Prisma.sql`t."status" IN ('ASSIGNED', 'RUNNING') AND t."leaseExpiresAt" < (now() AT TIME ZONE 'UTC')`,
+          )}),
           picked AS (
-            SELECT t."id", t."status" AS "previousStatus", t."attempt" AS "previousAttempt",
-                   t."machineId" AS "previousMachineId", t."leaseExpiresAt" AS "previousLeaseExpiresAt"
-              FROM "Task" t, me
-             WHERE t."workspaceId" = me."workspaceId"
-               AND (t."status" = 'PENDING'
-                    OR (t."status" IN ('ASSIGNED', 'RUNNING') AND t."leaseExpiresAt" < (now() AT TIME ZONE 'UTC')))
-               AND COALESCE(t."requiredCapabilities", '{}') <@ me."capabilities"
-               AND (t."targetMachineId" IS NULL OR t."targetMachineId" = me."id")
-             ORDER BY t."priorityRank" DESC, t."createdAt" ASC, t."id" ASC
+            SELECT * FROM (SELECT * FROM pending UNION ALL SELECT * FROM expired) AS candidates
+             ORDER BY "priorityRank" DESC, "createdAt" ASC, "id" ASC
              LIMIT ${limit}
-               FOR UPDATE OF t SKIP LOCKED
           ),
           claimed AS (
             UPDATE "Task" t

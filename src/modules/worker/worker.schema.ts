@@ -2,6 +2,7 @@ import DataLoader from "dataloader";
 import type { GraphBlock, Prisma } from "../../generated/prisma/client.js";
 import type { Context } from "../../context.js";
 import { builder, pageSize } from "../../schema/builder.js";
+import { readById } from "../shared/point-read.js";
 import { maySeeSecrets, membersOrAssignedMachine } from "../shared/object-auth.js";
 import { ActorTypeEnum, IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { CODE_MAX_BYTES, JSON_MAX_BYTES, WORKER_STATUSES } from "./worker.service.js";
@@ -225,10 +226,8 @@ builder.queryFields((t) => ({
     type: WorkerType,
     authScopes: { read: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (query, _root, args, ctx) => {
-      const { id } = await ctx.services.workers.get(ctx, String(args.id));
-      return ctx.prisma.worker.findUniqueOrThrow({ ...query, where: { id } });
-    },
+    resolve: (query, _root, args, ctx) =>
+      readById(ctx, "Worker", String(args.id), query, (id) => ctx.prisma.worker.findUnique({ ...query, where: { id } })),
   }),
   workerByBlock: t.prismaField({
     type: WorkerType,

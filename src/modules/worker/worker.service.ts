@@ -292,11 +292,6 @@ export function createWorkerService(deps: DomainDeps) {
   }
 
   return {
-    async get(ctx: RequestContext, id: string) {
-      await authorize(ctx, id, "read");
-      return { id };
-    },
-
     /** The live (not destroyed) worker of a graph block, or null. */
     async byBlock(ctx: RequestContext, workspaceId: string, blockId: string) {
       requireId(workspaceId, "workspace");

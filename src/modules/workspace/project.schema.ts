@@ -1,4 +1,5 @@
 // Projects and their members in GraphQL (Spunto projects, api-web projects).
+import { readById } from "../shared/point-read.js";
 import type { Context } from "../../context.js";
 import { builder, pageSize } from "../../schema/builder.js";
 import { workspaceMembers } from "../shared/object-auth.js";
@@ -137,10 +138,8 @@ builder.queryFields((t) => ({
     type: ProjectType,
     authScopes: { read: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (query, _root, args, ctx) => {
-      const id = await ctx.services.workspaces.projects.get(ctx, String(args.id));
-      return found(ctx.prisma.project.findUnique({ ...query, where: { id } }), "project", id);
-    },
+    resolve: (query, _root, args, ctx) =>
+      readById(ctx, "Project", String(args.id), query, (id) => ctx.prisma.project.findUnique({ ...query, where: { id } })),
   }),
   projectByKey: t.prismaField({
     type: ProjectType,

@@ -100,11 +100,6 @@ export function createProjectService(deps: DomainDeps) {
     });
 
   return {
-    async get(ctx: RequestContext, id: string): Promise<string> {
-      await load(ctx, id, "read");
-      return id;
-    },
-
     async getByKey(ctx: RequestContext, workspaceId: string, projectKey: string): Promise<string> {
       await ctx.access.require(requireId(workspaceId, "workspace"), "read");
       const project = await prisma.project.findUnique({
