@@ -126,7 +126,7 @@ await db.prisma.$executeRaw`
 const barePort = await freePort();
 const bare = fork(path.join(root, "bench/bare-reference.mjs"), [], { env: { ...process.env, DATABASE_URL: fresh.url, PORT: String(barePort) }, stdio: "inherit" });
 const spindlePort = await freePort();
-const compiled = path.join(root, "dist/src/main.js");
+const compiled = path.join(root, "dist/main.js");
 const spindleEnv = {
   ...process.env,
   NODE_ENV: "production",

@@ -310,7 +310,7 @@ describe(`members (${backend})`, () => {
 });
 
 describe(`statement counts (${backend})`, () => {
-  it("workspaces { viewerRole members { user } projects } costs the same for 10 and 100 of each", async () => {
+  it("workspaces { viewerRole members { user } projects } costs the same for 10 and 100 workspaces", async () => {
     const user = await signedInUser(server);
     const others = await Promise.all(Array.from({ length: 3 }, () => createUser(server)));
     const prisma = server.db.prisma;
@@ -329,7 +329,8 @@ describe(`statement counts (${backend})`, () => {
 
     const run = async (n: number) => {
       const before = server.db.statements.count;
-      const data = ok(await server.execute(WorkspacesNestedDocument, { first: n, members: n, projects: n }, as(user)));
+      // Inner pages of 10: pages of 100 inside a page of 100 are over the cost limit (README, "Cost").
+      const data = ok(await server.execute(WorkspacesNestedDocument, { first: n, members: 10, projects: 10 }, as(user)));
       return { statements: server.db.statements.count - before, data };
     };
     await run(10);
