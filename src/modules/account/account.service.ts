@@ -127,7 +127,8 @@ export function createAccountService(deps: AccountServiceDeps) {
   /**
    * A new session and its tokens. A client that cannot refresh (AiSpinner has no refresh endpoint,
    * and its clients work a whole day on one login) asks for a longer access token; it gets at most
-   * ACCESS_TOKEN_MAX_TTL. That stays revocable: every request checks the token's session, so
+   * ACCESS_TOKEN_MAX_TTL. That stays revocable: the token is only good while its session is (a
+   * session's end reaches every server's credential cache at commit, auth/credential-cache.ts), so
    * signing out, revoking the session or changing the password ends it at once.
    */
   async function issueSession(user: User, client: ClientInfo, accessTokenTtl?: number | null): Promise<IssuedSession> {
