@@ -7,8 +7,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
 import WebSocket from "ws";
+import { freshPostgresDatabase } from "../test/helpers/server.js";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -34,20 +34,6 @@ export interface Backend {
   kind: "embedded" | "postgres+redis";
   env: Record<string, string>;
   drop(): Promise<void>;
-}
-
-/** A new database on the server at `baseUrl`, dropped (with its connections) by `drop`. */
-async function freshPostgresDatabase(baseUrl: string) {
-  const name = `spindle_bench_${randomBytes(6).toString("hex")}`;
-  const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: baseUrl });
-    await client.connect();
-    await client.query(sql).finally(() => client.end());
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
 
 export async function freshBackend(): Promise<Backend> {

@@ -119,6 +119,30 @@ export function createLiveStreams(deps: { pubsub: PubSubService; log: Logger }):
   pubsub.onReconnect(() => {
     for (const resync of open.values()) resync();
   });
+  /**
+   * One timer per poll period for all streams, not one each: the streams it wakes read together, so
+   * reads they share (`gather`) are one query per period instead of one per stream. 10,000 idle
+   * streams with a timer each kept 40-70 % of a core busy (bench/idle-subs.ts).
+   */
+  const pollers = new Map<number, { wakes: Set<() => void>; timer: NodeJS.Timeout }>();
+  function poll(ms: number, wake: () => void): () => void {
+    let poller = pollers.get(ms);
+    if (!poller) {
+      const wakes = new Set<() => void>();
+      const timer = setInterval(() => {
+        for (const each of wakes) each();
+      }, ms).unref();
+      pollers.set(ms, (poller = { wakes, timer }));
+    }
+    const mine = poller;
+    mine.wakes.add(wake);
+    return () => {
+      mine.wakes.delete(wake);
+      if (mine.wakes.size > 0 || pollers.get(ms) !== mine) return;
+      clearInterval(mine.timer);
+      pollers.delete(ms);
+    };
+  }
 
   /**
    * One pub/sub subscription per topic and id in this process, however many streams listen: a
@@ -246,7 +270,7 @@ export function createLiveStreams(deps: { pubsub: PubSubService; log: Logger }):
         control.recheck();
       });
       for (const ms of SETTLE_MS) timers.push(setTimeout(() => control.wake(), ms).unref());
-      if (spec.pollMs) timers.push(setInterval(() => control.wake(), spec.pollMs).unref());
+      if (spec.pollMs) leaves.push(poll(spec.pollMs, () => control.wake()));
       const expires = spec.guard.expires;
       if (expires) {
         // Timers reach about 24 days; a later expiry re-arms until it is due.

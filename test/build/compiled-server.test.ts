@@ -10,9 +10,8 @@ import { mkdtemp, readFile, rm, stat, symlink, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backend } from "../helpers/server.js";
+import { backend, freshPostgresDatabase } from "../helpers/server.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const admin = { email: "build-test@spindle.local", password: "build-test-password" };
@@ -73,7 +72,7 @@ describe(`node dist/main.js (${backend})`, () => {
       SPINDLE_GRAPHIQL: "true",
     };
     if (process.env.DATABASE_URL) {
-      const fresh = await freshDatabase(process.env.DATABASE_URL);
+      const fresh = await freshPostgresDatabase(process.env.DATABASE_URL);
       dropDatabase = fresh.drop;
       Object.assign(env, { DATABASE_URL: fresh.url, REDIS_URL: process.env.REDIS_URL ?? "", SPINDLE_REDIS_KEY_PREFIX: `spindle-build-test-${randomBytes(4).toString("hex")}:` });
     }
@@ -141,15 +140,3 @@ describe(`node dist/main.js (${backend})`, () => {
   });
 });
 
-async function freshDatabase(baseUrl: string) {
-  const name = `spindle_test_${randomBytes(6).toString("hex")}`;
-  const run = async (sql: string) => {
-    const client = new pg.Client({ connectionString: baseUrl });
-    await client.connect();
-    await client.query(sql).finally(() => client.end());
-  };
-  await run(`CREATE DATABASE ${name}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
-}
