@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMachineDirect } from "../authz/world.js";
-import { addMember, ownedWorkspace, signedInUser } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser } from "../helpers/factories.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 const STATUS = "query($id: ID!) { worker(id: $id) { status tickCount errorCount lastTickAt } }";
@@ -207,11 +207,10 @@ describe(`revocation reaches every replica on the very next request (${backend})
 
   it("a changed system role reaches a warm session's scopes on the other replica at once", async () => {
     const admin = await signedInUser(a, { role: "ADMIN" });
-    const { workspaceId } = await ownedWorkspace(a);
-    await addMember(a, workspaceId, admin.id, "VIEWER");
+    const demoter = await signedInUser(a, { role: "ADMIN" });
     const ADMIN_ONLY = "{ users(first: 1) { edges { node { id } } } }";
     ok(await b.post({ query: ADMIN_ONLY }, { token: admin.accessToken }));
-    await a.db.prisma.user.update({ where: { id: admin.id }, data: { role: "USER" } });
+    ok(await a.post({ query: "mutation($id: ID!) { updateUser(input: { id: $id, role: USER }) { role } }", variables: { id: admin.id } }, { token: demoter.accessToken }));
     const res = await b.post({ query: ADMIN_ONLY }, { token: admin.accessToken });
     expect(res.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
   });
