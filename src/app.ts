@@ -35,7 +35,7 @@ import type { Context, Services } from "./context.js";
 import { createUserAdminService } from "./modules/account/user-admin.js";
 import { createDomainServices } from "./modules/domain.js";
 import { createWorkspaceAccess } from "./modules/shared/access.js";
-import { isDatabaseUnavailable, type Database } from "./infra/db.js";
+import { isDatabaseUnavailable, type Database, type Listener } from "./infra/db.js";
 import { createRowReader } from "./infra/rows.js";
 import type { Logger } from "./infra/logger.js";
 import { createMailer } from "./infra/mailer.js";
@@ -122,7 +122,7 @@ export function buildApp(deps: AppDeps): App {
   const rows = createRowReader(db);
   const credentialCache = createCredentialCache();
   const authenticate = createAuthenticator({ prisma, tokens, cache: credentialCache });
-  let stopCredentialNotices: (() => Promise<void>) | undefined;
+  let credentialNotices: Listener | undefined;
   const mailer = createMailer({ prisma, smtpUrl: config.mail.smtpUrl, from: config.mail.from, log });
   // Every live stream runs on this one engine; it ends them all on shutdown.
   const streams = createLiveStreams({ pubsub, log });
@@ -164,7 +164,11 @@ export function buildApp(deps: AppDeps): App {
         if (!config.http.introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
       },
       onExecute({ args }) {
-        countOperation(args);
+        if (countOperation(args) !== "mutation") return;
+        // A mutation may have ended a credential (sign-out, revocation, rotation, role change):
+        // its answer waits until this server's cache has heard of it, so the caller's next request
+        // here is refused. Other replicas hear it as PostgreSQL delivers the notice (README).
+        return { onExecuteDone: () => credentialNotices?.sync() };
       },
       onSubscribe({ args }) {
         countOperation(args);
@@ -186,6 +190,7 @@ export function buildApp(deps: AppDeps): App {
     const type = getOperationAST(args.document, args.operationName)?.operation ?? "unknown";
     const transport = (args.contextValue as Context).requestId ? ((args.contextValue as unknown as ServerContext).transport ?? "http") : "http";
     metrics.graphqlOperations.inc({ type, transport });
+    return type;
   }
 
   const yoga = createYoga<ServerContext, Context>({
@@ -496,7 +501,7 @@ export function buildApp(deps: AppDeps): App {
     async start() {
       // Credentials are cached only while changes to them are heard (see auth/credential-cache.ts).
       let heard = false;
-      stopCredentialNotices = await db.listen(CREDENTIAL_NOTICE_CHANNEL, credentialCache.forget, (listening) => {
+      credentialNotices = await db.listen(CREDENTIAL_NOTICE_CHANNEL, credentialCache.forget, (listening) => {
         credentialCache.setListening(listening);
         if (listening !== heard && !stopping) {
           if (listening) log.info("credential change notices are heard: checked credentials are cached");
@@ -534,7 +539,7 @@ export function buildApp(deps: AppDeps): App {
         await closed;
         await yoga.dispose();
         await services.logs.stop();
-        await stopCredentialNotices?.();
+        await credentialNotices?.stop();
         mailer.close();
       })();
       return stopping;

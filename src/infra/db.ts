@@ -32,13 +32,20 @@ export interface Database {
   /**
    * Calls `onNotice` with each payload NOTIFYed on `channel`, from a dedicated connection;
    * `onState` says whether notices are being received (false while that connection is lost: a
-   * cache fed by notices must not be trusted then). Returns a function that stops listening.
+   * cache fed by notices must not be trusted then). `sync` resolves once every notice committed
+   * before it was called has been handed to `onNotice` (PostgreSQL delivers pending notices before
+   * answering a query on the listening connection).
    */
-  listen(channel: string, onNotice: (payload: string) => void, onState: (listening: boolean) => void): Promise<() => Promise<void>>;
+  listen(channel: string, onNotice: (payload: string) => void, onState: (listening: boolean) => void): Promise<Listener>;
   /** Runs `fn` on one dedicated connection (advisory locks need that). */
   withConnection<T>(fn: (conn: SqlConnection) => Promise<T>): Promise<T>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface Listener {
+  sync(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 export type DatabaseOptions =
@@ -103,7 +110,7 @@ async function listenOnPostgres(
   channel: string,
   onNotice: (payload: string) => void,
   onState: (listening: boolean) => void,
-): Promise<() => Promise<void>> {
+): Promise<Listener> {
   let stopped = false;
   let client: pg.Client | undefined;
   let retryMs = LISTEN_RETRY_MS.first;
@@ -139,13 +146,19 @@ async function listenOnPostgres(
     }
   }
   await connect();
-  return async () => {
-    stopped = true;
-    clearTimeout(timer);
-    onState(false);
-    const last = client;
-    client = undefined;
-    await last?.end().catch(() => {});
+  return {
+    async sync() {
+      // Not listening: nothing is cached meanwhile, so there is nothing to wait for.
+      await client?.query("SELECT 1").catch(() => {});
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      onState(false);
+      const last = client;
+      client = undefined;
+      await last?.end().catch(() => {});
+    },
   };
 }
 
@@ -258,11 +271,16 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     },
     async listen(channel, onNotice, onState) {
       // One process owns an embedded database: notices cannot be lost.
-      const stop = await pglite.listen(channel, onNotice);
+      const unlisten = await pglite.listen(channel, onNotice);
       onState(true);
-      return async () => {
-        onState(false);
-        await stop();
+      return {
+        sync: async () => {
+          await pglite.query("SELECT 1");
+        },
+        async stop() {
+          onState(false);
+          await unlisten();
+        },
       };
     },
     withConnection: (fn) => fn(conn),
