@@ -34,11 +34,12 @@ export function isCsrfSafe(method: string, contentType: string | null, csrfHeade
 export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenService; cache: CredentialCache }) {
   const { prisma, tokens, cache } = deps;
 
+  type Checked = { viewer: Viewer; subject: CredentialSubject; validUntil?: Date | null };
+
   /** The cached viewer for `key`, or `load`'s (cached unless a credential notice came meanwhile). */
-  async function cached(
-    key: string,
-    load: () => Promise<{ viewer: Viewer; subject: CredentialSubject; validUntil?: Date | null } | null>,
-  ): Promise<Viewer | null> {
+  async function cached(key: string, load: () => Promise<Checked>): Promise<Viewer>;
+  async function cached(key: string, load: () => Promise<Checked | null>): Promise<Viewer | null>;
+  async function cached(key: string, load: () => Promise<Checked | null>): Promise<Viewer | null> {
     const hit = cache.get(key);
     if (hit) return hit;
     const ticket = cache.begin();
@@ -52,13 +53,10 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
     if (!isWellFormedApiKey(key)) throw notAuthenticated("The API key is malformed (check that it was copied whole)");
     const keyHash = sha256(key);
     // lastUsedAt is written when the key is checked against the database: about once a minute at most.
-    return (await cached(`key:${keyHash}`, async () => {
-      const viewer = await apiKeyFromDatabase(keyHash);
-      return { viewer, subject: `user:${viewer.userId}`, validUntil: viewer.keyExpiresAt };
-    }))!;
+    return cached(`key:${keyHash}`, () => apiKeyFromDatabase(keyHash));
   }
 
-  async function apiKeyFromDatabase(keyHash: string) {
+  async function apiKeyFromDatabase(keyHash: string): Promise<Checked> {
     const row = await prisma.apiKey.findUnique({
       where: { keyHash },
       include: { user: { select: { role: true } } },
@@ -69,15 +67,15 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
     if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
       await prisma.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: now } });
     }
-    return {
-      kind: "apiKey" as const,
+    const viewer: Viewer = {
+      kind: "apiKey",
       userId: row.userId,
       role: row.user.role,
       apiKeyId: row.id,
       workspaceId: row.workspaceId,
       scopes: effectiveScopes(row.user.role, row.scopes.map((s) => s.toLowerCase() as Scope)),
-      keyExpiresAt: row.expiresAt,
     };
+    return { viewer, subject: `user:${row.userId}`, validUntil: row.expiresAt };
   }
 
   async function fromMachineCredential(credential: string): Promise<Viewer> {
@@ -85,7 +83,7 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
       throw notAuthenticated("The machine credential is malformed (check that it was copied whole)");
     }
     const credentialHash = sha256(credential);
-    return (await cached(`machine:${credentialHash}`, async () => {
+    return cached(`machine:${credentialHash}`, async () => {
       const machine = await prisma.machine.findUnique({
         where: { credentialHash },
         select: { id: true, workspaceId: true, approval: true, decommissionedAt: true },
@@ -101,7 +99,7 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
         scopes: new Set(),
       };
       return { viewer, subject: `machine:${machine.id}` };
-    }))!;
+    });
   }
 
   async function activeSession(where: { id: string } | { cookieSecretHash: string }) {
@@ -111,13 +109,10 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
   }
 
   async function fromAccessToken(token: string): Promise<Viewer> {
-    return (await cached(`jwt:${token}`, async () => {
-      const viewer = await accessTokenFromDatabase(token);
-      return { viewer, subject: `user:${viewer.userId}`, validUntil: viewer.sessionExpiresAt < viewer.expiresAt ? viewer.sessionExpiresAt : viewer.expiresAt };
-    }))!;
+    return cached(`jwt:${token}`, () => accessTokenFromDatabase(token));
   }
 
-  async function accessTokenFromDatabase(token: string) {
+  async function accessTokenFromDatabase(token: string): Promise<Checked> {
     let claims;
     try {
       claims = await tokens.verifyAccessToken(token);
@@ -129,16 +124,18 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
     if (!session || session.userId !== claims.userId) {
       throw notAuthenticated("The session of this access token has ended; sign in again");
     }
-    return {
-      kind: "session" as const,
-      via: "bearer" as const,
+    const viewer: Viewer = {
+      kind: "session",
+      via: "bearer",
       userId: session.userId,
       role: session.user.role,
       sessionId: session.id,
       scopes: sessionScopes(session.user.role),
       expiresAt: claims.expiresAt,
-      sessionExpiresAt: session.expiresAt,
     };
+    // Cached until the token or its session ends, whichever comes first.
+    const validUntil = session.expiresAt < claims.expiresAt ? session.expiresAt : claims.expiresAt;
+    return { viewer, subject: `user:${session.userId}`, validUntil };
   }
 
   return async function authenticate(credentials: Credentials): Promise<Viewer> {

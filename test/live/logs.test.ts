@@ -527,7 +527,7 @@ describe(`the live-stream engine under a crowd (${backend})`, () => {
     const after = (i: number) => (i % 2 ? 2n : 0n);
     const followers = await Promise.all(
       Array.from({ length: crowd }, async (_, i) => {
-        const ctx = { viewer, access: createWorkspaceAccess(viewer, prisma()) };
+        const ctx = { viewer, access: createWorkspaceAccess(viewer, prisma(), server.db.sql) };
         return logStream({ streams, db, guard: await guards.forUser(ctx, tm.workspaceId), sourceId: w.id, after: after(i) });
       }),
     );

@@ -25,18 +25,13 @@ export type SqlReader = <Row>(text: string, params: unknown[]) => Promise<Row[]>
 
 const ROLES_OF_USER = `SELECT "workspaceId", "role" FROM "WorkspaceMember" WHERE "userId" = $1::uuid AND "workspaceId" = ANY($2::uuid[])`;
 
-export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient, sql?: SqlReader) {
+export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient, sql: SqlReader) {
   // One membership lookup per request for every workspace asked about in the same tick (a list of
   // workspaces costs one statement), cached for the rest of the request. A subscription's context
   // lives as long as its stream: streams call `refresh` before each read, so no item outlives a role.
   const roles = isUser(viewer)
     ? new DataLoader<string, WorkspaceRole | null>(async (workspaceIds) => {
-        const rows = sql
-          ? await sql<{ workspaceId: string; role: WorkspaceRole }>(ROLES_OF_USER, [viewer.userId, workspaceIds])
-          : await prisma.workspaceMember.findMany({
-              where: { userId: viewer.userId, workspaceId: { in: [...workspaceIds] } },
-              select: { workspaceId: true, role: true },
-            });
+        const rows = await sql<{ workspaceId: string; role: WorkspaceRole }>(ROLES_OF_USER, [viewer.userId, workspaceIds]);
         const byWorkspace = new Map(rows.map((row) => [row.workspaceId, row.role]));
         return workspaceIds.map((id) => byWorkspace.get(id) ?? null);
       })
