@@ -1,4 +1,4 @@
-// Typed documents for the tests and the REST layer, generated from schema.graphql.
+// Typed documents for the tests, the REST layer and the machine agent, generated from schema.graphql.
 import type { CodegenConfig } from "@graphql-codegen/cli";
 
 const config: CodegenConfig = {
@@ -12,6 +12,12 @@ const config: CodegenConfig = {
     // The legacy REST layer's operations: each route runs these through yoga in-process.
     "src/generated/rest-graphql.ts": {
       documents: ["src/rest/operations/**/*.graphql"],
+      plugins: ["typescript", "typescript-operations", "typed-document-node"],
+      config: { scalars: { DateTime: "string" }, enumsAsTypes: true, useTypeImports: true, avoidOptionals: false },
+    },
+    // The machine agent's operations (spindle agent).
+    "src/generated/agent-graphql.ts": {
+      documents: ["src/agent/operations/**/*.graphql"],
       plugins: ["typescript", "typescript-operations", "typed-document-node"],
       config: { scalars: { DateTime: "string" }, enumsAsTypes: true, useTypeImports: true, avoidOptionals: false },
     },

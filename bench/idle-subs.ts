@@ -26,7 +26,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { ADMIN, buildIfStale, cpuSecondsOf, fdsOf, freshBackend, mb, rssOf, root, startSpindle, type SpindleProcess } from "./server-process.js";
+import { ADMIN, buildIfStale, cpuSecondsOf, fdsOf, freshBackend, mb, rssOf, root, startSpindle, type SpindleProcess } from "../test/helpers/server-process.js";
 
 const STEPS = (process.env.BENCH_STEPS ?? "2000,5000,10000").split(",").map(Number);
 const PER_SOCKET = Number(process.env.BENCH_PER_SOCKET ?? 1);

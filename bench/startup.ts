@@ -12,7 +12,7 @@
 // Idle memory: 3 s after /health answered, the server process's RSS and, for npm and tsx, the RSS
 // of the whole tree (their own node processes stay resident); V8's used heap from /metrics.
 // Rounds alternate the order of the three. Not a test: it prints figures for BENCHMARKS.md.
-import { buildIfStale, freshBackend, mb, rssOf, startSpindle, type Runtime } from "./server-process.js";
+import { buildIfStale, freshBackend, mb, rssOf, startSpindle, type Runtime } from "../test/helpers/server-process.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SETTLE_MS = 3_000;

@@ -5,7 +5,7 @@
 //   --out-dir <dir>                     another folder than dist/ (a sibling of src/: see tsconfig.build.json)
 // Plain JavaScript so that the check before every `npm start` costs a few milliseconds, not a TypeScript loader.
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -57,6 +57,8 @@ if (tsc.status !== 0) {
   process.stderr.write(`Build failed: ${path.relative(root, outDir)}/ was not written (the errors are above).\n`);
   process.exit(tsc.status ?? 1);
 }
+// Files the compiled code reads beside itself: the CODE workers' Python harness.
+cpSync(path.join(root, "src/agent/python"), path.join(outDir, "agent/python"), { recursive: true, filter: (source) => !source.includes("__pycache__") });
 writeFileSync(stamp, `${new Date(started).toISOString()}\n`);
 utimesSync(stamp, started / 1000, started / 1000);
 process.stderr.write(`Built ${path.relative(root, outDir)}/ in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);

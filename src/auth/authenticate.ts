@@ -97,6 +97,7 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
         workspaceId: machine.workspaceId,
         approved: machine.approval === "APPROVED",
         scopes: new Set(),
+        credentialHash,
       };
       return { viewer, subject: `machine:${machine.id}` };
     });

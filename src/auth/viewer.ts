@@ -27,6 +27,8 @@ export interface MachineViewer {
   workspaceId: string;
   approved: boolean;
   scopes: ReadonlySet<Scope>;
+  /** Which credential it signed in with (its hash): a live stream ends once it is rotated away. */
+  credentialHash: string;
 }
 
 export type Viewer = { kind: "anonymous" } | UserViewer | MachineViewer;

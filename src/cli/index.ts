@@ -2,13 +2,14 @@
 //   spindle serve                        the server (what `npm start` runs)
 //   spindle migrate                      apply the database migrations and exit
 //   spindle admin reset-password LOGIN   a new password for an account, printed once
-//   spindle agent                        not built yet: says so
+//   spindle agent [rotate|recover]       the machine agent (src/agent/cli.ts)
 // Configuration comes from the same environment variables as the server (README, Configuration).
-// Exit codes follow sysexits: 0 ok, 1 failed, 64 usage, 69 unavailable, 78 configuration.
+// Exit codes follow sysexits: 0 ok, 1 failed, 64 usage, 69 unavailable, 77 refused, 78 configuration.
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, type Config } from "../config.js";
 import { migrate } from "../infra/migrate.js";
 import { openDatabaseFromConfig } from "../infra/services.js";
+import { agentCommand, AGENT_HELP } from "../agent/cli.js";
 import { resetPassword, UnknownLoginError } from "./reset-password.js";
 
 const EXIT = { ok: 0, failed: 1, usage: 64, unavailable: 69, config: 78 } as const;
@@ -20,7 +21,8 @@ Commands:
   serve                         Run the server (what \`npm start\` runs)
   migrate                       Apply the database migrations, then exit
   admin reset-password <login>  Give an account (email or username) a new password, printed once
-  agent                         Run the machine agent (not built yet)
+  agent                         Run the machine agent (enroll, run work, ship logs)
+  agent rotate | recover        Replace the machine's credential
 
 Configuration is read from the environment, as the server reads it: DATABASE_URL (else the
 embedded database in SPINDLE_DATA_DIR, default ./.spindle), REDIS_URL, and the rest in README.md.
@@ -46,11 +48,7 @@ the server stopped (the embedded database has one user at a time).
 Options:
   --disable-totp   Also turn two-factor sign-in off (the authenticator was lost with the password)
 `,
-  agent: `Usage: spindle agent
-
-The machine agent is not built yet: machines enroll, heartbeat, claim tasks and report over the
-GraphQL API (README.md, The model), but Spindle does not ship the program that does it on a machine.
-`,
+  agent: AGENT_HELP.agent,
 };
 
 class UsageError extends Error {}
@@ -103,6 +101,8 @@ export async function run(argv: string[]): Promise<number> {
   const sub = command === "admin" ? rest[0] : undefined;
   const name = command === "admin" && sub ? `admin ${sub}` : command;
   const args = command === "admin" ? rest.slice(1) : rest;
+  // The agent parses its own subcommands and options (rotate, recover, --help on each).
+  if (command === "agent") return agentCommand(rest);
   if (!command || command === "--help" || command === "-h" || command === "help") {
     process.stdout.write(HELP.spindle!);
     return command ? EXIT.ok : EXIT.usage;
@@ -127,9 +127,6 @@ export async function run(argv: string[]): Promise<number> {
         return await runMigrate();
       case "admin reset-password":
         return await runResetPassword(args);
-      case "agent":
-        process.stderr.write(HELP.agent!);
-        return EXIT.unavailable;
       default:
         process.stderr.write(HELP.spindle!);
         return EXIT.usage;

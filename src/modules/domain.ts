@@ -5,6 +5,7 @@ import { createDeploymentService } from "./deployment/deployment.service.js";
 import { createEventService } from "./event/event.service.js";
 import { createFlowService } from "./flow/flow.service.js";
 import { createLogService } from "./log/log.service.js";
+import { createAssignmentStreams } from "./machine/assignments.js";
 import { createMachineService } from "./machine/machine.service.js";
 import type { Database } from "../infra/db.js";
 import type { LiveStreams } from "../infra/streams.js";
@@ -37,6 +38,8 @@ export function createDomainServices(deps: MailingDeps & { db: Pick<Database, "w
     audit: createAuditService(deps),
     /** Live streams and machine presence; `events.start()` / `events.stop()` run its periodic sweep. */
     events: createEventService({ ...deps, guards }),
+    /** The machines' push channel (machineAssignments). */
+    assignments: createAssignmentStreams({ ...deps, guards }),
   };
 }
 

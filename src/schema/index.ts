@@ -13,6 +13,7 @@ import "../modules/deployment/deployment.schema.js";
 import "../modules/log/log.schema.js";
 import "../modules/audit/audit.schema.js";
 import "../modules/event/event.schema.js";
+import "../modules/machine/assignments.schema.js";
 
 export const schema = builder.toSchema();
 

@@ -54,7 +54,7 @@ describe(`spindle command (${backend})`, () => {
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   };
 
-  it("explains itself: --help on each command, usage errors exit 64, the unbuilt agent 69", () => {
+  it("explains itself: --help on each command, usage errors exit 64, an agent not enrolled 78, a server not reachable 69", () => {
     const help = spindle("--help");
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/serve[\s\S]*migrate[\s\S]*admin reset-password <login>[\s\S]*agent/);
@@ -67,8 +67,18 @@ describe(`spindle command (${backend})`, () => {
     expect([unknown.code, unknown.stderr]).toEqual([64, expect.stringContaining('Unknown command "frobnicate"')]);
     const noLogin = spindle("admin", "reset-password");
     expect([noLogin.code, noLogin.stderr]).toEqual([64, expect.stringContaining("takes one <login>")]);
-    const agent = spindle("agent");
-    expect([agent.code, agent.stderr]).toEqual([69, expect.stringContaining("not built yet")]);
+    for (const sub of ["rotate", "recover"]) {
+      const res = spindle("agent", sub, "--help");
+      expect([res.code, res.stdout]).toEqual([0, expect.stringContaining(`Usage: spindle agent ${sub}`)]);
+    }
+    const state = mkdtempSync(path.join(tmpdir(), "spindle-agent-"));
+    const notEnrolled = spindle("agent", "--state-dir", state);
+    expect([notEnrolled.code, notEnrolled.stderr]).toEqual([78, expect.stringContaining("spindle agent --server URL --enroll spe_")]);
+    const badExecutor = spindle("agent", "--state-dir", state, "--executor", "nope");
+    expect([badExecutor.code, badExecutor.stderr]).toEqual([64, expect.stringContaining("--executor takes NAME=COMMAND")]);
+    const unreachable = spindle("agent", "--state-dir", state, "--server", "http://127.0.0.1:9", "--enroll", "spe_x");
+    expect([unreachable.code, unreachable.stderr]).toEqual([69, expect.stringContaining("Cannot reach http://127.0.0.1:9/graphql")]);
+    rmSync(state, { recursive: true, force: true });
   });
 
   it("migrates, then resets a lost password: printed once, every session ended, audited", async () => {

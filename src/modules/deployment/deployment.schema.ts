@@ -84,6 +84,8 @@ export const ServiceType = builder.prismaObject("Service", {
     status: t.expose("status", { type: ServiceStatusEnum }),
     statusReason: t.exposeString("statusReason", { nullable: true }),
     revision: t.exposeInt("revision", { description: "Bumped by every deploy; machines report against it" }),
+    restartCount: t.exposeInt("restartCount", { description: "Times its machine restarted it after it exited on its own, over its life" }),
+    lastRestartAt: t.expose("lastRestartAt", { type: "DateTime", nullable: true }),
     machineId: t.exposeID("machineId", { nullable: true }),
     machine: t.relation("machine", { nullable: true, description: "Where it runs; null until deployed or while waiting for a machine" }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
@@ -178,7 +180,16 @@ const ReportServiceStatusInput = builder.inputType("ReportServiceStatusInput", {
   fields: (t) => ({
     serviceId: t.id({ required: true }),
     revision: t.int({ required: true }),
-    status: t.field({ type: builder.enumType("ReportedServiceStatus", { values: ["RUNNING", "FAILED"] as const }), required: true }),
+    status: t.field({
+      type: builder.enumType("ReportedServiceStatus", {
+        values: {
+          RUNNING: { description: "The revision came up" },
+          FAILED: { description: "The revision could not run (or gave up restarting)" },
+          RESTARTED: { description: "A RUNNING service exited on its own and was started again (the reason says how it ended)" },
+        } as const,
+      }),
+      required: true,
+    }),
     reason: t.string(),
   }),
 });
@@ -306,7 +317,7 @@ builder.mutationFields((t) => {
     reportServiceStatus: t.prismaField({
       type: ServiceType,
       authScopes: { machine: true },
-      description: "For the service's machine: the revision came up (DEPLOYING -> RUNNING) or could not run (-> FAILED). An old revision is a CONFLICT.",
+      description: "For the service's machine: the revision came up (DEPLOYING -> RUNNING), could not run (-> FAILED), or was RESTARTED after it exited on its own (restartCount + 1, stays RUNNING). An old revision is a CONFLICT.",
       args: { input: t.arg({ type: ReportServiceStatusInput, required: true }) },
       resolve: async (query, _root, args, ctx) => {
         const { id } = await ctx.services.deployments.reportStatus(ctx, args.input);

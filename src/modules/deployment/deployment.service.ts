@@ -90,7 +90,7 @@ const targetInput = z.object({ id, serviceId: id.nullish() });
 const reportInput = z.object({
   serviceId: id,
   revision: z.int("must be a whole number").min(0, "must be a revision the service had"),
-  status: z.enum(["RUNNING", "FAILED"]),
+  status: z.enum(["RUNNING", "FAILED", "RESTARTED"]),
   reason: text(500).trim().nullish(),
 });
 
@@ -133,6 +133,29 @@ export function createDeploymentService(deps: DomainDeps) {
     noteStatus(tx, "SERVICE", service.id, service.workspaceId);
     noteStatus(tx, "DEPLOYMENT", service.deploymentId, service.workspaceId);
     for (const machineId of new Set(machineIds)) noteStatus(tx, "MACHINE", machineId, service.workspaceId);
+  }
+
+  /**
+   * The machine restarted a RUNNING service that exited on its own: counted and kept as the reason,
+   * the status stays RUNNING (a service that cannot come back is reported FAILED instead).
+   */
+  async function restarted(tx: Tx, ctx: RequestContext, service: Service, reason: string) {
+    if (service.status !== "RUNNING") {
+      throw conflict(`Cannot report a restart of service ${service.id}: it is ${service.status}, not RUNNING`, { status: service.status });
+    }
+    await tx.service.update({
+      where: { id: service.id },
+      data: { restartCount: { increment: 1 }, lastRestartAt: new Date(), statusReason: reason },
+    });
+    noteService(tx, service);
+    await audit(tx, ctx, {
+      workspaceId: service.workspaceId,
+      action: "service.restart",
+      targetType: "Service",
+      targetId: service.id,
+      data: { revision: service.revision, reason },
+    });
+    return { id: service.id };
   }
 
   /** Conditional update on the status the service was read with; DEPLOYING places it on a machine. */
@@ -387,7 +410,7 @@ export function createDeploymentService(deps: DomainDeps) {
             Object.assign(data, domainData(input.domain));
           }
           await tx.service.update({ where: { id: service.id }, data });
-          noteService(tx, service);
+          noteService(tx, service, [service.machineId]);
           await audit(tx, ctx, {
             workspaceId,
             action: "service.update",
@@ -481,6 +504,7 @@ export function createDeploymentService(deps: DomainDeps) {
         const service = await tx.service.findFirst({ where: { id: input.serviceId, machineId: machine.machineId, workspaceId: machine.workspaceId } });
         if (!service) throw notFound("service", input.serviceId);
         if (service.revision !== input.revision) throw staleRevision(service.id, input.revision, service.revision);
+        if (input.status === "RESTARTED") return restarted(tx, ctx, service, input.reason ?? "restarted after it exited");
         const action = input.status === "RUNNING" ? "running" : "fail";
         if (service.status === SERVICE_ACTIONS[action].to) return { id: service.id };
         await transition(tx, service, action, { reason: input.reason, revision: input.revision });

@@ -3,7 +3,7 @@
 // types no domain change produces (notifications, messages, alerts).
 import { builder } from "../../schema/builder.js";
 import { IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
-import { PUBLISHABLE_EVENT_TYPES, StreamFailure, WORKSPACE_EVENT_TYPES } from "../shared/live.js";
+import { PUBLISHABLE_EVENT_TYPES, unwrap, WORKSPACE_EVENT_TYPES } from "../shared/live.js";
 import { DeploymentType } from "../deployment/deployment.schema.js";
 import { MachineType } from "../machine/machine.schema.js";
 import { TaskType } from "../task/task.schema.js";
@@ -31,12 +31,6 @@ const PublishWorkspaceEventInput = builder.inputType("PublishWorkspaceEventInput
     idempotencyKey: t.string({ description: IDEMPOTENCY_KEY_DESCRIPTION }),
   }),
 });
-
-/** The last item of a stream that ended because of an error: sent as that error, then the stream completes. */
-function unwrap<T>(item: T | StreamFailure): T {
-  if (item instanceof StreamFailure) throw item.error;
-  return item;
-}
 
 builder.mutationFields((t) => ({
   publishWorkspaceEvent: t.field({

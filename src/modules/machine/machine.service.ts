@@ -235,12 +235,13 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     conflict(`Cannot ${action} machine ${id}: it is DECOMMISSIONED`, { status: "DECOMMISSIONED" });
 
   /** A viewer standing for a machine, so its own registration is audited as the machine's act. */
-  const asMachine = (machine: { id: string; workspaceId: string; approval: MachineApproval }): MachineViewer => ({
+  const asMachine = (machine: { id: string; workspaceId: string; approval: MachineApproval; credentialHash: string }): MachineViewer => ({
     kind: "machine",
     machineId: machine.id,
     workspaceId: machine.workspaceId,
     approved: machine.approval === "APPROVED",
     scopes: new Set(),
+    credentialHash: machine.credentialHash,
   });
 
   /** Frees the externalId held by a decommissioned machine, refuses one held by a live machine. */
@@ -545,12 +546,14 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     async rotateCredential(ctx: RequestCtx, machineId: string | null | undefined) {
       const machine = await targetMachine(ctx, machineId, "admin", "machineId");
       const credential = generateSecret(MACHINE_CREDENTIAL_PREFIX);
-      await prisma.$transaction(async (tx) => {
+      // The machine's assignment stream hears of it and ends: it was opened with the old credential.
+      await live.transaction(prisma, async (tx) => {
         const { count } = await tx.machine.updateMany({
           where: { id: machine.id, decommissionedAt: null },
           data: { credentialHash: sha256(credential), credentialPrefix: displayPrefix(credential), credentialRotatedAt: new Date() },
         });
         if (count === 0) throw decommissioned("rotate the credential of", machine.id);
+        noteStatus(tx, "MACHINE", machine.id, machine.workspaceId);
         await audit(tx, ctx, { workspaceId: machine.workspaceId, action: "machine.rotateCredential", targetType: "Machine", targetId: machine.id });
       });
       return { id: machine.id, credential };
@@ -569,7 +572,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
       }
       if (typeof machineId !== "string" || !z.uuid().safeParse(machineId).success) throw refused();
       const secrets = newSecrets();
-      const machine = await prisma.$transaction(async (tx) => {
+      const machine = await live.transaction(prisma, async (tx) => {
         const [found] = await tx.machine.findMany({ where: { id: machineId, recoveryHash: sha256(recoverySecret) }, take: 1 });
         if (!found) throw refused();
         if (found.decommissionedAt) throw notAuthenticated("This machine has been decommissioned");
@@ -585,6 +588,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
         });
         // A concurrent recovery with the same secret spent it first.
         if (count === 0) throw refused();
+        noteStatus(tx, "MACHINE", found.id, found.workspaceId);
         await audit(tx, { viewer: asMachine(found), requestId: ctx.requestId }, {
           workspaceId: found.workspaceId,
           action: "machine.recoverCredential",

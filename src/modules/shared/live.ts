@@ -14,7 +14,7 @@
 //
 // The subscriber side is the engine in infra/streams.ts; this file gives it the one guard every
 // stream is checked by (createStreamGuards, at the end).
-import { requireUser, type UserViewer, type Viewer } from "../../auth/viewer.js";
+import { requireUser, type MachineViewer, type UserViewer, type Viewer } from "../../auth/viewer.js";
 import type { Prisma, PrismaClient, WorkspaceRole } from "../../generated/prisma/client.js";
 import type { AccessNotice, PubSubService, StatusNotice, StatusSubjectType } from "../../infra/pubsub.js";
 import type { Database } from "../../infra/db.js";
@@ -300,6 +300,12 @@ export class StreamFailure {
   constructor(readonly error: Error) {}
 }
 
+/** In a subscription's resolver: the last item of a stream that ended because of an error is sent as that error, then the stream completes. */
+export function unwrap<T>(item: T | StreamFailure): T {
+  if (item instanceof StreamFailure) throw item.error;
+  return item;
+}
+
 /** The last item of a stream whose clients are told why it ended by an error (events, status, account events). */
 export const failureItem = (end: StreamEnd): StreamFailure | undefined => (end.error ? new StreamFailure(end.error) : undefined);
 
@@ -314,6 +320,12 @@ export interface StreamGuards {
    * Revoking the session or key ends the stream, and so does its expiry.
    */
   forUser(ctx: { viewer: Viewer; access: WorkspaceAccess }, workspaceId: string | null): Promise<StreamGuard>;
+  /**
+   * The guard of a machine's own stream: it ends once the credential it was opened with stops
+   * working (rotated, recovered, decommissioned, rejected). A status notice for the machine asks
+   * again at once; without one, every read still does.
+   */
+  forMachine(viewer: MachineViewer): StreamGuard;
 }
 
 /**
@@ -340,7 +352,36 @@ export function createStreamGuards(deps: { prisma: PrismaClient; db: Pick<Databa
       })
       .then((roles) => roles.get(`${workspaceId}:${userId}`) ?? null);
 
+  /** Which of these machine credentials still work, for every stream that checks in one read. */
+  const machineCredentialWorks = (machineId: string, credentialHash: string) =>
+    streams
+      .gather("machineCredentials", `${machineId}:${credentialHash}`, async (keys) => {
+        const pairs = [...new Set(keys)].map((key) => key.split(":") as [string, string]);
+        const rows = await db.withConnection((sql) =>
+          sql.query<{ key: string }>(
+            `SELECT m."id"::text || ':' || m."credentialHash" AS "key"
+               FROM "Machine" m JOIN unnest($1::uuid[], $2::text[]) AS k("id", "credentialHash")
+                 ON m."id" = k."id" AND m."credentialHash" = k."credentialHash"
+              WHERE m."decommissionedAt" IS NULL AND m."approval" <> 'REJECTED'`,
+            [pairs.map(([id]) => id), pairs.map(([, hash]) => hash)],
+          ),
+        );
+        return new Set(rows.map((row) => row.key));
+      })
+      .then((working) => working.has(`${machineId}:${credentialHash}`));
+
   return {
+    forMachine(viewer) {
+      const ended: StreamEnd = {
+        reason: "CREDENTIAL_REVOKED",
+        error: notAuthenticated("The machine credential of this stream no longer works (rotated, decommissioned or rejected); resubscribe with the current one"),
+      };
+      return {
+        watches: [on("status", viewer.machineId, (_notice, control) => control.recheck())],
+        check: async () => ((await machineCredentialWorks(viewer.machineId, viewer.credentialHash)) ? null : ended),
+      };
+    },
+
     async forUser(ctx, workspaceId) {
       const viewer = requireUser(ctx.viewer);
       const what = viewer.kind === "session" ? "session" : "API key";

@@ -444,8 +444,10 @@ export function createWorkerService(deps: DomainDeps) {
           if (!now) throw notFound("worker", id);
           throw conflict(`Cannot change the settings of worker ${id}: it is ${now.status}`, { status: now.status });
         }
-        const worker = await tx.worker.findUniqueOrThrow({ where: { id }, select: { workspaceId: true } });
+        const worker = await tx.worker.findUniqueOrThrow({ where: { id }, select: { workspaceId: true, machineId: true } });
         noteStatus(tx, "WORKER", id, worker.workspaceId);
+        // Its machine applies the new settings to the running worker (machineAssignments).
+        noteStatus(tx, "MACHINE", worker.machineId, worker.workspaceId);
         await audit(tx, ctx, {
           workspaceId: worker.workspaceId,
           action: "worker.settings",

@@ -1,6 +1,7 @@
 // A Spindle server as its own process, for the benchmarks that measure the process itself (start-up
-// time, memory): compiled (`node dist/main.js`) or through tsx (`tsx src/main.ts`, how `npm start`
-// ran before the build), on the embedded database or on PostgreSQL + Redis.
+// time, memory) and the agent's end-to-end tests (a server stopped and started again): compiled
+// (`node dist/main.js`) or through tsx (`tsx src/main.ts`, how `npm start` ran before the build), on
+// the embedded database or on PostgreSQL + Redis.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -8,9 +9,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
-import { freshPostgresDatabase } from "../test/helpers/server.js";
+import { freshPostgresDatabase } from "./server.js";
 
-export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** How the server is run: the compiled build, `npm start` (its prestart check, then the build), or tsx. */
 export type Runtime = "compiled" | "npm-start" | "tsx";

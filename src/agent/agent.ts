@@ -1,0 +1,327 @@
+// The machine agent at run time: it keeps what runs on this machine equal to what the server assigns.
+//
+// - Assignments arrive on the machine's push channel (machineAssignments over graphql-ws). When the
+//   stream drops, the agent polls the same state (1 s, doubling up to 30 s) and tries to subscribe
+//   again at each poll, so it reacts within a second while the stream is up and keeps working while
+//   it is not.
+// - Each snapshot is reconciled: workers and services (their supervisors start, stop, swap and
+//   update them), held tasks (a run whose task disappeared was cancelled: its process is stopped; a
+//   held task nothing runs, after an agent restart, is picked up again from its first unfinished
+//   stage; a stage confirmation wakes its run).
+// - Heartbeats carry the machine's CPU, memory and disk use and renew the leases of the tasks it
+//   holds; a run whose lease the heartbeat did not renew is stopped (another machine may have it).
+// - Tasks are claimed when the stream says one is waiting, when a run ends, and every few seconds,
+//   up to --max-tasks at once, never while the machine drains or the agent stops.
+// - SIGTERM/SIGINT: no new claims; running tasks get the grace period to finish; then workers,
+//   services and what is left are stopped and the logs flushed. Children never outlive the agent
+//   (the reaper kills their process groups even after a SIGKILL).
+import {
+  AgentAssignmentsNowDocument,
+  AgentAssignmentsStreamDocument,
+  AgentClaimDocument,
+  AgentHeartbeatDocument,
+  type AgentAssignmentsFragment,
+} from "../generated/agent-graphql.js";
+import { backoff, describe, Refused, sleep, Unreachable, type AgentClient } from "./client.js";
+import type { AgentLog } from "./log.js";
+import type { LogShipper } from "./logs.js";
+import type { Spawn } from "./process.types.js";
+import { ServiceSupervisor, type AgentService } from "./services.js";
+import { sampleMachine } from "./system.js";
+import { TaskRun, type AgentTask } from "./tasks.js";
+import { WorkerSupervisor, type AgentWorker } from "./workers.js";
+import type { ContainerRuntime } from "./containers.js";
+
+const CLAIM_EVERY_MS = 5_000;
+const MAX_POLL_MS = 30_000;
+
+export interface AgentRuntimeOptions {
+  maxTasks: number;
+  /** How long running tasks may take to finish after SIGTERM. */
+  shutdownGraceMs: number;
+  /** Between TERM and KILL when the agent stops a process. */
+  killGraceMs: number;
+  executors: ReadonlyMap<string, string>;
+  capabilities: string[];
+  hardware: Record<string, unknown>;
+  /** Where disk use is measured (the state folder's filesystem). */
+  diskPath: string;
+  workDir: string;
+  python: string | null;
+  containerRuntime: ContainerRuntime | null;
+}
+
+interface Snapshot {
+  claimable: boolean;
+  draining: boolean;
+  workers: readonly AgentWorker[];
+  services: readonly AgentService[];
+  tasks: readonly AgentTask[];
+}
+
+export class Agent {
+  private readonly workers: WorkerSupervisor;
+  private readonly services: ServiceSupervisor;
+  private readonly runs = new Map<string, { run: TaskRun; startedAt: number }>();
+  /** Attempts this agent finished or gave up: a stale snapshot that still lists them does not restart them. */
+  private readonly finished = new Set<string>();
+  private readonly stopping = new AbortController();
+  private draining = false;
+  private claimable = false;
+  private claiming = false;
+  private reportedDrained = false;
+  private heartbeatMs = 10_000;
+  /** Capabilities and hardware reached the server (sent with heartbeats until one lands). */
+  private announced = false;
+  /** Why the agent gave up (its credential no longer works), if it did. */
+  failure?: Error;
+  private unsubscribe?: () => void;
+  private streamUp = false;
+  private claimTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly client: AgentClient,
+    private readonly logs: LogShipper,
+    private readonly spawn: Spawn,
+    private readonly log: AgentLog,
+    private readonly options: AgentRuntimeOptions,
+    private readonly hooks: { reloadCredential(): Promise<boolean> },
+  ) {
+    const common = { client, logs, spawn, log, workDir: options.workDir, containerRuntime: options.containerRuntime, graceMs: options.killGraceMs };
+    this.workers = new WorkerSupervisor({ ...common, python: options.python });
+    this.services = new ServiceSupervisor(common);
+  }
+
+  /** Runs until `stop()`; resolves once everything it ran has stopped. */
+  async run(): Promise<void> {
+    await this.heartbeat();
+    const loops = [this.heartbeatLoop(), this.assignmentLoop()];
+    this.claimTimer = setInterval(() => void this.claim(), CLAIM_EVERY_MS);
+    await Promise.all(loops);
+  }
+
+  /** SIGTERM: no new claims; tasks get `shutdownGraceMs`; then everything stops and logs are flushed. */
+  async stop(): Promise<void> {
+    if (this.stopping.signal.aborted) return;
+    this.log.info(`stopping: no new tasks; ${this.runs.size} running task(s) get ${this.options.shutdownGraceMs / 1000} s to finish`);
+    this.stopping.abort();
+    clearInterval(this.claimTimer);
+    this.unsubscribe?.();
+    const deadline = sleep(this.options.shutdownGraceMs).then(() => "timeout" as const);
+    const all = Promise.all([...this.runs.values()].map(({ run }) => run.done)).then(() => "done" as const);
+    if ((await Promise.race([all, deadline])) === "timeout") {
+      this.log.warn(`${this.runs.size} task(s) did not finish within the grace period: stopped; their leases run out and another machine takes them`);
+      await Promise.all([...this.runs.values()].map(({ run }) => run.abort("the agent is stopping")));
+    }
+    await Promise.all([this.workers.stopAll(), this.services.stopAll()]);
+  }
+
+  /**
+   * The server refused the credential. When the state folder has a newer one (`spindle agent rotate`
+   * ran meanwhile), the agent goes on with it; else it stops: true when it goes on.
+   */
+  private async credentialRefused(error: Refused): Promise<boolean> {
+    if (await this.hooks.reloadCredential()) {
+      this.log.info("the state folder holds a newer credential: using it");
+      return true;
+    }
+    if (!this.failure) {
+      this.failure = error;
+      this.log.error(`the server refused this machine's credential (${error.message}); run \`spindle agent recover\` with its recovery secret`);
+      void this.stop();
+    }
+    return false;
+  }
+
+  // --- assignments ------------------------------------------------------------------------------
+
+  private async assignmentLoop() {
+    for (let failures = 0; !this.stopping.signal.aborted; ) {
+      const ended = await this.subscribeOnce();
+      if (this.stopping.signal.aborted) return;
+      if (ended instanceof Refused && ended.code === "NOT_AUTHENTICATED" && !(await this.credentialRefused(ended))) return;
+      // Until the stream is back, poll the same state with backoff.
+      const wait = Math.min(MAX_POLL_MS, backoff(failures++));
+      this.log.warn(`assignment stream ended (${ended ? describe(ended) : "completed"}); polling every ${(wait / 1000).toFixed(1)} s until it is back`);
+      await this.poll();
+      await sleep(wait, this.stopping.signal);
+      if (this.streamUp) failures = 0;
+    }
+  }
+
+  /** One subscription: resolves with what ended it. */
+  private subscribeOnce(): Promise<Error | undefined> {
+    return new Promise((resolve) => {
+      this.unsubscribe = this.client.subscribe(AgentAssignmentsStreamDocument, {
+        onItem: (data) => {
+          if (!this.streamUp) this.log.info("assignment stream connected");
+          this.streamUp = true;
+          this.apply(fromStream(data.machineAssignments));
+        },
+        onEnd: (error) => {
+          this.streamUp = false;
+          resolve(error);
+        },
+      });
+    });
+  }
+
+  private async poll() {
+    try {
+      const data = await this.client.request(AgentAssignmentsNowDocument, {});
+      this.apply({
+        claimable: true,
+        draining: data.currentMachine.draining,
+        workers: data.assignedWorkers,
+        services: data.assignedServices,
+        tasks: data.assignedTasks.edges.map((edge) => edge.node),
+      });
+    } catch (error) {
+      this.log.debug(`polling assignments failed: ${describe(error)}`);
+    }
+  }
+
+  private apply(snapshot: Snapshot) {
+    if (this.stopping.signal.aborted) return;
+    this.log.debug(
+      `assignments: workers [${snapshot.workers.map((w) => `${w.id}@${w.revision} ${w.status}`).join(", ")}], ` +
+        `services [${snapshot.services.map((s) => `${s.id}@${s.revision} ${s.status}`).join(", ")}], ` +
+        `tasks [${snapshot.tasks.map((t) => `${t.id} ${t.status}`).join(", ")}], claimable ${snapshot.claimable}, draining ${snapshot.draining}`,
+    );
+    this.draining = snapshot.draining;
+    this.claimable = snapshot.claimable;
+    this.workers.reconcile(snapshot.workers);
+    this.services.reconcile(snapshot.services);
+    this.reconcileTasks(snapshot.tasks);
+    if (this.claimable) void this.claim();
+    this.noteDrained();
+  }
+
+  private reconcileTasks(held: readonly AgentTask[]) {
+    const byId = new Map(held.map((task) => [task.id, task]));
+    for (const [id, { run }] of this.runs) {
+      const task = byId.get(id);
+      if (task) run.update(task);
+      else void this.confirmGone(id);
+    }
+    for (const task of held) {
+      if (!this.runs.has(task.id) && !this.finished.has(attemptKey(task))) {
+        this.log.info(`task ${task.id}: held by this machine and not running here (agent restart?): resuming from its first unfinished stage`);
+        this.startRun(task);
+      }
+    }
+  }
+
+  /** A run missing from a snapshot: the snapshot may predate its claim, so ask the server again before stopping it. */
+  private async confirmGone(id: string) {
+    try {
+      const data = await this.client.request(AgentAssignmentsNowDocument, {});
+      if (data.assignedTasks.edges.some((edge) => edge.node.id === id)) return;
+      await this.runs.get(id)?.run.abort("cancelled, or no longer this machine's");
+    } catch (error) {
+      this.log.debug(`checking task ${id} failed: ${describe(error)}`);
+    }
+  }
+
+  // --- tasks ----------------------------------------------------------------------------------------
+
+  private async claim() {
+    if (this.claiming || this.stopping.signal.aborted || this.draining) return;
+    const free = this.options.maxTasks - this.runs.size;
+    if (free <= 0) return;
+    this.claiming = true;
+    try {
+      const claimed = (await this.client.request(AgentClaimDocument, { input: { limit: Math.min(free, 20) } })).claimTasks;
+      for (const task of claimed) {
+        this.log.info(`task ${task.id} (${task.title}): claimed, attempt ${task.attempt}`);
+        this.startRun(task);
+      }
+      if (claimed.length === free) setImmediate(() => void this.claim());
+    } catch (error) {
+      this.log.debug(`claiming failed: ${describe(error)}`);
+    } finally {
+      this.claiming = false;
+    }
+  }
+
+  private startRun(task: AgentTask) {
+    const run = new TaskRun(task, {
+      client: this.client,
+      logs: this.logs,
+      spawn: this.spawn,
+      log: this.log,
+      workDir: this.options.workDir,
+      executors: this.options.executors,
+      graceMs: this.options.killGraceMs,
+    });
+    this.runs.set(task.id, { run, startedAt: Date.now() });
+    void run.done.then(() => {
+      this.finished.add(attemptKey(task));
+      if (this.runs.get(task.id)?.run === run) this.runs.delete(task.id);
+      this.logs.forget({ type: "TASK", id: task.id });
+      this.noteDrained();
+      void this.claim();
+    });
+  }
+
+  private noteDrained() {
+    if (!this.draining) {
+      this.reportedDrained = false;
+      return;
+    }
+    if (this.runs.size === 0 && !this.reportedDrained) {
+      this.reportedDrained = true;
+      this.log.info("drained: this machine runs no tasks and takes no new ones");
+    }
+  }
+
+  // --- heartbeats ---------------------------------------------------------------------------------
+
+  private async heartbeatLoop() {
+    for (let failures = 0; !this.stopping.signal.aborted; ) {
+      await sleep(failures ? Math.min(this.heartbeatMs, backoff(failures)) : this.heartbeatMs, this.stopping.signal);
+      if (this.stopping.signal.aborted) return;
+      failures = (await this.heartbeat()) ? 0 : failures + 1;
+    }
+  }
+
+  /** One heartbeat; false when it did not reach the server. Until one lands, they also send capabilities and hardware. */
+  private async heartbeat(): Promise<boolean> {
+    const sentAt = Date.now();
+    const first = !this.announced;
+    try {
+      const load = await sampleMachine(this.options.diskPath);
+      const data = await this.client.request(AgentHeartbeatDocument, {
+        input: {
+          cpuPercent: round(load.cpuPercent),
+          memoryPercent: round(load.memoryPercent),
+          diskPercent: round(load.diskPercent),
+          ...(first ? { capabilities: this.options.capabilities, hardware: this.options.hardware } : {}),
+        },
+      });
+      const beat = data.machineHeartbeat;
+      this.announced = true;
+      // Well within both the offline timeout and the lease, so neither runs out between beats.
+      this.heartbeatMs = Math.max(1_000, Math.min(10_000, (beat.offlineAfterSeconds * 1000) / 3, (beat.leaseSeconds * 1000) / 3));
+      this.draining = beat.machine.draining;
+      const leased = new Set(beat.leasedTaskIds);
+      for (const [id, { run, startedAt }] of this.runs) {
+        if (startedAt < sentAt && !leased.has(id) && !run.stopping) void run.abort("its lease was not renewed (it expired)");
+      }
+      this.noteDrained();
+      return true;
+    } catch (error) {
+      if (!(error instanceof Unreachable || error instanceof Refused)) throw error;
+      this.log.warn(`heartbeat failed: ${describe(error)}`);
+      if (error instanceof Refused && error.code === "NOT_AUTHENTICATED") await this.credentialRefused(error);
+      return false;
+    }
+  }
+}
+
+function fromStream(item: AgentAssignmentsFragment): Snapshot {
+  return { claimable: item.claimable, draining: item.machine.draining, workers: item.workers, services: item.services, tasks: item.tasks };
+}
+
+const attemptKey = (task: { id: string; attempt: number }) => `${task.id}#${task.attempt}`;
+const round = (value: number) => Math.round(value * 10) / 10;

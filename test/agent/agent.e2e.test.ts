@@ -1,0 +1,315 @@
+// The machine agent end to end: a real server (this process, on the backend of the run) and real
+// `spindle agent` processes running real Python, shell commands and services. What a user sees
+// through the API is what is asserted: the machine online with what it detected, ticks and log
+// lines of a CODE worker, a task's stages through a confirmation, a cancelled task's process gone,
+// a crashing service restarted, and a killed agent's task finished by another machine.
+import { statSync } from "node:fs";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import {
+  AddServiceDocument,
+  CancelTaskDocument,
+  ConfirmTaskStageDocument,
+  CreateDeploymentDocument,
+  CreateEnrollmentTokenDocument,
+  CreateTaskDocument,
+  DeployDeploymentDocument,
+  DeployWorkerDocument,
+  LogsDocument,
+  UpdateWorkerSettingsDocument,
+} from "../generated/graphql.js";
+import { eventually, processesRunning, startAgent, stopAllAgents, type AgentProcess } from "../helpers/agent.js";
+import { ownedWorkspace, unique } from "../helpers/factories.js";
+import { tracker, wsClient, wsSubscribe } from "../helpers/live.js";
+import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
+
+let server: TestServer;
+const t = tracker();
+
+beforeAll(async () => {
+  // Short leases and offline timeout: a killed agent's task is free again within seconds.
+  server = await startTestServer({ SPINDLE_TASK_LEASE: "4", SPINDLE_MACHINE_OFFLINE_AFTER: "6" });
+});
+afterEach(async () => {
+  await t.closeAll();
+  await stopAllAgents();
+});
+afterAll(() => server?.close());
+
+interface Team {
+  workspaceId: string;
+  token: string;
+}
+
+async function team(): Promise<Team> {
+  const { owner, workspaceId } = await ownedWorkspace(server);
+  return { workspaceId, token: owner.accessToken };
+}
+
+async function enrollmentToken(tm: Team, labels: string[] = []) {
+  const created = ok(await server.execute(CreateEnrollmentTokenDocument, { input: { workspaceId: tm.workspaceId, name: "e2e", labels } }, { token: tm.token }));
+  return created.createEnrollmentToken.token!;
+}
+
+/** An enrolled agent of the team, and its machine once it is online. */
+async function enrolledAgent(tm: Team, args: string[] = []) {
+  // Several agents of one workspace run on this one host: each gets its own machine id.
+  const args_ = ["--server", server.url, "--enroll", await enrollmentToken(tm), "--external-id", unique("host-"), "--kill-grace", "2", "--grace", "5", ...args];
+  const agent = startAgent({ args: args_ });
+  await agent.waitFor(/assignment stream connected/);
+  const machine = await eventually(
+    () => server.db.prisma.machine.findFirst({ where: { workspaceId: tm.workspaceId }, orderBy: { createdAt: "desc" } }).then((m) => m ?? undefined),
+    "the machine to register",
+  );
+  return { agent, machine };
+}
+
+const prisma = () => server.db.prisma;
+
+/** A graph block for a CODE worker to run. */
+async function block(tm: Team) {
+  const created = await prisma().graphBlock.create({ data: { workspaceId: tm.workspaceId, id: unique("node_"), type: "code.worker", label: "Ticker" } });
+  return created.id;
+}
+
+describe(`spindle agent (${backend})`, () => {
+  it("enrolls: the machine is online with its detected capabilities and flags; the credential is kept for the next start", async () => {
+    const tm = await team();
+    const { agent, machine } = await enrolledAgent(tm, ["--capability", "gpu", "--label", "rack-7"]);
+    expect(machine.capabilities).toEqual(expect.arrayContaining(["shell", "python", "node", "gpu"]));
+    // This machine's docker CLI has no daemon behind it: a runtime that does not answer is not claimed.
+    expect(machine.capabilities).not.toContain("docker");
+    expect(machine.labels).toContain("rack-7");
+    expect(machine.hardware).toMatchObject({ cpuCores: expect.any(Number), memoryBytes: expect.any(Number) });
+    const online = await eventually(
+      async () => (await prisma().machine.findUnique({ where: { id: machine.id } }))?.cpuPercent != null,
+      "a heartbeat with usage figures",
+    );
+    expect(online).toBe(true);
+    const beat = await prisma().machine.findUniqueOrThrow({ where: { id: machine.id } });
+    expect(beat.memoryPercent).toBeGreaterThan(0);
+    expect(beat.diskPercent).toBeGreaterThan(0);
+    expect(beat.lastHeartbeatAt).not.toBeNull();
+
+    // The secrets are readable by this user only.
+    expect(statSync(agent.stateDir).mode & 0o777).toBe(0o700);
+    expect(statSync(path.join(agent.stateDir, "state.json")).mode & 0o777).toBe(0o600);
+    expect(await agent.stop()).toEqual({ code: 0, signal: null });
+
+    // The next start signs in with what it stored: the same machine, no second registration.
+    const again = startAgent({ args: ["--server", server.url], stateDir: agent.stateDir });
+    await again.waitFor(/assignment stream connected/);
+    expect(await prisma().machine.count({ where: { workspaceId: tm.workspaceId } })).toBe(1);
+    expect(again.output()).toContain(machine.id);
+    await again.stop();
+  });
+
+  it("runs a three-stage shell task through its confirmation, with each stage's output and log lines", async () => {
+    const tm = await team();
+    await enrolledAgent(tm);
+    const created = ok(
+      await server.execute(
+        CreateTaskDocument,
+        {
+          input: {
+            workspaceId: tm.workspaceId,
+            title: "release",
+            stages: [{ name: "build" }, { name: "approve", requiresConfirmation: true }, { name: "ship" }],
+            input: {
+              commands: {
+                build: 'echo compiling; echo \'{"artifact":"app.tgz"}\' > "$SPINDLE_OUTPUT"',
+                approve: 'echo "will ship app.tgz" > "$SPINDLE_OUTPUT"',
+                ship: 'echo "shipping stage $SPINDLE_STAGE_INDEX"; echo shipped > "$SPINDLE_OUTPUT"',
+              },
+            },
+          },
+        },
+        { token: tm.token },
+      ),
+    ).createTask;
+    const suspended = await eventually(async () => {
+      const task = await prisma().task.findUniqueOrThrow({ where: { id: created.id }, include: { stages: { orderBy: { index: "asc" } } } });
+      return task.status === "SUSPENDED" ? task : undefined;
+    }, "the task to suspend on its second stage");
+    expect(suspended.currentStage).toBe(1);
+    expect(suspended.stages.map((s) => [s.status, s.output])).toEqual([
+      ["SUCCEEDED", { artifact: "app.tgz" }],
+      ["SUSPENDED", "will ship app.tgz"],
+      ["PENDING", null],
+    ]);
+    ok(await server.execute(ConfirmTaskStageDocument, { input: { taskId: created.id, stageIndex: 1, result: "go" } }, { token: tm.token }));
+    const done = await eventually(async () => {
+      const task = await prisma().task.findUniqueOrThrow({ where: { id: created.id } });
+      return task.status === "SUCCEEDED" ? task : undefined;
+    }, "the task to succeed after the confirmation");
+    expect(done.output).toEqual({ build: { artifact: "app.tgz" }, approve: "will ship app.tgz", ship: "shipped" });
+    const lines = await prisma().logLine.findMany({ where: { sourceId: created.id }, orderBy: { cursor: "asc" } });
+    expect(lines.map((l) => [l.step, l.message])).toEqual([
+      ["build", "compiling"],
+      ["ship", "shipping stage 2"],
+    ]);
+  });
+
+  it("stops a cancelled task's process (TERM, then KILL after the grace period)", async () => {
+    const tm = await team();
+    await enrolledAgent(tm);
+    // Ignores TERM: only the KILL after the agent's 2 s grace period ends it.
+    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const created = ok(
+      await server.execute(
+        CreateTaskDocument,
+        { input: { workspaceId: tm.workspaceId, title: "long", input: { command: `trap '' TERM; exec sleep ${marker}` } } },
+        { token: tm.token },
+      ),
+    ).createTask;
+    await eventually(() => processesRunning(["sleep", marker]).length === 1, "the task's process to run");
+    ok(await server.execute(CancelTaskDocument, { id: created.id, reason: "no longer needed" }, { token: tm.token }));
+    const cancelledAt = Date.now();
+    await eventually(() => processesRunning(["sleep", marker]).length === 0, "the cancelled task's process to be gone", 10_000, 100);
+    // Within the grace period (2 s) plus the time to hear of the cancellation.
+    expect(Date.now() - cancelledAt).toBeLessThan(8_000);
+    expect((await prisma().task.findUniqueOrThrow({ where: { id: created.id } })).status).toBe("CANCELLED");
+  });
+
+  it("runs a Python CODE worker: ticks counted, ctx.log lines streamed in order, a settings change applied without a restart", async () => {
+    const tm = await team();
+    await enrolledAgent(tm);
+    const code = [
+      "def setup(ctx):",
+      "    ctx.state['n'] = 0",
+      "",
+      "def tick(ctx):",
+      "    ctx.state['n'] += 1",
+      "    ctx.log(f\"tick {ctx.state['n']} every {ctx.settings['tick_interval_seconds']}s\")",
+    ].join("\n");
+    const worker = ok(
+      await server.execute(DeployWorkerDocument, { input: { workspaceId: tm.workspaceId, blockId: await block(tm), kind: "CODE", name: "ticker", code, tickIntervalSeconds: 1 } }, { token: tm.token }),
+    ).deployWorker;
+    const client = wsClient(server, t, { authorization: `Bearer ${tm.token}` });
+    const inbox = wsSubscribe(client, t, LogsDocument, { source: { type: "WORKER", id: worker.id } });
+    const messages: string[] = [];
+    while (messages.length < 3) {
+      const item = await inbox.next(20_000);
+      messages.push(...(item.data?.logs.lines ?? []).map((line) => line.message));
+    }
+    expect(messages.slice(0, 3)).toEqual(["tick 1 every 1s", "tick 2 every 1s", "tick 3 every 1s"]);
+    const running = await eventually(async () => {
+      const row = await prisma().worker.findUniqueOrThrow({ where: { id: worker.id } });
+      return row.status === "RUNNING" && row.tickCount >= 2 ? row : undefined;
+    }, "the worker to run and report ticks");
+    expect(running.errorCount).toBe(0);
+
+    ok(await server.execute(UpdateWorkerSettingsDocument, { input: { id: worker.id, tickIntervalSeconds: 2 } }, { token: tm.token }));
+    for (;;) {
+      const item = await inbox.next(20_000);
+      const found = (item.data?.logs.lines ?? []).map((line) => line.message).find((m) => m.endsWith("every 2s"));
+      if (found) {
+        // The state dict survived: the count went on instead of starting over.
+        expect(Number(/^tick (\d+)/.exec(found)![1])).toBeGreaterThan(3);
+        break;
+      }
+    }
+    expect((await prisma().worker.findUniqueOrThrow({ where: { id: worker.id } })).revision).toBe(running.revision);
+  });
+
+  it("fails a CODE worker whose tick raises after maxErrors, with the traceback in its log; auto-heal brings it back", async () => {
+    const tm = await team();
+    const { agent } = await enrolledAgent(tm, ["--log-level", "debug"]);
+    onTestFailed(() => console.log(agent.output()));
+    const code = ["def tick(ctx):", "    raise ValueError('boom at ' + str(len(ctx.state)))"].join("\n");
+    const failing = ok(
+      await server.execute(
+        DeployWorkerDocument,
+        { input: { workspaceId: tm.workspaceId, blockId: await block(tm), kind: "CODE", name: "broken", code, tickIntervalSeconds: 1, maxErrors: 2, autoHeal: false } },
+        { token: tm.token },
+      ),
+    ).deployWorker;
+    const failed = await eventually(async () => {
+      const row = await prisma().worker.findUniqueOrThrow({ where: { id: failing.id } });
+      return row.status === "FAILED" ? row : undefined;
+    }, "the worker to fail");
+    expect(failed.statusReason).toMatch(/2 errors reached the limit of 2/);
+    const errors = await prisma().logLine.findMany({ where: { sourceId: failing.id, level: "ERROR" } });
+    expect(errors.map((l) => l.message).join("\n")).toMatch(/Traceback[\s\S]*ValueError: boom at 0/);
+
+    const healing = ok(
+      await server.execute(
+        DeployWorkerDocument,
+        { input: { workspaceId: tm.workspaceId, blockId: await block(tm), kind: "CODE", name: "healing", code, tickIntervalSeconds: 1, maxErrors: 2, autoHeal: true } },
+        { token: tm.token },
+      ),
+    ).deployWorker;
+    // Healed: deployed again at once with a fresh error budget; the agent runs it again, whose errors
+    // use up the new budget, and it is healed again.
+    await eventually(
+      async () => (await prisma().workerTransition.count({ where: { workerId: healing.id, action: "heal" } })) >= 2,
+      "the worker to be healed twice",
+    );
+    const runs = await prisma().workerTransition.findMany({ where: { workerId: healing.id }, orderBy: { at: "asc" } });
+    expect(runs.slice(0, 6).map((r) => `${r.action}:${r.to}`)).toEqual([
+      "deploy:DEPLOYING",
+      "running:RUNNING",
+      "fail:FAILED",
+      "heal:DEPLOYING",
+      "running:RUNNING",
+      "fail:FAILED",
+    ]);
+    expect((await prisma().worker.findUniqueOrThrow({ where: { id: healing.id } })).autoHeal).toBe(true);
+  }, 60_000);
+
+  it("restarts a service process that crashes, and the restart shows on the service", async () => {
+    const tm = await team();
+    await enrolledAgent(tm);
+    const deployment = ok(await server.execute(CreateDeploymentDocument, { input: { workspaceId: tm.workspaceId, name: "web" } }, { token: tm.token })).createDeployment;
+    const service = ok(
+      await server.execute(AddServiceDocument, { input: { deploymentId: deployment.id, name: "api", command: "echo up; sleep 1.5; echo dying >&2; exit 3" } }, { token: tm.token }),
+    ).addService;
+    ok(await server.execute(DeployDeploymentDocument, { input: { id: deployment.id } }, { token: tm.token }));
+    const restarted = await eventually(async () => {
+      const row = await prisma().service.findUniqueOrThrow({ where: { id: service.id } });
+      return row.restartCount >= 1 ? row : undefined;
+    }, "a restart to be reported", 20_000);
+    expect(restarted.status).toBe("RUNNING");
+    expect(restarted.statusReason).toMatch(/exited with code 3; restarted \(restart 1\)/);
+    expect(restarted.lastRestartAt).not.toBeNull();
+    const lines = await prisma().logLine.findMany({ where: { sourceId: service.id }, orderBy: { cursor: "asc" } });
+    expect(lines.map((l) => l.message)).toEqual(expect.arrayContaining(["up", "dying", expect.stringMatching(/restarted/)]));
+  });
+
+  it("a task of an agent killed with SIGKILL: its process dies with it, its lease expires and a second agent finishes it", async () => {
+    const tm = await team();
+    const first = await enrolledAgent(tm, ["--capability", "slow"]);
+    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const created = ok(
+      await server.execute(
+        CreateTaskDocument,
+        {
+          input: {
+            workspaceId: tm.workspaceId,
+            title: "survives",
+            requiredCapabilities: ["slow"],
+            // The first attempt hangs; the second finishes.
+            input: { command: `if [ "$SPINDLE_TASK_ATTEMPT" = 1 ]; then exec sleep ${marker}; fi; echo "finished attempt $SPINDLE_TASK_ATTEMPT"` },
+          },
+        },
+        { token: tm.token },
+      ),
+    ).createTask;
+    await eventually(() => processesRunning(["sleep", marker]).length === 1, "the first attempt to run");
+    await first.agent.stop("SIGKILL");
+    // The reaper stops what the agent ran, although the agent itself could do nothing.
+    await eventually(() => processesRunning(["sleep", marker]).length === 0, "the killed agent's process to be gone", 10_000);
+
+    const second: AgentProcess = (await enrolledAgent(tm, ["--capability", "slow"])).agent;
+    const done = await eventually(async () => {
+      const task = await prisma().task.findUniqueOrThrow({ where: { id: created.id } });
+      return task.status === "SUCCEEDED" ? task : undefined;
+    }, "the second agent to finish the task", 30_000);
+    expect(done.attempt).toBe(2);
+    const secondMachine = await prisma().machine.findFirstOrThrow({ where: { workspaceId: tm.workspaceId }, orderBy: { createdAt: "desc" } });
+    expect(done.machineId).toBe(secondMachine.id);
+    const events = await prisma().taskEvent.findMany({ where: { taskId: created.id }, orderBy: { at: "asc" } });
+    expect(events.map((e) => e.type)).toContain("task.lease_expired");
+    await second.stop();
+  });
+});
