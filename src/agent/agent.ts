@@ -78,6 +78,7 @@ export class Agent {
   private unsubscribe?: () => void;
   private streamUp = false;
   private claimTimer?: NodeJS.Timeout;
+  private stopped?: Promise<void>;
 
   constructor(
     private readonly client: AgentClient,
@@ -98,11 +99,17 @@ export class Agent {
     const loops = [this.heartbeatLoop(), this.assignmentLoop()];
     this.claimTimer = setInterval(() => void this.claim(), CLAIM_EVERY_MS);
     await Promise.all(loops);
+    // The loops end as soon as stopping begins; what runs is stopped by then only once stop() is done.
+    await this.stopped;
   }
 
   /** SIGTERM: no new claims; tasks get `shutdownGraceMs`; then everything stops and logs are flushed. */
-  async stop(): Promise<void> {
-    if (this.stopping.signal.aborted) return;
+  stop(): Promise<void> {
+    this.stopped ??= this.stopEverything();
+    return this.stopped;
+  }
+
+  private async stopEverything(): Promise<void> {
     this.log.info(`stopping: no new tasks; ${this.runs.size} running task(s) get ${this.options.shutdownGraceMs / 1000} s to finish`);
     this.stopping.abort();
     clearInterval(this.claimTimer);

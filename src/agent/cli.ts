@@ -227,6 +227,8 @@ async function runAgentCommand(args: string[]): Promise<number> {
   };
   process.once("SIGTERM", onSignal);
   process.once("SIGINT", onSignal);
+  // A library's stray rejection must not take down the workers and tasks this agent keeps running.
+  process.on("unhandledRejection", (reason) => log.error(`unexpected error (the agent carries on): ${describe(reason)}`));
   await agent.run();
   await logs.close(10_000);
   if (logs.size > 0) log.warn(`${logs.size} log line(s) could not be shipped before the agent stopped`);

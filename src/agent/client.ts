@@ -110,7 +110,9 @@ export class AgentClient {
       connectionParams: this.credential ? { authorization: `Bearer ${this.credential}` } : {},
       // The agent decides when to resubscribe (with backoff, polling meanwhile): no hidden retries.
       retryAttempts: 0,
-      lazy: false,
+      // Connects for the subscription below; a refused connection reaches its sink as an error.
+      lazy: true,
+      lazyCloseTimeout: 0,
       keepAlive: 10_000,
       on: {
         closed: (event) => {

@@ -12,8 +12,11 @@ import {
   ConfirmTaskStageDocument,
   CreateDeploymentDocument,
   CreateEnrollmentTokenDocument,
+  CreateFlowDocument,
   CreateTaskDocument,
   DeployDeploymentDocument,
+  DrainMachineDocument,
+  RunFlowDocument,
   DeployWorkerDocument,
   LogsDocument,
   UpdateWorkerSettingsDocument,
@@ -274,6 +277,100 @@ describe(`spindle agent (${backend})`, () => {
     expect(restarted.lastRestartAt).not.toBeNull();
     const lines = await prisma().logLine.findMany({ where: { sourceId: service.id }, orderBy: { cursor: "asc" } });
     expect(lines.map((l) => l.message)).toEqual(expect.arrayContaining(["up", "dying", expect.stringMatching(/restarted/)]));
+  });
+
+  it("runs a stage in an external executor (--executor NAME=COMMAND): the task and stage as JSON on stdin, output through $SPINDLE_OUTPUT", async () => {
+    const tm = await team();
+    const executor = [
+      "python3 -c 'import json, os, sys",
+      "job = json.load(sys.stdin)",
+      'print("training", job["stage"]["name"], "of", job["task"]["title"], "with", job["executor"])',
+      'json.dump({"echo": job["task"]["input"]["x"] * 2}, open(os.environ["SPINDLE_OUTPUT"], "w"))\'',
+    ].join("\n");
+    const { machine } = await enrolledAgent(tm, ["--executor", `gpu=${executor}`]);
+    expect(machine.capabilities).toContain("gpu");
+    const created = ok(
+      await server.execute(
+        CreateTaskDocument,
+        { input: { workspaceId: tm.workspaceId, title: "model", requiredCapabilities: ["gpu"], stages: [{ name: "train" }], input: { x: 21 } } },
+        { token: tm.token },
+      ),
+    ).createTask;
+    const done = await eventually(async () => {
+      const task = await prisma().task.findUniqueOrThrow({ where: { id: created.id } });
+      return task.status === "SUCCEEDED" || task.status === "FAILED" ? task : undefined;
+    }, "the task to finish");
+    expect([done.status, done.error]).toEqual(["SUCCEEDED", null]);
+    expect(done.output).toEqual({ train: { echo: 42 } });
+    const lines = await prisma().logLine.findMany({ where: { sourceId: created.id }, orderBy: { cursor: "asc" } });
+    expect(lines.map((l) => [l.step, l.message])).toEqual([["train", "training train of model with gpu"]]);
+  });
+
+  it("runs a flow run's steps the same way, with the commands from the run's input", async () => {
+    const tm = await team();
+    await enrolledAgent(tm);
+    const flow = ok(
+      await server.execute(CreateFlowDocument, { input: { workspaceId: tm.workspaceId, name: "etl", status: "ACTIVE", definition: { steps: [{ name: "extract" }, { name: "load" }] } } }, { token: tm.token }),
+    ).createFlow;
+    const run = ok(
+      await server.execute(RunFlowDocument, { input: { flowId: flow.id, input: { commands: { extract: "echo 3 rows", load: "echo loaded; exit 4" } } } }, { token: tm.token }),
+    ).runFlow;
+    const done = await eventually(async () => {
+      const task = await prisma().task.findUniqueOrThrow({ where: { id: run.id }, include: { stages: { orderBy: { index: "asc" } } } });
+      return task.status === "FAILED" ? task : undefined;
+    }, "the run to fail on its second step");
+    expect(done.error).toBe("Stage 1 (load) failed: exited with code 4");
+    expect(done.stages.map((stage) => stage.status)).toEqual(["SUCCEEDED", "FAILED"]);
+    const lines = await prisma().logLine.findMany({ where: { sourceId: run.id }, orderBy: { cursor: "asc" } });
+    expect(lines.map((l) => [l.step, l.message])).toEqual([
+      ["extract", "3 rows"],
+      ["load", "loaded"],
+    ]);
+  });
+
+  it("honours a drain (no new claims, DRAINED once its task is done), and on SIGTERM lets a running task finish", async () => {
+    const tm = await team();
+    const { agent, machine } = await enrolledAgent(tm, ["--log-level", "debug"]);
+    onTestFailed(() => console.log(agent.output()));
+    const running = ok(
+      await server.execute(CreateTaskDocument, { input: { workspaceId: tm.workspaceId, title: "finishing", input: { command: "sleep 2; echo finished" } } }, { token: tm.token }),
+    ).createTask;
+    await eventually(async () => (await prisma().task.findUniqueOrThrow({ where: { id: running.id } })).status === "RUNNING", "the task to run");
+    ok(await server.execute(DrainMachineDocument, { id: machine.id }, { token: tm.token }));
+    const waiting = ok(
+      await server.execute(CreateTaskDocument, { input: { workspaceId: tm.workspaceId, title: "must wait", input: { command: "echo nope" } } }, { token: tm.token }),
+    ).createTask;
+    await agent.waitFor(/drained: this machine runs no tasks/);
+    expect(await prisma().task.findUniqueOrThrow({ where: { id: running.id } })).toMatchObject({ status: "SUCCEEDED", error: null });
+    expect((await prisma().task.findUniqueOrThrow({ where: { id: waiting.id } })).status).toBe("PENDING");
+
+    // Undrained by a second machine's absence of claims: the stop path. A task started just before SIGTERM finishes.
+    await prisma().machine.update({ where: { id: machine.id }, data: { drainingSince: null } });
+    await eventually(async () => (await prisma().task.findUniqueOrThrow({ where: { id: waiting.id } })).status === "SUCCEEDED", "the waiting task to run once undrained");
+    const last = ok(
+      await server.execute(CreateTaskDocument, { input: { workspaceId: tm.workspaceId, title: "last", input: { command: "sleep 2; echo done" } } }, { token: tm.token }),
+    ).createTask;
+    await eventually(async () => (await prisma().task.findUniqueOrThrow({ where: { id: last.id } })).status === "RUNNING", "the last task to run");
+    expect(await agent.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+    expect(await prisma().task.findUniqueOrThrow({ where: { id: last.id } })).toMatchObject({ status: "SUCCEEDED", error: null });
+  });
+
+  it("restarts its workers after an agent restart, and stops them when it stops", async () => {
+    const tm = await team();
+    const { agent } = await enrolledAgent(tm);
+    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const worker = ok(
+      await server.execute(DeployWorkerDocument, { input: { workspaceId: tm.workspaceId, kind: "CONTAINER", name: "proc", command: `exec sleep ${marker}` } }, { token: tm.token }),
+    ).deployWorker;
+    await eventually(async () => (await prisma().worker.findUniqueOrThrow({ where: { id: worker.id } })).status === "RUNNING", "the worker to run");
+    expect(processesRunning(["sleep", marker])).toHaveLength(1);
+    expect(await agent.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+    expect(processesRunning(["sleep", marker])).toHaveLength(0);
+
+    const again = startAgent({ args: ["--kill-grace", "2"], stateDir: agent.stateDir });
+    await eventually(() => processesRunning(["sleep", marker]).length === 1, "the worker to run again after the agent restarted");
+    expect((await prisma().worker.findUniqueOrThrow({ where: { id: worker.id } })).status).toBe("RUNNING");
+    await again.stop();
   });
 
   it("a task of an agent killed with SIGKILL: its process dies with it, its lease expires and a second agent finishes it", async () => {

@@ -10,7 +10,7 @@ import { CODE_MAX_BYTES, JSON_MAX_BYTES, WORKER_STATUSES } from "./worker.servic
 export const WorkerKindEnum = builder.enumType("WorkerKind", {
   values: {
     CODE: { description: "AiSpinner code worker: runs the code of a graph block every tick" },
-    CONTAINER: { description: "Spunto container worker: runs an image" },
+    CONTAINER: { description: "Spunto container worker: runs an image (through the machine's container runtime), or only a command as a process" },
   } as const,
 });
 
@@ -149,7 +149,7 @@ builder.prismaObjectFields("Workspace", (t) => ({
 
 const DeployWorkerInput = builder.inputType("DeployWorkerInput", {
   description:
-    "A CODE worker needs blockId and code; a CONTAINER worker needs name and image. Deploying to a block that already has a live CODE worker redeploys that worker (revision + 1) instead of creating a second one.",
+    "A CODE worker needs blockId and code; a CONTAINER worker needs a name and an image or a command (a command alone runs as a process). Deploying to a block that already has a live CODE worker redeploys that worker (revision + 1) instead of creating a second one.",
   fields: (t) => ({
     workspaceId: t.id({ required: true }),
     kind: t.field({ type: WorkerKindEnum, required: true }),
@@ -159,7 +159,7 @@ const DeployWorkerInput = builder.inputType("DeployWorkerInput", {
     runtime: t.string(),
     projectId: t.id({ description: "A project of the same workspace (Spunto workers live in a project)" }),
     image: t.string({ description: "CONTAINER: the image to run" }),
-    command: t.string({ description: "CONTAINER: overrides the image's command" }),
+    command: t.string({ description: "CONTAINER: overrides the image's command; without an image, what runs (/bin/sh -c) as a process" }),
     env: t.field({ type: "JSON", description: `An object of string values, at most ${JSON_MAX_BYTES / 1024} KiB` }),
     tickIntervalSeconds: t.int({ description: "1 to 86400 (default 10)" }),
     maxErrors: t.int({ description: "Errors in one run before it FAILS (default 5)" }),

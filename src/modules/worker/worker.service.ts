@@ -101,7 +101,8 @@ const deployInput = z
       need("code", "a CODE worker needs its code");
       refuse("image", "only CONTAINER workers run an image");
     } else {
-      need("image", "a CONTAINER worker needs an image");
+      // Without an image, the command runs as a plain process on the machine.
+      if (input.image == null && input.command == null) ctx.addIssue({ code: "custom", path: ["image"], message: "a CONTAINER worker needs an image, or a command to run as a process" });
       need("name", "a CONTAINER worker needs a name");
       refuse("blockId", "only CODE workers run a graph block");
       refuse("code", "only CODE workers take code");

@@ -1,7 +1,7 @@
 // The workspace event stream and the status streams: whoever reads the workspace may watch them (a
 // stranger gets NOT_FOUND, as for the objects themselves); workspace admins post events.
 import { unique } from "../../helpers/factories.js";
-import { admin, read, type MatrixCase, type World } from "../world.js";
+import { admin, machineOnly, read, type MatrixCase, type World } from "../world.js";
 
 /** One stored event, through the mutation, so the stream from cursor 0 has something to send. */
 async function storedEvent(world: World) {
@@ -55,5 +55,14 @@ export const cases: MatrixCase[] = [
   ),
   statusCase("taskStatus", (world) => prisma(world).task.create({ data: { workspaceId: world.workspaceId, title: unique("t") } })),
   statusCase("machineStatus", async (world) => ({ id: world.machine.id })),
+  {
+    // The machines' push channel: a machine's own, about itself only.
+    field: "Subscription.machineAssignments",
+    request: () => ({ query: "subscription { machineAssignments { machine { id workspaceId } claimable } }" }),
+    expect: machineOnly,
+    check: (data, _actor, world) => {
+      if (data.machineAssignments.machine.id !== world.machine.id) throw new Error("assignments of another machine");
+    },
+  },
   statusCase("deploymentStatus", (world) => prisma(world).deployment.create({ data: { workspaceId: world.workspaceId, name: unique("d") } })),
 ];
