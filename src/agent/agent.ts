@@ -34,6 +34,8 @@ import type { ContainerRuntime } from "./containers.js";
 
 const CLAIM_EVERY_MS = 5_000;
 const MAX_POLL_MS = 30_000;
+/** How long a refused credential may wait for a newer one in the state folder before the agent gives up. */
+const CREDENTIAL_WAIT_MS = 10_000;
 
 export interface AgentRuntimeOptions {
   maxTasks: number;
@@ -128,9 +130,15 @@ export class Agent {
    * ran meanwhile), the agent goes on with it; else it stops: true when it goes on.
    */
   private async credentialRefused(error: Refused): Promise<boolean> {
-    if (await this.hooks.reloadCredential()) {
-      this.log.info("the state folder holds a newer credential: using it");
-      return true;
+    // Refused with a credential already replaced: carry on with the current one.
+    if (error.generation < this.client.credentialGeneration) return true;
+    // `spindle agent rotate` writes the new credential a moment after the server took it.
+    for (const deadline = Date.now() + CREDENTIAL_WAIT_MS; Date.now() < deadline && !this.stopping.signal.aborted; await sleep(250)) {
+      if (error.generation < this.client.credentialGeneration) return true;
+      if (await this.hooks.reloadCredential()) {
+        this.log.info("the state folder holds a newer credential: using it");
+        return true;
+      }
     }
     if (!this.failure) {
       this.failure = error;

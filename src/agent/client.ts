@@ -16,6 +16,9 @@ export class Unreachable extends Error {
 /** The server answered and refused: `code` is its error code (NOT_AUTHENTICATED, CONFLICT, NOT_FOUND ...). */
 export class Refused extends Error {
   override name = "Refused";
+  /** Which credential the refused request carried (AgentClient.credentialGeneration then). */
+  generation = 0;
+
   constructor(
     message: string,
     readonly code: string,
@@ -50,12 +53,26 @@ export class AgentClient {
     this.timeoutMs = options.timeoutMs ?? 15_000;
   }
 
+  /** Counts credential changes: a refusal of an older credential than the current one is already dealt with. */
+  credentialGeneration = 0;
+
   setCredential(credential: string) {
     this.credential = credential;
+    this.credentialGeneration++;
   }
 
   /** Runs one operation; its data, or Refused / Unreachable. */
   async request<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<R> {
+    const generation = this.credentialGeneration;
+    try {
+      return await this.send(document, variables);
+    } catch (error) {
+      if (error instanceof Refused) error.generation = generation;
+      throw error;
+    }
+  }
+
+  private async send<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<R> {
     let response: Response;
     try {
       response = await fetch(this.graphqlUrl, {
@@ -97,10 +114,12 @@ export class AgentClient {
    */
   subscribe<R>(document: TypedDocumentNode<R, Record<string, never>>, handlers: { onItem(data: R): void; onEnd(error?: Error): void }): () => void {
     const url = this.graphqlUrl.replace(/^http/, "ws");
+    const generation = this.credentialGeneration;
     let ended = false;
     const end = (error?: Error) => {
       if (ended) return;
       ended = true;
+      if (error instanceof Refused) error.generation = generation;
       handlers.onEnd(error);
       void client.dispose();
     };

@@ -1,19 +1,26 @@
 // Ships the output of everything the agent runs to the server's logs, line by line, in order.
 //
 // Lines wait in one queue per source (worker, task, service) and go out in batches of at most
-// BATCH_LINES / BATCH_BYTES. Each batch has a sequence number fixed before its first try, so a retry
-// after a lost answer is stored once (appendLogs is idempotent per source and sequence). A source's
-// next batch leaves only after the previous one was stored: the server keeps each source's order.
+// BATCH_LINES / BATCH_BYTES. Each line is made storable first (no NUL, no lone surrogate, at most
+// 16 KiB): the server refuses a whole batch for one line it cannot store. Each batch has a sequence
+// number fixed before its first try, so a retry after a lost answer is stored once (appendLogs is
+// idempotent per source and sequence). A source's next batch leaves only after the previous one was
+// stored: the server keeps each source's order.
 //
 // While the server is unreachable lines wait, up to `maxBufferedLines` in all. Past that bound new
-// lines are dropped and counted per source; the first line accepted again is preceded by a WARN line
-// that says how many lines were dropped and between which times, so a gap is never silent.
+// lines are dropped and counted per source; as soon as there is room again (a batch was stored, or
+// the source writes again) a WARN line says how many lines were dropped and between which times, so
+// a gap is never silent, not even at the end of a source's output.
 import { randomBytes } from "node:crypto";
 import { AgentAppendLogsDocument, type LogLevel, type LogSourceType } from "../generated/agent-graphql.js";
 import { backoff, describe, Refused, sleep, type AgentClient } from "./client.js";
 import type { AgentLog } from "./log.js";
 
 const BATCH_LINES = 500;
+/**
+ * Counted in JSON, as the lines travel: the server reads request bodies up to 1 MiB, and escapes
+ * make a line's JSON up to six times its message ("\u001b" for each ESC of colored output).
+ */
 const BATCH_BYTES = 512 * 1024;
 /** The server's limit per line (16 KiB); longer lines are cut, with a marker. */
 const MAX_LINE_BYTES = 16 * 1024;
@@ -79,16 +86,8 @@ export class LogShipper {
       queue.gap = queue.gap ? { ...queue.gap, count: queue.gap.count + 1, last: at } : { count: 1, first: at, last: at };
       return;
     }
-    if (queue.gap) {
-      const { count, first, last } = queue.gap;
-      queue.gap = undefined;
-      this.push(queue, {
-        level: "WARN",
-        at,
-        message: `[spindle agent] ${count} line${count === 1 ? "" : "s"} written between ${first} and ${last} were dropped: the server was unreachable and the agent's buffer (${this.options.maxBufferedLines} lines) was full`,
-      });
-    }
-    this.push(queue, { level, message: cut(message), at, step });
+    this.reportGap(queue, at);
+    this.push(queue, { level, message: cut(storable(message)), at, step });
   }
 
   /** Resolves once every line queued so far for this source was stored (or refused for good), or after `timeoutMs`. */
@@ -139,6 +138,18 @@ export class LogShipper {
     return queue;
   }
 
+  /** Queues the WARN line about the queue's dropped lines, if any, once the buffer has room again. */
+  private reportGap(queue: Queue, at = new Date().toISOString()) {
+    if (!queue.gap || queue.closed || this.buffered >= this.options.maxBufferedLines) return;
+    const { count, first, last } = queue.gap;
+    queue.gap = undefined;
+    this.push(queue, {
+      level: "WARN",
+      at,
+      message: `[spindle agent] ${count} line${count === 1 ? "" : "s"} written between ${first} and ${last} were dropped: the server was unreachable and the agent's buffer (${this.options.maxBufferedLines} lines) was full`,
+    });
+  }
+
   private push(queue: Queue, line: Line) {
     queue.lines.push(line);
     this.buffered++;
@@ -182,7 +193,7 @@ export class LogShipper {
       const lines: Line[] = [];
       let bytes = 0;
       while (queue.lines.length > 0 && lines.length < BATCH_LINES) {
-        const size = Buffer.byteLength(queue.lines[0]!.message);
+        const size = Buffer.byteLength(JSON.stringify(queue.lines[0]));
         if (lines.length > 0 && bytes + size > BATCH_BYTES) break;
         bytes += size;
         lines.push(queue.lines.shift()!);
@@ -209,11 +220,18 @@ export class LogShipper {
     }
     this.buffered -= batch.lines.length;
     queue.inFlight = undefined;
+    // The room just freed goes first to the news of lines dropped for want of it.
+    for (const other of this.queues.values()) this.reportGap(other);
     return true;
   }
 }
 
 const key = (source: LogSource) => `${source.type}:${source.id}`;
+
+/** NUL and lone surrogates (which PostgreSQL cannot store) become U+FFFD, as undecodable output does. */
+function storable(message: string): string {
+  return message.replace(/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+}
 
 function cut(message: string): string {
   if (Buffer.byteLength(message) <= MAX_LINE_BYTES) return message;

@@ -26,6 +26,8 @@ import { stringEnv } from "./tasks.js";
 export type AgentWorker = AgentWorkerFragment;
 
 const REPORT_EVERY_MS = 1_000;
+/** CPU and memory alone (no ticks or errors to report) go out this often. */
+const USAGE_EVERY_MS = 10_000;
 /** A process worker alive this long has come up. */
 const UP_AFTER_MS = 1_000;
 
@@ -51,6 +53,7 @@ interface Running {
   wanted?: { status: ReportedWorkerStatus; reason?: string };
   ticks: number;
   errors: number;
+  usageReportedAt: number;
   stopping: boolean;
   /** The server no longer takes reports for this revision. */
   stale: boolean;
@@ -96,7 +99,7 @@ export class WorkerSupervisor {
 
   private async start(worker: AgentWorker) {
     if (this.running.has(worker.id)) return;
-    const run: Running = { worker, settings: settingsOf(worker), handle: null, ticks: 0, errors: 0, stopping: false, stale: false };
+    const run: Running = { worker, settings: settingsOf(worker), handle: null, ticks: 0, errors: 0, usageReportedAt: 0, stopping: false, stale: false };
     this.running.set(worker.id, run);
     this.deps.log.info(`worker ${worker.name} (${worker.id}) revision ${worker.revision}: starting`);
     try {
@@ -243,8 +246,10 @@ export class WorkerSupervisor {
   private async reportTicks(run: Running) {
     const ticks = run.ticks;
     const errors = run.errors;
+    if (ticks === 0 && errors === 0 && Date.now() - run.usageReportedAt < USAGE_EVERY_MS) return;
     const usage = run.handle ? await run.handle.usage().catch(() => null) : null;
     if (ticks === 0 && errors === 0 && !usage) return;
+    run.usageReportedAt = Date.now();
     run.ticks -= ticks;
     run.errors -= errors;
     try {

@@ -3,7 +3,8 @@
 // through the API is what is asserted: the machine online with what it detected, ticks and log
 // lines of a CODE worker, a task's stages through a confirmation, a cancelled task's process gone,
 // a crashing service restarted, and a killed agent's task finished by another machine.
-import { statSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import {
@@ -21,10 +22,12 @@ import {
   LogsDocument,
   UpdateWorkerSettingsDocument,
 } from "../generated/graphql.js";
-import { eventually, processesRunning, startAgent, stopAllAgents, type AgentProcess } from "../helpers/agent.js";
+import { AgentWhoAmIDocument } from "../../src/generated/agent-graphql.js";
+import { eventually, newStateDir, processesRunning, startAgent, stopAllAgents, type AgentProcess } from "../helpers/agent.js";
+import { root } from "../helpers/server-process.js";
 import { ownedWorkspace, unique } from "../helpers/factories.js";
 import { tracker, wsClient, wsSubscribe } from "../helpers/live.js";
-import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
+import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 const t = tracker();
@@ -69,6 +72,14 @@ async function enrolledAgent(tm: Team, args: string[] = []) {
 
 const prisma = () => server.db.prisma;
 
+/** `spindle agent ...` run to its end (asynchronously: the server answering it runs in this process). */
+const spindleAgent = (args: string[]) =>
+  new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", "src/cli/index.ts", "agent", ...args], { cwd: root, encoding: "utf8", timeout: 60_000 }, (error, stdout, stderr) =>
+      resolve({ status: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr }),
+    );
+  });
+
 /** A graph block for a CODE worker to run. */
 async function block(tm: Team) {
   const created = await prisma().graphBlock.create({ data: { workspaceId: tm.workspaceId, id: unique("node_"), type: "code.worker", label: "Ticker" } });
@@ -105,6 +116,34 @@ describe(`spindle agent (${backend})`, () => {
     expect(await prisma().machine.count({ where: { workspaceId: tm.workspaceId } })).toBe(1);
     expect(again.output()).toContain(machine.id);
     await again.stop();
+  });
+
+  it("rotates and recovers its credential from the command line; a running agent takes the rotated one up", async () => {
+    const tm = await team();
+    const { agent, machine } = await enrolledAgent(tm);
+    const stored = () => JSON.parse(readFileSync(path.join(agent.stateDir, "state.json"), "utf8")) as { credential: string; recoverySecret: string };
+    const before = stored();
+
+    const rotate = await spindleAgent(["rotate", "--state-dir", agent.stateDir]);
+    expect([rotate.status, rotate.stdout]).toEqual([0, expect.stringContaining(`New credential for vm (${machine.id})`)]);
+    const rotated = stored();
+    expect(rotated.credential).not.toBe(before.credential);
+    expect(rotated.recoverySecret).toBe(before.recoverySecret);
+    expect(errorOf(await server.execute(AgentWhoAmIDocument, {}, { token: before.credential })).code).toBe("NOT_AUTHENTICATED");
+    // The running agent's stream ends with the old credential; it finds the new one in its state folder and goes on.
+    await agent.waitFor(/the state folder holds a newer credential: using it/);
+    await eventually(() => (agent.output().match(/assignment stream connected/g) ?? []).length >= 2, "the stream to be back with the new credential");
+    await agent.stop();
+
+    const recover = await spindleAgent(["recover", "--state-dir", agent.stateDir]);
+    expect([recover.status, recover.stdout]).toEqual([0, expect.stringContaining("New credential and recovery secret")]);
+    const recovered = stored();
+    expect(recovered.credential).not.toBe(rotated.credential);
+    expect(recovered.recoverySecret).not.toBe(rotated.recoverySecret);
+    expect(ok(await server.execute(AgentWhoAmIDocument, {}, { token: recovered.credential })).currentMachine.id).toBe(machine.id);
+    // The old recovery secret is spent.
+    const again = await spindleAgent(["recover", "--state-dir", newStateDir(), "--server", server.url, "--machine-id", machine.id, "--recovery-secret", rotated.recoverySecret]);
+    expect([again.status, again.stderr]).toEqual([77, expect.stringContaining("does not match")]);
   });
 
   it("runs a three-stage shell task through its confirmation, with each stage's output and log lines", async () => {
@@ -364,6 +403,8 @@ describe(`spindle agent (${backend})`, () => {
     ).deployWorker;
     await eventually(async () => (await prisma().worker.findUniqueOrThrow({ where: { id: worker.id } })).status === "RUNNING", "the worker to run");
     expect(processesRunning(["sleep", marker])).toHaveLength(1);
+    // What it uses is reported (the process group's resident memory).
+    await eventually(async () => Number((await prisma().worker.findUniqueOrThrow({ where: { id: worker.id } })).memoryBytes ?? 0) > 0, "the worker's memory use");
     expect(await agent.stop("SIGTERM")).toEqual({ code: 0, signal: null });
     expect(processesRunning(["sleep", marker])).toHaveLength(0);
 
