@@ -7,10 +7,15 @@
 // Exit codes follow sysexits: 0 ok, 1 failed, 64 usage, 69 unavailable, 77 refused, 78 configuration.
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, type Config } from "../config.js";
-import { migrate } from "../infra/migrate.js";
-import { openDatabaseFromConfig } from "../infra/services.js";
-import { agentCommand, AGENT_HELP } from "../agent/cli.js";
-import { resetPassword, UnknownLoginError } from "./reset-password.js";
+import { AGENT_HELP } from "../agent/help.js";
+
+// The server side (Prisma, pg, the schema) and the agent are loaded by the commands that use them:
+// a machine running `spindle agent` never loads the database client.
+const serverSide = async () => ({
+  ...(await import("../infra/migrate.js")),
+  ...(await import("../infra/services.js")),
+  ...(await import("./reset-password.js")),
+});
 
 const EXIT = { ok: 0, failed: 1, usage: 64, unavailable: 69, config: 78 } as const;
 
@@ -66,6 +71,7 @@ function loadConfigOrExplain(): Config {
 }
 
 async function runMigrate(): Promise<number> {
+  const { migrate, openDatabaseFromConfig } = await serverSide();
   const db = await openDatabaseFromConfig(loadConfigOrExplain());
   try {
     const { applied } = await migrate(db);
@@ -79,6 +85,7 @@ async function runMigrate(): Promise<number> {
 async function runResetPassword(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: { "disable-totp": { type: "boolean" } }, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError("admin reset-password takes one <login>: the account's email or username");
+  const { openDatabaseFromConfig, resetPassword, UnknownLoginError } = await serverSide();
   const db = await openDatabaseFromConfig(loadConfigOrExplain());
   try {
     const reset = await resetPassword(db.prisma, positionals[0]!, { disableTotp: values["disable-totp"] });
@@ -102,7 +109,7 @@ export async function run(argv: string[]): Promise<number> {
   const name = command === "admin" && sub ? `admin ${sub}` : command;
   const args = command === "admin" ? rest.slice(1) : rest;
   // The agent parses its own subcommands and options (rotate, recover, --help on each).
-  if (command === "agent") return agentCommand(rest);
+  if (command === "agent") return (await import("../agent/cli.js")).agentCommand(rest);
   if (!command || command === "--help" || command === "-h" || command === "help") {
     process.stdout.write(HELP.spindle!);
     return command ? EXIT.ok : EXIT.usage;

@@ -1,8 +1,9 @@
 // The agent's LogShipper against a real server, reached through a TCP proxy the test can cut: lines
 // of several sources arrive in order and complete, lines wait while the server is unreachable, a
 // batch whose answer was lost is stored once, the buffer bound drops lines with an exact WARN line
-// about the gap, a finished source drops its lines without holding up the others, and overlong
-// lines are cut. What arrived is read back from the database, in cursor order.
+// about the gap, a finished source drops its lines without holding up the others, overlong lines
+// are cut, batches stay under the request limit however escape-heavy their lines, and a NUL costs
+// nothing but itself. What arrived is read back from the database, in cursor order.
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AgentClient, Unreachable } from "../../src/agent/client.js";

@@ -12,7 +12,9 @@ import { backend, freshPostgresDatabase } from "../helpers/server.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
-describe(`spindle command (${backend})`, () => {
+// Each case runs several `spindle` processes (tsx compiles the CLI at each start): on a busy machine
+// that takes longer than the default 30 s.
+describe(`spindle command (${backend})`, { timeout: 90_000 }, () => {
   let env: Record<string, string>;
   let cleanup: () => Promise<void>;
   /** The database the command uses, opened only between commands (PGlite has one user at a time). */

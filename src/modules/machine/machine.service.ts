@@ -474,8 +474,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     /**
      * Usage report; renews the lease of every task the machine still holds. A lease that already
      * ran out is not revived: that attempt is lost and the task may be someone else's by now.
-     */
-    /**
+     *
      * Two statements in the steady state (the hot path of a fleet): the machine row, updated with
      * its figures while reading what it was (was it announced online, when was it last heard), then
      * the leases of the tasks it holds. Only a machine coming back online does more: the flag flip,
@@ -516,6 +515,10 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
            AND "status" IN ('ASSIGNED', 'RUNNING', 'SUSPENDED')
            AND "leaseExpiresAt" > (now() AT TIME ZONE 'UTC')
         RETURNING "id"`;
+      if (input.capabilities && before.announcedOnline) {
+        // New capabilities may make waiting tasks claimable: the machine's assignment stream re-reads.
+        await live.transaction(prisma, async (tx) => noteStatus(tx, "MACHINE", machine.id, machine.workspaceId));
+      }
       if (!before.announcedOnline) {
         // Whichever replica flips the flag announces the machine online, once (the sweep in the
         // event module flips it back when the heartbeats stop).
