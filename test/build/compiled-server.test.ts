@@ -3,7 +3,8 @@
 // files beside dist/: migrations, the legacy endpoint inventory, package.json's version, the
 // GraphiQL and Swagger UI packages. The build goes to a scratch folder laid out like the repository
 // (docs/, prisma/, node_modules/ and package.json linked in), so the developer's dist/ is left alone
-// and a path that only resolves from src/ fails here as it would in production.
+// and a path that only resolves from src/ fails here as it would in production. The compiled agent
+// (dist/cli/index.js agent) runs against it too: its reaper and Python harness are found beside it.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, symlink, utimes } from "node:fs/promises";
@@ -52,6 +53,17 @@ describe("npm run build", () => {
     expect(stale.stderr).toContain("src/ or a tsconfig changed");
   });
 });
+
+/** Polls `read` until it gives a value, for at most `ms`. */
+async function until<T>(read: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`nothing after ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
 
 describe(`node dist/main.js (${backend})`, () => {
   let server: ChildProcess;
@@ -133,6 +145,55 @@ describe(`node dist/main.js (${backend})`, () => {
     expect(graphiql.status).toBe(200);
     expect(await graphiql.text()).toContain("GraphiQL");
   });
+
+  it("runs the compiled agent: it enrolls, and runs a CODE worker through the Python harness copied beside it", async () => {
+    const call = async (query: string, variables: Record<string, unknown> = {}, token?: string) => {
+      const res = await fetch(`${url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await res.json()) as { data: any; errors?: unknown };
+      if (body.errors) throw new Error(JSON.stringify(body.errors));
+      return body.data;
+    };
+    const token = (await call("mutation($i: LoginInput!) { login(input: $i) { accessToken } }", { i: { login: admin.email, password: admin.password } })).login.accessToken;
+    const workspaceId = (await call('mutation { createWorkspace(input: { name: "build" }) { id } }', {}, token)).createWorkspace.id;
+    const enrollment = (await call("mutation($i: CreateEnrollmentTokenInput!) { createEnrollmentToken(input: $i) { token } }", { i: { workspaceId, name: "b" } }, token))
+      .createEnrollmentToken.token;
+    const agent = spawn(process.execPath, [path.join(dist, "cli/index.js"), "agent", "--server", url, "--enroll", enrollment, "--state-dir", path.join(scratch, "agent")], {
+      cwd: scratch,
+      env: { PATH: process.env.PATH ?? "", HOME: scratch },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    agent.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    agent.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const agentExited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
+    try {
+      const machineId = await until(async () => (await call(`query($w: ID!) { workspace(id: $w) { machines { edges { node { id } } } } }`, { w: workspaceId }, token)).workspace.machines.edges[0]?.node.id);
+      const blockId = `node_${randomBytes(4).toString("hex")}`;
+      await call("mutation($i: SaveGraphInput!) { saveGraph(input: $i) { version } }", { i: { workspaceId, version: 0, blocks: [{ id: blockId, type: "code.worker", label: "b" }], edges: [] } }, token);
+      const worker = (
+        await call(
+          "mutation($i: DeployWorkerInput!) { deployWorker(input: $i) { id } }",
+          { i: { workspaceId, kind: "CODE", blockId, tickIntervalSeconds: 1, code: "def tick(ctx):\n    ctx.log('compiled tick')\n" } },
+          token,
+        )
+      ).deployWorker;
+      const line = await until(async () => {
+        const lines = (await call(`query($i: LogLinesInput!) { logLines(input: $i) { lines { message } } }`, { i: { source: { type: "WORKER", id: worker.id }, limit: 5 } }, token)).logLines.lines;
+        return lines[0]?.message as string | undefined;
+      });
+      expect(line).toBe("compiled tick");
+      expect(machineId).toBeTruthy();
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\nagent output:\n${output}`);
+    } finally {
+      agent.kill("SIGTERM");
+    }
+    expect(await agentExited).toBe(0);
+  }, 60_000);
 
   it("stops cleanly on SIGTERM", async () => {
     server.kill("SIGTERM");
