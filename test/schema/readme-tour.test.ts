@@ -52,6 +52,11 @@ const steps: Record<string, Step> = {
   Tail: { as: "user", variables: (t) => ({ worker: t.workerId }) },
   Events: { as: "user", variables: (t) => ({ ws: t.workspaceId }) },
   Worker: { as: "user", variables: (t) => ({ id: t.workerId }) },
+  // "Run work on a machine": a second workspace, its enrollment token, a CODE worker and its logs.
+  Lab: { as: "user", keep: (d, t) => (t.workspaceId = d.createWorkspace.id) },
+  FirstBox: { as: "user", variables: (t) => ({ ws: t.workspaceId }), keep: (d, t) => (t.enrollmentToken = d.createEnrollmentToken.token) },
+  Ticker: { as: "user", variables: (t) => ({ ws: t.workspaceId }), keep: (d, t) => (t.workerId = d.deployWorker.id) },
+  TickerLogs: { as: "user", variables: (t) => ({ worker: t.workerId }) },
 };
 
 function stepName(operation: OperationDefinitionNode): string {
