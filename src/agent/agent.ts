@@ -34,6 +34,8 @@ import type { ContainerRuntime } from "./containers.js";
 
 const CLAIM_EVERY_MS = 5_000;
 const MAX_POLL_MS = 30_000;
+/** A finished attempt is remembered this long at least, against stale snapshots that still list it. */
+const FORGET_FINISHED_MS = 60_000;
 /** How long a refused credential may wait for a newer one in the state folder before the agent gives up. */
 const CREDENTIAL_WAIT_MS = 10_000;
 
@@ -66,7 +68,7 @@ export class Agent {
   private readonly services: ServiceSupervisor;
   private readonly runs = new Map<string, { run: TaskRun; startedAt: number }>();
   /** Attempts this agent finished or gave up: a stale snapshot that still lists them does not restart them. */
-  private readonly finished = new Set<string>();
+  private readonly finished = new Map<string, number>();
   private readonly stopping = new AbortController();
   private draining = false;
   private claimable = false;
@@ -225,16 +227,24 @@ export class Agent {
         this.startRun(task);
       }
     }
+    // Forget what the server no longer lists, once no snapshot read before it finished can still be on its way.
+    const old = Date.now() - FORGET_FINISHED_MS;
+    for (const [key, at] of this.finished) if (at < old && !byId.has(key.slice(0, key.indexOf("#")))) this.finished.delete(key);
   }
 
   /** A run missing from a snapshot: the snapshot may predate its claim, so ask the server again before stopping it. */
   private async confirmGone(id: string) {
-    try {
-      const data = await this.client.request(AgentAssignmentsNowDocument, {});
-      if (data.assignedTasks.edges.some((edge) => edge.node.id === id)) return;
-      await this.runs.get(id)?.run.abort("cancelled, or no longer this machine's");
-    } catch (error) {
-      this.log.debug(`checking task ${id} failed: ${describe(error)}`);
+    for (let attempt = 0; attempt < 5 && this.runs.has(id) && !this.stopping.signal.aborted; attempt++) {
+      try {
+        const data = await this.client.request(AgentAssignmentsNowDocument, {});
+        if (data.assignedTasks.edges.some((edge) => edge.node.id === id)) return;
+        await this.runs.get(id)?.run.abort("cancelled, or no longer this machine's");
+        return;
+      } catch (error) {
+        // Unanswered: ask again shortly (the heartbeat's lease check is the last resort).
+        this.log.debug(`checking task ${id} failed: ${describe(error)}`);
+        await sleep(backoff(attempt, 5_000), this.stopping.signal);
+      }
     }
   }
 
@@ -260,6 +270,10 @@ export class Agent {
   }
 
   private startRun(task: AgentTask) {
+    // A snapshot sent after the claim committed may arrive before the claim's own answer: one run per task.
+    const running = this.runs.get(task.id);
+    if (running) return running.run.update(task);
+    if (this.finished.has(attemptKey(task))) return;
     const run = new TaskRun(task, {
       client: this.client,
       logs: this.logs,
@@ -271,7 +285,7 @@ export class Agent {
     });
     this.runs.set(task.id, { run, startedAt: Date.now() });
     void run.done.then(() => {
-      this.finished.add(attemptKey(task));
+      this.finished.set(attemptKey(task), Date.now());
       if (this.runs.get(task.id)?.run === run) this.runs.delete(task.id);
       this.logs.forget({ type: "TASK", id: task.id });
       this.noteDrained();
