@@ -70,6 +70,8 @@ export class Agent {
   /** Attempts this agent finished or gave up: a stale snapshot that still lists them does not restart them. */
   private readonly finished = new Map<string, number>();
   private readonly stopping = new AbortController();
+  /** Aborted once stopping is over: heartbeats go on until then (leases, cancellations, presence). */
+  private readonly ranDown = new AbortController();
   private draining = false;
   private claimable = false;
   private claiming = false;
@@ -80,9 +82,9 @@ export class Agent {
   /** Why the agent gave up (its credential no longer works), if it did. */
   failure?: Error;
   private unsubscribe?: () => void;
-  private streamUp = false;
   private claimTimer?: NodeJS.Timeout;
   private stopped?: Promise<void>;
+  private checkingCredential?: Promise<boolean>;
 
   constructor(
     private readonly client: AgentClient,
@@ -92,6 +94,7 @@ export class Agent {
     private readonly options: AgentRuntimeOptions,
     private readonly hooks: { reloadCredential(): Promise<boolean> },
   ) {
+    client.onCredentialRefused = (error) => void this.credentialRefused(error);
     const common = { client, logs, spawn, log, workDir: options.workDir, containerRuntime: options.containerRuntime, graceMs: options.killGraceMs };
     this.workers = new WorkerSupervisor({ ...common, python: options.python });
     this.services = new ServiceSupervisor(common);
@@ -125,15 +128,22 @@ export class Agent {
       await Promise.all([...this.runs.values()].map(({ run }) => run.abort("the agent is stopping")));
     }
     await Promise.all([this.workers.stopAll(), this.services.stopAll()]);
+    this.ranDown.abort();
   }
 
   /**
    * The server refused the credential. When the state folder has a newer one (`spindle agent rotate`
    * ran meanwhile), the agent goes on with it; else it stops: true when it goes on.
    */
-  private async credentialRefused(error: Refused): Promise<boolean> {
+  private credentialRefused(error: Refused): Promise<boolean> {
     // Refused with a credential already replaced: carry on with the current one.
-    if (error.generation < this.client.credentialGeneration) return true;
+    if (error.generation < this.client.credentialGeneration) return Promise.resolve(true);
+    // Many calls are refused at once: one look at the state folder answers them all.
+    this.checkingCredential ??= this.lookForNewerCredential(error).finally(() => (this.checkingCredential = undefined));
+    return this.checkingCredential;
+  }
+
+  private async lookForNewerCredential(error: Refused): Promise<boolean> {
     // `spindle agent rotate` writes the new credential a moment after the server took it.
     for (const deadline = Date.now() + CREDENTIAL_WAIT_MS; Date.now() < deadline && !this.stopping.signal.aborted; await sleep(250)) {
       if (error.generation < this.client.credentialGeneration) return true;
@@ -154,31 +164,30 @@ export class Agent {
 
   private async assignmentLoop() {
     for (let failures = 0; !this.stopping.signal.aborted; ) {
-      const ended = await this.subscribeOnce();
+      const { ended, delivered } = await this.subscribeOnce();
       if (this.stopping.signal.aborted) return;
       if (ended instanceof Refused && ended.code === "NOT_AUTHENTICATED" && !(await this.credentialRefused(ended))) return;
+      // A stream that worked for a while starts the backoff over; one that fails at once backs off further.
+      if (delivered) failures = 0;
       // Until the stream is back, poll the same state with backoff.
       const wait = Math.min(MAX_POLL_MS, backoff(failures++));
       this.log.warn(`assignment stream ended (${ended ? describe(ended) : "completed"}); polling every ${(wait / 1000).toFixed(1)} s until it is back`);
       await this.poll();
       await sleep(wait, this.stopping.signal);
-      if (this.streamUp) failures = 0;
     }
   }
 
-  /** One subscription: resolves with what ended it. */
-  private subscribeOnce(): Promise<Error | undefined> {
+  /** One subscription: resolves with what ended it, and whether it delivered anything. */
+  private subscribeOnce(): Promise<{ ended?: Error; delivered: boolean }> {
+    let delivered = false;
     return new Promise((resolve) => {
       this.unsubscribe = this.client.subscribe(AgentAssignmentsStreamDocument, {
         onItem: (data) => {
-          if (!this.streamUp) this.log.info("assignment stream connected");
-          this.streamUp = true;
+          if (!delivered) this.log.info("assignment stream connected");
+          delivered = true;
           this.apply(fromStream(data.machineAssignments));
         },
-        onEnd: (error) => {
-          this.streamUp = false;
-          resolve(error);
-        },
+        onEnd: (ended) => resolve({ ended, delivered }),
       });
     });
   }
@@ -216,9 +225,9 @@ export class Agent {
 
   private reconcileTasks(held: readonly AgentTask[]) {
     const byId = new Map(held.map((task) => [task.id, task]));
-    for (const [id, { run }] of this.runs) {
+    for (const id of this.runs.keys()) {
       const task = byId.get(id);
-      if (task) run.update(task);
+      if (task) this.startRun(task);
       else void this.confirmGone(id);
     }
     for (const task of held) {
@@ -270,9 +279,16 @@ export class Agent {
   }
 
   private startRun(task: AgentTask) {
+    // Claimed while stopping: not started; its lease runs out and another machine takes it.
+    if (this.stopping.signal.aborted) return;
     // A snapshot sent after the claim committed may arrive before the claim's own answer: one run per task.
     const running = this.runs.get(task.id);
-    if (running) return running.run.update(task);
+    if (running && running.run.attempt === task.attempt) return running.run.update(task);
+    if (running) {
+      // This machine claimed the task again after its lease ran out: the old attempt is over.
+      void running.run.abort(`attempt ${task.attempt} replaces it`).then(() => this.startRun(task));
+      return;
+    }
     if (this.finished.has(attemptKey(task))) return;
     const run = new TaskRun(task, {
       client: this.client,
@@ -307,9 +323,9 @@ export class Agent {
   // --- heartbeats ---------------------------------------------------------------------------------
 
   private async heartbeatLoop() {
-    for (let failures = 0; !this.stopping.signal.aborted; ) {
-      await sleep(failures ? Math.min(this.heartbeatMs, backoff(failures)) : this.heartbeatMs, this.stopping.signal);
-      if (this.stopping.signal.aborted) return;
+    for (let failures = 0; !this.ranDown.signal.aborted; ) {
+      await sleep(failures ? Math.min(this.heartbeatMs, backoff(failures)) : this.heartbeatMs, this.ranDown.signal);
+      if (this.ranDown.signal.aborted) return;
       failures = (await this.heartbeat()) ? 0 : failures + 1;
     }
   }
@@ -340,7 +356,7 @@ export class Agent {
       this.noteDrained();
       return true;
     } catch (error) {
-      if (!(error instanceof Unreachable || error instanceof Refused)) throw error;
+      // Whatever failed (the server, or reading the machine's figures), the next beat tries again.
       this.log.warn(`heartbeat failed: ${describe(error)}`);
       if (error instanceof Refused && error.code === "NOT_AUTHENTICATED") await this.credentialRefused(error);
       return false;

@@ -62,12 +62,24 @@ export class AgentClient {
   }
 
   /** Runs one operation; its data, or Refused / Unreachable. */
+  /**
+   * Set by a running agent: a refused credential is reported here and the request fails as
+   * Unreachable, so that whoever made it tries again (with a newer credential, once the agent found
+   * one) instead of giving up on its report or log batch.
+   */
+  onCredentialRefused?: (error: Refused) => void;
+
   async request<R, V>(document: TypedDocumentNode<R, V>, variables?: V): Promise<R> {
     const generation = this.credentialGeneration;
     try {
       return await this.send(document, variables);
     } catch (error) {
-      if (error instanceof Refused) error.generation = generation;
+      if (!(error instanceof Refused)) throw error;
+      error.generation = generation;
+      if (error.code === "NOT_AUTHENTICATED" && this.onCredentialRefused) {
+        this.onCredentialRefused(error);
+        throw new Unreachable(`The server refused the machine credential (${error.message}); retrying once there is a newer one`);
+      }
       throw error;
     }
   }

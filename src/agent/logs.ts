@@ -42,6 +42,8 @@ interface Gap {
   count: number;
   first: string;
   last: string;
+  /** Why they were dropped, as the WARN line says it. */
+  why: string;
 }
 
 interface Queue {
@@ -56,11 +58,14 @@ interface Queue {
 
 export interface LogShipperOptions {
   maxBufferedLines: number;
+  /** Bytes of messages waiting, over all sources (default 64 MiB): a bound on memory, whatever the lines' length. */
+  maxBufferedBytes?: number;
 }
 
 export class LogShipper {
   private readonly queues = new Map<string, Queue>();
   private buffered = 0;
+  private bufferedBytes = 0;
   /** Batch sequences are unique per agent run and source; the run id keeps them apart across restarts. */
   private readonly runId = randomBytes(6).toString("hex");
   private sequence = 0;
@@ -82,8 +87,8 @@ export class LogShipper {
     const queue = this.queueOf(source);
     if (queue.closed) return;
     const at = new Date().toISOString();
-    if (this.buffered >= this.options.maxBufferedLines) {
-      queue.gap = queue.gap ? { ...queue.gap, count: queue.gap.count + 1, last: at } : { count: 1, first: at, last: at };
+    if (this.full()) {
+      this.dropped(queue, 1, at, at, `the server was unreachable and the agent's buffer (${this.options.maxBufferedLines} lines, ${this.maxBytes / 1024 / 1024} MiB) was full`);
       return;
     }
     this.reportGap(queue, at);
@@ -125,8 +130,32 @@ export class LogShipper {
     if (queue && !this.pendingOf(queue)) this.queues.delete(key(source));
   }
 
+  /** Lines to send, or a gap still to report. */
   private pendingOf(queue: Queue | undefined): boolean {
-    return Boolean(queue && !queue.closed && (queue.lines.length > 0 || queue.inFlight));
+    return Boolean(queue && !queue.closed && (this.sendable(queue) || queue.gap));
+  }
+
+  private sendable(queue: Queue): boolean {
+    return !queue.closed && (queue.lines.length > 0 || Boolean(queue.inFlight));
+  }
+
+  private get maxBytes() {
+    return this.options.maxBufferedBytes ?? 64 * 1024 * 1024;
+  }
+
+  private full(): boolean {
+    return this.buffered >= this.options.maxBufferedLines || this.bufferedBytes >= this.maxBytes;
+  }
+
+  /** Counts lines that will not be stored; the WARN line about them goes out once there is room. */
+  private dropped(queue: Queue, count: number, first: string, last: string, why: string) {
+    queue.gap = queue.gap ? { ...queue.gap, count: queue.gap.count + count, last } : { count, first, last, why };
+  }
+
+  /** Lines leave the buffer (stored, or refused for good). */
+  private release(lines: readonly Line[]) {
+    this.buffered -= lines.length;
+    for (const line of lines) this.bufferedBytes -= line.message.length;
   }
 
   private queueOf(source: LogSource): Queue {
@@ -140,26 +169,27 @@ export class LogShipper {
 
   /** Queues the WARN line about the queue's dropped lines, if any, once the buffer has room again. */
   private reportGap(queue: Queue, at = new Date().toISOString()) {
-    if (!queue.gap || queue.closed || this.buffered >= this.options.maxBufferedLines) return;
-    const { count, first, last } = queue.gap;
+    if (!queue.gap || queue.closed || this.full()) return;
+    const { count, first, last, why } = queue.gap;
     queue.gap = undefined;
     this.push(queue, {
       level: "WARN",
       at,
-      message: `[spindle agent] ${count} line${count === 1 ? "" : "s"} written between ${first} and ${last} were dropped: the server was unreachable and the agent's buffer (${this.options.maxBufferedLines} lines) was full`,
+      message: `[spindle agent] ${count} line${count === 1 ? "" : "s"} written between ${first} and ${last} were dropped: ${why}`,
     });
   }
 
   private push(queue: Queue, line: Line) {
     queue.lines.push(line);
     this.buffered++;
+    this.bufferedBytes += line.message.length;
     this.wake?.();
   }
 
   private async run() {
     let failures = 0;
     while (!this.stopped.signal.aborted) {
-      const ready = [...this.queues.values()].filter((queue) => this.pendingOf(queue));
+      const ready = [...this.queues.values()].filter((queue) => this.sendable(queue));
       if (ready.length === 0) {
         for (const resolve of this.idleWaiters.splice(0)) resolve();
         await new Promise<void>((resolve) => {
@@ -214,11 +244,14 @@ export class LogShipper {
       this.log.warn(`${batch.lines.length} log lines of ${queue.source.type} ${queue.source.id} refused (${error.code}): ${error.message}`);
       if (error.code === "CONFLICT" || error.code === "NOT_FOUND") {
         queue.closed = error.code;
-        this.buffered -= queue.lines.length;
+        this.release(queue.lines);
         queue.lines = [];
+      } else {
+        // The source goes on: what it lost is said in its log.
+        this.dropped(queue, batch.lines.length, batch.lines[0]!.at, batch.lines.at(-1)!.at, `the server refused them (${error.code}: ${error.message.slice(0, 200)})`);
       }
     }
-    this.buffered -= batch.lines.length;
+    this.release(batch.lines);
     queue.inFlight = undefined;
     // The room just freed goes first to the news of lines dropped for want of it.
     for (const other of this.queues.values()) this.reportGap(other);

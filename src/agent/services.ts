@@ -6,7 +6,7 @@
 // service's restartCount and statusReason show it). One that cannot start at all is FAILED.
 import { AgentReportServiceStatusDocument, type AgentServiceFragment, type ReportedServiceStatus } from "../generated/agent-graphql.js";
 import { describe, Refused, sleep, type AgentClient } from "./client.js";
-import { runtimeCommand, type ContainerRuntime } from "./containers.js";
+import { removeContainer, runtimeCommand, type ContainerRuntime } from "./containers.js";
 import type { AgentLog } from "./log.js";
 import type { LogShipper } from "./logs.js";
 import type { Child, ExitStatus, Spawn } from "./process.types.js";
@@ -42,6 +42,8 @@ interface Running {
 
 export class ServiceSupervisor {
   private readonly running = new Map<string, Running>();
+  /** The latest assignment, by service id. */
+  private wanted = new Map<string, AgentService>();
 
   constructor(private readonly deps: ServiceSupervisorDeps) {}
 
@@ -50,14 +52,21 @@ export class ServiceSupervisor {
   }
 
   reconcile(desired: readonly AgentService[]) {
-    const wanted = new Map(desired.map((service) => [service.id, service]));
+    this.wanted = new Map(desired.map((service) => [service.id, service]));
     for (const [id, run] of this.running) {
-      const next = wanted.get(id);
+      const next = this.wanted.get(id);
       if (!next) void this.stop(run, "no longer assigned to this machine");
-      else if (next.revision !== run.service.revision) void this.stop(run, `revision ${next.revision} replaces ${run.service.revision}`).then(() => this.start(next));
-      else if (isNewRun(next, run.reportedAt)) void this.stop(run, `a new run (${next.status} again after its report)`).then(() => this.start(next));
+      else if (next.revision !== run.service.revision) void this.swap(run, `revision ${next.revision} replaces ${run.service.revision}`);
+      else if (isNewRun(next, run.reportedAt)) void this.swap(run, `a new run (${next.status} again after its report)`);
     }
     for (const service of desired) if (!this.running.has(service.id)) this.start(service);
+  }
+
+  /** Stops the run, then starts what the server wants by then (see WorkerSupervisor.swap). */
+  private async swap(run: Running, why: string) {
+    await this.stop(run, why);
+    const latest = this.wanted.get(run.service.id);
+    if (latest) this.start(latest);
   }
 
   async stopAll() {
@@ -76,6 +85,7 @@ export class ServiceSupervisor {
       this.deps.log.info(`service ${run.service.name} (${run.service.id}) revision ${run.service.revision}: stopping (${why})`);
       run.stop.abort();
       await run.child?.stop(this.deps.graceMs);
+      if (run.service.image && this.deps.containerRuntime) await removeContainer(this.deps.containerRuntime, containerNameOf(run.service));
     }
     await run.done;
     await this.deps.logs.flush({ type: "SERVICE", id: run.service.id }, 2_000);
@@ -95,6 +105,8 @@ export class ServiceSupervisor {
     let delay = FIRST_RESTART_MS;
     for (let restarts = 0; !run.stop.signal.aborted; restarts++) {
       this.deps.log.info(`service ${service.name} (${service.id}) revision ${service.revision}: ${restarts ? `restart ${restarts}` : "starting"}`);
+      // A container a killed agent left behind would hold the name.
+      if (service.image && this.deps.containerRuntime) await removeContainer(this.deps.containerRuntime, containerNameOf(service));
       const startedAt = Date.now();
       const child = this.deps.spawn({
         ...spec,
@@ -102,15 +114,17 @@ export class ServiceSupervisor {
         onLine: (stream, line) => this.deps.logs.write(source, stream === "stderr" ? "ERROR" : "INFO", line),
       });
       run.child = child;
+      let exitedAt: number | null = null;
       const up = sleep(UP_AFTER_MS).then(async () => {
-        if (!run.stop.signal.aborted && run.child === child && restarts === 0) await this.report(run, "RUNNING");
+        if (!run.stop.signal.aborted && exitedAt === null && restarts === 0) await this.report(run, "RUNNING");
       });
       const status = await child.exited;
+      exitedAt = Date.now();
       await up;
       run.child = null;
       if (run.stop.signal.aborted) return;
       const how = describeExit(status);
-      if (restarts === 0 && Date.now() - startedAt < UP_AFTER_MS) {
+      if (restarts === 0 && exitedAt - startedAt < UP_AFTER_MS) {
         // It never came up: this revision cannot run here.
         this.deps.logs.write(source, "ERROR", `[spindle agent] the service ${how} at start`);
         await this.report(run, "FAILED", `the service ${how} at start`);
@@ -131,7 +145,7 @@ export class ServiceSupervisor {
     if (service.image) {
       const runtime = this.deps.containerRuntime;
       if (!runtime) return { error: `the service runs image ${service.image}, and this machine has no container runtime (docker or podman) that answers` };
-      const name = `spindle-service-${service.id.slice(0, 8)}-${service.revision}`;
+      const name = containerNameOf(service);
       return { ...runtimeCommand(runtime, { name, image: service.image, command: service.command, env: Object.keys((service.env ?? {}) as object) }), shell: false, env };
     }
     if (service.command) return { command: service.command, args: [], shell: true, env };
@@ -158,6 +172,8 @@ export class ServiceSupervisor {
     }
   }
 }
+
+const containerNameOf = (service: AgentService) => `spindle-service-${service.id.slice(0, 8)}-${service.revision}`;
 
 function describeExit(status: ExitStatus) {
   return status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;

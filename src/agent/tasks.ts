@@ -15,6 +15,7 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  AgentAssignmentsNowDocument,
   AgentCompleteTaskDocument,
   AgentFailTaskDocument,
   AgentReportStageDocument,
@@ -74,6 +75,10 @@ export class TaskRun {
     return this.latest.id;
   }
 
+  get attempt() {
+    return this.latest.attempt;
+  }
+
   get stopping() {
     return this.stop.signal.aborted;
   }
@@ -102,9 +107,12 @@ export class TaskRun {
   private async run() {
     const task = this.latest;
     const lease = { taskId: task.id, leaseToken: task.leaseToken! };
-    if (task.status === "ASSIGNED") await this.call(() => this.deps.client.request(AgentStartTaskDocument, { input: lease }));
-    const outputs: Record<string, unknown> = {};
+    if (task.status === "ASSIGNED") {
+      await this.call(() => this.deps.client.request(AgentStartTaskDocument, { input: lease }), (now) => now.status !== "ASSIGNED");
+    }
     const stages = [...task.stages].sort((a, b) => a.index - b.index);
+    // A resumed task (agent restart) keeps what its finished stages produced.
+    const outputs: Record<string, unknown> = Object.fromEntries(stages.filter((s) => s.output != null).map((s) => [s.name, s.output]));
     for (const stage of stages) {
       const now = this.latest.stages.find((s) => s.index === stage.index) ?? stage;
       if (now.status === "SUCCEEDED" || now.status === "SKIPPED") continue;
@@ -112,7 +120,8 @@ export class TaskRun {
         await this.confirmed(stage);
         continue;
       }
-      await this.report(stage, "RUNNING");
+      // A stage the server shows RUNNING was started by an earlier run of this agent: it runs again.
+      if (now.status !== "RUNNING") await this.report(stage, "RUNNING");
       const result = await this.execute(stage);
       if (!result.ok) return this.finishFailed(`Stage ${stage.index} (${stage.name}) failed: ${result.error}`, stage, result);
       if (result.output !== undefined) outputs[stage.name] = result.output;
@@ -130,7 +139,7 @@ export class TaskRun {
       output = result.output;
     }
     await this.deps.logs.flush(this.source);
-    await this.call(() => this.deps.client.request(AgentCompleteTaskDocument, { input: { ...lease, output: output ?? null } }));
+    await this.call(() => this.deps.client.request(AgentCompleteTaskDocument, { input: { ...lease, output: output ?? null } }), null);
     this.deps.log.info(`task ${task.id}: succeeded`);
   }
 
@@ -138,12 +147,14 @@ export class TaskRun {
     if (stage) await this.report(stage, "FAILED", { error: result.error ?? error, output: result.output });
     await this.deps.logs.flush(this.source);
     const lease = { taskId: this.latest.id, leaseToken: this.latest.leaseToken! };
-    await this.call(() => this.deps.client.request(AgentFailTaskDocument, { input: { ...lease, error: error.slice(0, 10_000), output: result.output ?? null } }));
+    await this.call(() => this.deps.client.request(AgentFailTaskDocument, { input: { ...lease, error: error.slice(0, 10_000), output: result.output ?? null } }), null);
     this.deps.log.info(`task ${this.latest.id}: failed (${error})`);
   }
 
   private report(stage: Stage, status: ReportedStageStatus, extra: { output?: unknown; error?: string } = {}) {
-    return this.call(() =>
+    const landed = (now: AgentTask) => now.stages.find((s) => s.index === stage.index)?.status === status;
+    return this.call(
+      () =>
       this.deps.client.request(AgentReportStageDocument, {
         input: {
           taskId: this.latest.id,
@@ -154,6 +165,7 @@ export class TaskRun {
           ...(extra.error !== undefined ? { error: extra.error.slice(0, 10_000) } : {}),
         },
       }),
+      landed,
     );
   }
 
@@ -168,22 +180,50 @@ export class TaskRun {
     }
   }
 
-  /** A call about the task: retried while the server is unreachable; a refusal means the task is no longer ours. */
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * A call about the task, retried while the server is unreachable. A refusal is checked against
+   * the task as the server has it now: when `landed` says an earlier try went through (its answer
+   * was lost), the call is done. A lost lease ends the run; any other refusal fails the attempt, so
+   * that the task is never left held by a machine that gave up on it.
+   */
+  private async call<T>(fn: () => Promise<T>, landed: ((now: AgentTask) => boolean) | null): Promise<T | undefined> {
     for (let attempt = 0; ; attempt++) {
       if (this.stop.signal.aborted) throw new Stopped();
       try {
         return await fn();
       } catch (error) {
-        if (error instanceof Refused) {
-          this.deps.log.warn(`task ${this.latest.id}: the server refused a report (${error.code}: ${error.message}); dropping the task`);
-          this.stop.abort();
-          await this.child?.stop(this.deps.graceMs);
-          throw new Stopped();
-        }
+        if (error instanceof Refused) return this.refused(error, landed);
         if (!(error instanceof Unreachable)) throw error;
         await sleep(backoff(attempt, 10_000), this.stop.signal);
       }
+    }
+  }
+
+  private async refused(error: Refused, landed: ((now: AgentTask) => boolean) | null): Promise<undefined> {
+    const now = await this.current();
+    if (now && landed?.(now)) return undefined;
+    this.stop.abort();
+    await this.child?.stop(this.deps.graceMs);
+    if (error.extensions.leaseLost || !now) {
+      this.deps.log.warn(`task ${this.latest.id}: no longer this machine's (${error.message}); stopped`);
+    } else {
+      this.deps.log.warn(`task ${this.latest.id}: the server refused a report (${error.code}: ${error.message}); failing the attempt`);
+      const why = `The agent gave up: the server refused its report (${error.message})`.slice(0, 10_000);
+      await this.deps.client
+        .request(AgentFailTaskDocument, { input: { taskId: now.id, leaseToken: now.leaseToken!, error: why } })
+        .catch((failed: unknown) => this.deps.log.warn(`task ${now.id}: could not fail it either: ${describe(failed)}`));
+    }
+    throw new Stopped();
+  }
+
+  /** This attempt of the task as the server has it now, or null when this machine no longer holds it. */
+  private async current(): Promise<AgentTask | null> {
+    try {
+      const data = await this.deps.client.request(AgentAssignmentsNowDocument, {});
+      const now = data.assignedTasks.edges.map((edge) => edge.node).find((task) => task.id === this.latest.id);
+      return now && now.attempt === this.latest.attempt ? now : null;
+    } catch {
+      return null;
     }
   }
 

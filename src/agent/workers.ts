@@ -17,7 +17,7 @@ import {
 } from "../generated/agent-graphql.js";
 import { describe, Refused, Unreachable, type AgentClient } from "./client.js";
 import { startCodeWorker, type CodeWorker } from "./code-worker.js";
-import { runtimeCommand, type ContainerRuntime } from "./containers.js";
+import { removeContainer, runtimeCommand, type ContainerRuntime } from "./containers.js";
 import type { AgentLog } from "./log.js";
 import type { LogShipper } from "./logs.js";
 import type { Child, ExitStatus, Spawn, Usage } from "./process.types.js";
@@ -61,6 +61,8 @@ interface Running {
 
 export class WorkerSupervisor {
   private readonly running = new Map<string, Running>();
+  /** The latest assignment, by worker id. */
+  private wanted = new Map<string, AgentWorker>();
   private readonly timer: NodeJS.Timeout;
   private reporting = false;
 
@@ -75,15 +77,22 @@ export class WorkerSupervisor {
 
   /** Makes what runs match `desired` (the server's assigned workers). */
   reconcile(desired: readonly AgentWorker[]) {
-    const wanted = new Map(desired.map((worker) => [worker.id, worker]));
+    this.wanted = new Map(desired.map((worker) => [worker.id, worker]));
     for (const [id, run] of this.running) {
-      const next = wanted.get(id);
+      const next = this.wanted.get(id);
       if (!next) void this.stop(run, "no longer assigned to this machine");
-      else if (next.revision !== run.worker.revision) void this.stop(run, `revision ${next.revision} replaces ${run.worker.revision}`).then(() => this.start(next));
-      else if (isNewRun(next, run.reportedAt)) void this.stop(run, `a new run (${next.status} again after its report)`).then(() => this.start(next));
+      else if (next.revision !== run.worker.revision) void this.swap(run, `revision ${next.revision} replaces ${run.worker.revision}`);
+      else if (isNewRun(next, run.reportedAt)) void this.swap(run, `a new run (${next.status} again after its report)`);
       else if (settingsOf(next) !== run.settings) this.applySettings(run, next);
     }
     for (const worker of desired) if (!this.running.has(worker.id)) void this.start(worker);
+  }
+
+  /** Stops the run, then starts what the server wants by then (a later snapshot may want nothing, or a newer revision). */
+  private async swap(run: Running, why: string) {
+    await this.stop(run, why);
+    const latest = this.wanted.get(run.worker.id);
+    if (latest) await this.start(latest);
   }
 
   /** Stops every worker (agent shutdown). */
@@ -103,7 +112,9 @@ export class WorkerSupervisor {
     this.running.set(worker.id, run);
     this.deps.log.info(`worker ${worker.name} (${worker.id}) revision ${worker.revision}: starting`);
     try {
-      run.handle = worker.kind === "CODE" ? await this.startCode(run) : this.startContainer(run);
+      run.handle = worker.kind === "CODE" ? await this.startCode(run) : await this.startContainer(run);
+      // Stopped while it was starting: the stop found no handle to stop.
+      if (run.stopping) await run.handle?.stop(this.deps.graceMs);
     } catch (error) {
       this.fail(run, `could not start: ${describe(error)}`);
     }
@@ -138,19 +149,22 @@ export class WorkerSupervisor {
     );
   }
 
-  private startContainer(run: Running): Child | null {
+  private async startContainer(run: Running): Promise<Running["handle"]> {
     const { worker } = run;
     const env = { ...stringEnv(process.env), ...((worker.env ?? {}) as Record<string, string>) };
     let command: string;
     let args: string[] = [];
     let shell = false;
+    let containerName: string | null = null;
     if (worker.image) {
       const runtime = this.deps.containerRuntime;
       if (!runtime) {
         this.fail(run, `the worker runs image ${worker.image}, and this machine has no container runtime (docker or podman) that answers`);
         return null;
       }
-      ({ command, args } = runtimeCommand(runtime, { name: `spindle-worker-${worker.id.slice(0, 8)}-${worker.revision}`, image: worker.image, command: worker.command, env: Object.keys((worker.env ?? {}) as object) }));
+      containerName = `spindle-worker-${worker.id.slice(0, 8)}-${worker.revision}`;
+      await removeContainer(runtime, containerName);
+      ({ command, args } = runtimeCommand(runtime, { name: containerName, image: worker.image, command: worker.command, env: Object.keys((worker.env ?? {}) as object) }));
     } else if (worker.command) {
       command = worker.command;
       shell = true;
@@ -171,7 +185,17 @@ export class WorkerSupervisor {
       clearTimeout(up);
       this.exited(run, status);
     });
-    return child;
+    const runtime = this.deps.containerRuntime;
+    if (!containerName || !runtime) return child;
+    const name = containerName;
+    return {
+      usage: () => child.usage(),
+      stop: async (graceMs: number) => {
+        const status = await child.stop(graceMs);
+        await removeContainer(runtime, name);
+        return status;
+      },
+    };
   }
 
   private applySettings(run: Running, next: AgentWorker) {
@@ -222,7 +246,8 @@ export class WorkerSupervisor {
       for (const run of [...this.running.values()]) {
         if (run.stale) continue;
         await this.reportStatus(run);
-        if (run.reported === "RUNNING") await this.reportTicks(run);
+        // Errors count from the start (a setup that keeps raising uses up the budget while DEPLOYING).
+        if (run.reported !== "FAILED") await this.reportTicks(run);
       }
     } finally {
       this.reporting = false;

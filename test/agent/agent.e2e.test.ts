@@ -414,6 +414,43 @@ describe(`spindle agent (${backend})`, () => {
     await again.stop();
   });
 
+  it("an agent killed mid-stage and started again resumes its task: the running stage runs again, the finished one is kept", async () => {
+    const tm = await team();
+    const { agent } = await enrolledAgent(tm);
+    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const created = ok(
+      await server.execute(
+        CreateTaskDocument,
+        {
+          input: {
+            workspaceId: tm.workspaceId,
+            title: "resumable",
+            stages: [{ name: "fetch" }, { name: "build" }],
+            input: {
+              commands: {
+                fetch: 'echo 7 > "$SPINDLE_OUTPUT"',
+                // Hangs the first time (the agent is killed meanwhile), finishes the second.
+                build: `if [ -e resumed ]; then echo built > "$SPINDLE_OUTPUT"; else touch resumed; exec sleep ${marker}; fi`,
+              },
+            },
+          },
+        },
+        { token: tm.token },
+      ),
+    ).createTask;
+    await eventually(() => processesRunning(["sleep", marker]).length === 1, "the build stage to run");
+    await agent.stop("SIGKILL");
+    await eventually(() => processesRunning(["sleep", marker]).length === 0, "the killed agent's stage to be stopped by the reaper", 10_000);
+
+    const again = startAgent({ args: ["--kill-grace", "2"], stateDir: agent.stateDir });
+    const done = await eventually(async () => {
+      const task = await prisma().task.findUniqueOrThrow({ where: { id: created.id } });
+      return task.status === "SUCCEEDED" || task.status === "FAILED" ? task : undefined;
+    }, "the resumed task to finish", 30_000);
+    expect([done.status, done.attempt, done.output]).toEqual(["SUCCEEDED", 1, { fetch: 7, build: "built" }]);
+    await again.stop();
+  });
+
   it("a task of an agent killed with SIGKILL: its process dies with it, its lease expires and a second agent finishes it", async () => {
     const tm = await team();
     const first = await enrolledAgent(tm, ["--capability", "slow"]);

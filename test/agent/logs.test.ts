@@ -227,7 +227,7 @@ describe(`LogShipper (${backend})`, () => {
     expect(first.getTime()).toBeGreaterThanOrEqual(Math.max(cutAt.getTime(), lines[9]!.at.getTime()));
     expect(last.getTime()).toBeGreaterThanOrEqual(first.getTime());
     expect(last.getTime()).toBeLessThanOrEqual(Math.min(writtenBy.getTime(), warning.at.getTime()));
-    expect(warning.message).toContain("(10 lines)");
+    expect(warning.message).toContain("(10 lines, 64 MiB)");
   });
 
   it("drops the lines of a finished source (CONFLICT) without holding up the others", async () => {
