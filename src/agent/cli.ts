@@ -245,7 +245,8 @@ async function recover(args: string[]): Promise<number> {
   const stored = given ? null : await storedIdentity(state);
   const server = values.server ? serverUrl(values.server) : stored!.server;
   const machineId = values["machine-id"] ?? stored!.machineId;
-  const recoverySecret = values["recovery-secret"] ?? stored!.recoverySecret;
+  // "-": read from stdin, so that the secret does not show in the process list.
+  const recoverySecret = values["recovery-secret"] === "-" ? (await readStdin()).trim() : (values["recovery-secret"] ?? stored!.recoverySecret);
   const client = new AgentClient({ server });
   const recovered = (await client.request(AgentRecoverDocument, { input: { machineId, recoverySecret } })).recoverMachineCredential;
   await state.write({
@@ -258,4 +259,10 @@ async function recover(args: string[]): Promise<number> {
   });
   process.stdout.write(`New credential and recovery secret for ${recovered.machine.name} (${recovered.machine.id}) stored in ${state.file}.\n`);
   return AGENT_EXIT.ok;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
 }

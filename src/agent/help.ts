@@ -40,6 +40,7 @@ A running agent picks the new one up from the state folder.
 
 Trades the recovery secret for a new credential and a new recovery secret (both old ones stop
 working), for a machine whose credential was rotated away or lost. Without options it uses the state
-folder's; with them it rebuilds a lost state folder.
+folder's; with them it rebuilds a lost state folder. --recovery-secret - reads the secret from stdin
+(it then does not show in the process list).
 `,
 };

@@ -73,11 +73,12 @@ async function enrolledAgent(tm: Team, args: string[] = []) {
 const prisma = () => server.db.prisma;
 
 /** `spindle agent ...` run to its end (asynchronously: the server answering it runs in this process). */
-const spindleAgent = (args: string[]) =>
+const spindleAgent = (args: string[], stdin = "") =>
   new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", "src/cli/index.ts", "agent", ...args], { cwd: root, encoding: "utf8", timeout: 60_000 }, (error, stdout, stderr) =>
+    const child = execFile(process.execPath, ["--import", "tsx", "src/cli/index.ts", "agent", ...args], { cwd: root, encoding: "utf8", timeout: 60_000 }, (error, stdout, stderr) =>
       resolve({ status: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr }),
     );
+    child.stdin!.end(stdin);
   });
 
 /** A graph block for a CODE worker to run. */
@@ -141,8 +142,8 @@ describe(`spindle agent (${backend})`, () => {
     expect(recovered.credential).not.toBe(rotated.credential);
     expect(recovered.recoverySecret).not.toBe(rotated.recoverySecret);
     expect(ok(await server.execute(AgentWhoAmIDocument, {}, { token: recovered.credential })).currentMachine.id).toBe(machine.id);
-    // The old recovery secret is spent.
-    const again = await spindleAgent(["recover", "--state-dir", newStateDir(), "--server", server.url, "--machine-id", machine.id, "--recovery-secret", rotated.recoverySecret]);
+    // The old recovery secret is spent (given on stdin, out of the process list).
+    const again = await spindleAgent(["recover", "--state-dir", newStateDir(), "--server", server.url, "--machine-id", machine.id, "--recovery-secret", "-"], `${rotated.recoverySecret}\n`);
     expect([again.status, again.stderr]).toEqual([77, expect.stringContaining("does not match")]);
   });
 
