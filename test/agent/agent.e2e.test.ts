@@ -81,6 +81,24 @@ const spindleAgent = (args: string[], stdin = "") =>
     child.stdin!.end(stdin);
   });
 
+/** The task once its status is one of `statuses` (stages included). */
+const taskWhen = (id: string, statuses: string[], what: string, timeoutMs?: number) =>
+  eventually(
+    async () => {
+      const task = await prisma().task.findUniqueOrThrow({ where: { id }, include: { stages: { orderBy: { index: "asc" } } } });
+      return statuses.includes(task.status) ? task : undefined;
+    },
+    what,
+    timeoutMs,
+  );
+
+/** A source's log lines in order, as [step, message]. */
+const stepLines = async (sourceId: string) =>
+  (await prisma().logLine.findMany({ where: { sourceId }, orderBy: { cursor: "asc" } })).map((line) => [line.step, line.message]);
+
+/** A number to recognise a test's `sleep` process by its command line. */
+const sleepMarker = () => String(1000 + Math.floor(Math.random() * 8000));
+
 /** A graph block for a CODE worker to run. */
 async function block(tm: Team) {
   const created = await prisma().graphBlock.create({ data: { workspaceId: tm.workspaceId, id: unique("node_"), type: "code.worker", label: "Ticker" } });
@@ -170,10 +188,7 @@ describe(`spindle agent (${backend})`, () => {
         { token: tm.token },
       ),
     ).createTask;
-    const suspended = await eventually(async () => {
-      const task = await prisma().task.findUniqueOrThrow({ where: { id: created.id }, include: { stages: { orderBy: { index: "asc" } } } });
-      return task.status === "SUSPENDED" ? task : undefined;
-    }, "the task to suspend on its second stage");
+    const suspended = await taskWhen(created.id, ["SUSPENDED"], "the task to suspend on its second stage");
     expect(suspended.currentStage).toBe(1);
     expect(suspended.stages.map((s) => [s.status, s.output])).toEqual([
       ["SUCCEEDED", { artifact: "app.tgz" }],
@@ -181,13 +196,9 @@ describe(`spindle agent (${backend})`, () => {
       ["PENDING", null],
     ]);
     ok(await server.execute(ConfirmTaskStageDocument, { input: { taskId: created.id, stageIndex: 1, result: "go" } }, { token: tm.token }));
-    const done = await eventually(async () => {
-      const task = await prisma().task.findUniqueOrThrow({ where: { id: created.id } });
-      return task.status === "SUCCEEDED" ? task : undefined;
-    }, "the task to succeed after the confirmation");
+    const done = await taskWhen(created.id, ["SUCCEEDED"], "the task to succeed after the confirmation");
     expect(done.output).toEqual({ build: { artifact: "app.tgz" }, approve: "will ship app.tgz", ship: "shipped" });
-    const lines = await prisma().logLine.findMany({ where: { sourceId: created.id }, orderBy: { cursor: "asc" } });
-    expect(lines.map((l) => [l.step, l.message])).toEqual([
+    expect(await stepLines(created.id)).toEqual([
       ["build", "compiling"],
       ["ship", "shipping stage 2"],
     ]);
@@ -197,7 +208,7 @@ describe(`spindle agent (${backend})`, () => {
     const tm = await team();
     await enrolledAgent(tm);
     // Ignores TERM: only the KILL after the agent's 2 s grace period ends it.
-    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const marker = sleepMarker();
     const created = ok(
       await server.execute(
         CreateTaskDocument,
@@ -336,14 +347,10 @@ describe(`spindle agent (${backend})`, () => {
         { token: tm.token },
       ),
     ).createTask;
-    const done = await eventually(async () => {
-      const task = await prisma().task.findUniqueOrThrow({ where: { id: created.id } });
-      return task.status === "SUCCEEDED" || task.status === "FAILED" ? task : undefined;
-    }, "the task to finish");
+    const done = await taskWhen(created.id, ["SUCCEEDED", "FAILED"], "the task to finish");
     expect([done.status, done.error]).toEqual(["SUCCEEDED", null]);
     expect(done.output).toEqual({ train: { echo: 42 } });
-    const lines = await prisma().logLine.findMany({ where: { sourceId: created.id }, orderBy: { cursor: "asc" } });
-    expect(lines.map((l) => [l.step, l.message])).toEqual([["train", "training train of model with gpu"]]);
+    expect(await stepLines(created.id)).toEqual([["train", "training train of model with gpu"]]);
   });
 
   it("runs a flow run's steps the same way, with the commands from the run's input", async () => {
@@ -355,14 +362,10 @@ describe(`spindle agent (${backend})`, () => {
     const run = ok(
       await server.execute(RunFlowDocument, { input: { flowId: flow.id, input: { commands: { extract: "echo 3 rows", load: "echo loaded; exit 4" } } } }, { token: tm.token }),
     ).runFlow;
-    const done = await eventually(async () => {
-      const task = await prisma().task.findUniqueOrThrow({ where: { id: run.id }, include: { stages: { orderBy: { index: "asc" } } } });
-      return task.status === "FAILED" ? task : undefined;
-    }, "the run to fail on its second step");
+    const done = await taskWhen(run.id, ["FAILED"], "the run to fail on its second step");
     expect(done.error).toBe("Stage 1 (load) failed: exited with code 4");
     expect(done.stages.map((stage) => stage.status)).toEqual(["SUCCEEDED", "FAILED"]);
-    const lines = await prisma().logLine.findMany({ where: { sourceId: run.id }, orderBy: { cursor: "asc" } });
-    expect(lines.map((l) => [l.step, l.message])).toEqual([
+    expect(await stepLines(run.id)).toEqual([
       ["extract", "3 rows"],
       ["load", "loaded"],
     ]);
@@ -398,7 +401,7 @@ describe(`spindle agent (${backend})`, () => {
   it("restarts its workers after an agent restart, and stops them when it stops", async () => {
     const tm = await team();
     const { agent } = await enrolledAgent(tm);
-    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const marker = sleepMarker();
     const worker = ok(
       await server.execute(DeployWorkerDocument, { input: { workspaceId: tm.workspaceId, kind: "CONTAINER", name: "proc", command: `exec sleep ${marker}` } }, { token: tm.token }),
     ).deployWorker;
@@ -418,7 +421,7 @@ describe(`spindle agent (${backend})`, () => {
   it("an agent killed mid-stage and started again resumes its task: the running stage runs again, the finished one is kept", async () => {
     const tm = await team();
     const { agent } = await enrolledAgent(tm);
-    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const marker = sleepMarker();
     const created = ok(
       await server.execute(
         CreateTaskDocument,
@@ -444,10 +447,7 @@ describe(`spindle agent (${backend})`, () => {
     await eventually(() => processesRunning(["sleep", marker]).length === 0, "the killed agent's stage to be stopped by the reaper", 10_000);
 
     const again = startAgent({ args: ["--kill-grace", "2"], stateDir: agent.stateDir });
-    const done = await eventually(async () => {
-      const task = await prisma().task.findUniqueOrThrow({ where: { id: created.id } });
-      return task.status === "SUCCEEDED" || task.status === "FAILED" ? task : undefined;
-    }, "the resumed task to finish", 30_000);
+    const done = await taskWhen(created.id, ["SUCCEEDED", "FAILED"], "the resumed task to finish", 30_000);
     expect([done.status, done.attempt, done.output]).toEqual(["SUCCEEDED", 1, { fetch: 7, build: "built" }]);
     await again.stop();
   });
@@ -455,7 +455,7 @@ describe(`spindle agent (${backend})`, () => {
   it("a task of an agent killed with SIGKILL: its process dies with it, its lease expires and a second agent finishes it", async () => {
     const tm = await team();
     const first = await enrolledAgent(tm, ["--capability", "slow"]);
-    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const marker = sleepMarker();
     const created = ok(
       await server.execute(
         CreateTaskDocument,
@@ -477,10 +477,7 @@ describe(`spindle agent (${backend})`, () => {
     await eventually(() => processesRunning(["sleep", marker]).length === 0, "the killed agent's process to be gone", 10_000);
 
     const second: AgentProcess = (await enrolledAgent(tm, ["--capability", "slow"])).agent;
-    const done = await eventually(async () => {
-      const task = await prisma().task.findUniqueOrThrow({ where: { id: created.id } });
-      return task.status === "SUCCEEDED" ? task : undefined;
-    }, "the second agent to finish the task", 30_000);
+    const done = await taskWhen(created.id, ["SUCCEEDED"], "the second agent to finish the task", 30_000);
     expect(done.attempt).toBe(2);
     const secondMachine = await prisma().machine.findFirstOrThrow({ where: { workspaceId: tm.workspaceId }, orderBy: { createdAt: "desc" } });
     expect(done.machineId).toBe(secondMachine.id);
