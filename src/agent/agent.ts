@@ -22,7 +22,7 @@ import {
   AgentHeartbeatDocument,
   type AgentAssignmentsFragment,
 } from "../generated/agent-graphql.js";
-import { backoff, describe, Refused, sleep, Unreachable, type AgentClient } from "./client.js";
+import { backoff, describe, Refused, sleep, type AgentClient } from "./client.js";
 import type { AgentLog } from "./log.js";
 import type { LogShipper } from "./logs.js";
 import type { Spawn } from "./process.types.js";

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import type { Readable } from "node:stream";
-import type { Child, ExitStatus, OutputStream, Spawn, SpawnOptions, Usage } from "./process.types.js";
+import type { Child, ExitStatus, Spawn, SpawnOptions, Usage } from "./process.types.js";
 import type { Reaper } from "./reaper.js";
 
 /** Longer lines are cut into pieces of at most this many bytes (never inside a UTF-8 character). */

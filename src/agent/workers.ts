@@ -20,7 +20,7 @@ import { startCodeWorker, type CodeWorker } from "./code-worker.js";
 import { removeContainer, runtimeCommand, type ContainerRuntime } from "./containers.js";
 import type { AgentLog } from "./log.js";
 import type { LogShipper } from "./logs.js";
-import type { Child, ExitStatus, Spawn, Usage } from "./process.types.js";
+import type { ExitStatus, Spawn, Usage } from "./process.types.js";
 import { stringEnv } from "./tasks.js";
 
 export type AgentWorker = AgentWorkerFragment;
