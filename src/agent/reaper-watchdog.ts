@@ -5,6 +5,7 @@
 // grace period, and the watchdog exits.
 import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { groupExists, signalGroup } from "./process-groups.js";
 
 const GRACE_MS = 3_000;
 const POLL_MS = 100;
@@ -40,13 +41,7 @@ async function reapAll(): Promise<void> {
 }
 
 function signalAll(signal: NodeJS.Signals): void {
-  for (const pgid of livingGroups()) {
-    try {
-      process.kill(-pgid, signal);
-    } catch {
-      // Gone since the check: nothing to do.
-    }
-  }
+  for (const pgid of livingGroups()) signalGroup(pgid, signal);
 }
 
 /** The tracked groups with a member that still runs. */
@@ -78,14 +73,4 @@ function runningGroups(): Set<number> | null {
     }
   }
   return running;
-}
-
-function groupExists(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the group exists but we may not signal it.
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
