@@ -21,6 +21,7 @@ import {
   DeployWorkerDocument,
   LogsDocument,
   UpdateWorkerSettingsDocument,
+  type CreateTaskInput,
 } from "../generated/graphql.js";
 import { AgentWhoAmIDocument } from "../../src/generated/agent-graphql.js";
 import { eventually, newStateDir, processesRunning, startAgent, stopAllAgents, type AgentProcess } from "../helpers/agent.js";
@@ -80,6 +81,10 @@ const spindleAgent = (args: string[], stdin = "") =>
     );
     child.stdin!.end(stdin);
   });
+
+/** A task of the team's workspace, created by its owner. */
+const createTask = async (tm: Team, input: Omit<CreateTaskInput, "workspaceId">) =>
+  ok(await server.execute(CreateTaskDocument, { input: { workspaceId: tm.workspaceId, ...input } }, { token: tm.token })).createTask;
 
 /** The task once its status is one of `statuses` (stages included). */
 const taskWhen = (id: string, statuses: string[], what: string, timeoutMs?: number) =>
@@ -168,26 +173,17 @@ describe(`spindle agent (${backend})`, () => {
   it("runs a three-stage shell task through its confirmation, with each stage's output and log lines", async () => {
     const tm = await team();
     await enrolledAgent(tm);
-    const created = ok(
-      await server.execute(
-        CreateTaskDocument,
-        {
-          input: {
-            workspaceId: tm.workspaceId,
-            title: "release",
-            stages: [{ name: "build" }, { name: "approve", requiresConfirmation: true }, { name: "ship" }],
-            input: {
-              commands: {
-                build: 'echo compiling; echo \'{"artifact":"app.tgz"}\' > "$SPINDLE_OUTPUT"',
-                approve: 'echo "will ship app.tgz" > "$SPINDLE_OUTPUT"',
-                ship: 'echo "shipping stage $SPINDLE_STAGE_INDEX"; echo shipped > "$SPINDLE_OUTPUT"',
-              },
-            },
-          },
+    const created = await createTask(tm, {
+      title: "release",
+      stages: [{ name: "build" }, { name: "approve", requiresConfirmation: true }, { name: "ship" }],
+      input: {
+        commands: {
+          build: 'echo compiling; echo \'{"artifact":"app.tgz"}\' > "$SPINDLE_OUTPUT"',
+          approve: 'echo "will ship app.tgz" > "$SPINDLE_OUTPUT"',
+          ship: 'echo "shipping stage $SPINDLE_STAGE_INDEX"; echo shipped > "$SPINDLE_OUTPUT"',
         },
-        { token: tm.token },
-      ),
-    ).createTask;
+      },
+    });
     const suspended = await taskWhen(created.id, ["SUSPENDED"], "the task to suspend on its second stage");
     expect(suspended.currentStage).toBe(1);
     expect(suspended.stages.map((s) => [s.status, s.output])).toEqual([
@@ -209,13 +205,7 @@ describe(`spindle agent (${backend})`, () => {
     await enrolledAgent(tm);
     // Ignores TERM: only the KILL after the agent's 2 s grace period ends it.
     const marker = sleepMarker();
-    const created = ok(
-      await server.execute(
-        CreateTaskDocument,
-        { input: { workspaceId: tm.workspaceId, title: "long", input: { command: `trap '' TERM; exec sleep ${marker}` } } },
-        { token: tm.token },
-      ),
-    ).createTask;
+    const created = await createTask(tm, { title: "long", input: { command: `trap '' TERM; exec sleep ${marker}` } });
     await eventually(() => processesRunning(["sleep", marker]).length === 1, "the task's process to run");
     ok(await server.execute(CancelTaskDocument, { id: created.id, reason: "no longer needed" }, { token: tm.token }));
     const cancelledAt = Date.now();
@@ -340,13 +330,7 @@ describe(`spindle agent (${backend})`, () => {
     ].join("\n");
     const { machine } = await enrolledAgent(tm, ["--executor", `gpu=${executor}`]);
     expect(machine.capabilities).toContain("gpu");
-    const created = ok(
-      await server.execute(
-        CreateTaskDocument,
-        { input: { workspaceId: tm.workspaceId, title: "model", requiredCapabilities: ["gpu"], stages: [{ name: "train" }], input: { x: 21 } } },
-        { token: tm.token },
-      ),
-    ).createTask;
+    const created = await createTask(tm, { title: "model", requiredCapabilities: ["gpu"], stages: [{ name: "train" }], input: { x: 21 } });
     const done = await taskWhen(created.id, ["SUCCEEDED", "FAILED"], "the task to finish");
     expect([done.status, done.error]).toEqual(["SUCCEEDED", null]);
     expect(done.output).toEqual({ train: { echo: 42 } });
@@ -375,14 +359,10 @@ describe(`spindle agent (${backend})`, () => {
     const tm = await team();
     const { agent, machine } = await enrolledAgent(tm, ["--log-level", "debug"]);
     onTestFailed(() => console.log(agent.output()));
-    const running = ok(
-      await server.execute(CreateTaskDocument, { input: { workspaceId: tm.workspaceId, title: "finishing", input: { command: "sleep 2; echo finished" } } }, { token: tm.token }),
-    ).createTask;
+    const running = await createTask(tm, { title: "finishing", input: { command: "sleep 2; echo finished" } });
     await eventually(async () => (await prisma().task.findUniqueOrThrow({ where: { id: running.id } })).status === "RUNNING", "the task to run");
     ok(await server.execute(DrainMachineDocument, { id: machine.id }, { token: tm.token }));
-    const waiting = ok(
-      await server.execute(CreateTaskDocument, { input: { workspaceId: tm.workspaceId, title: "must wait", input: { command: "echo nope" } } }, { token: tm.token }),
-    ).createTask;
+    const waiting = await createTask(tm, { title: "must wait", input: { command: "echo nope" } });
     await agent.waitFor(/drained: this machine runs no tasks/);
     expect(await prisma().task.findUniqueOrThrow({ where: { id: running.id } })).toMatchObject({ status: "SUCCEEDED", error: null });
     expect((await prisma().task.findUniqueOrThrow({ where: { id: waiting.id } })).status).toBe("PENDING");
@@ -390,9 +370,7 @@ describe(`spindle agent (${backend})`, () => {
     // Undrained by a second machine's absence of claims: the stop path. A task started just before SIGTERM finishes.
     await prisma().machine.update({ where: { id: machine.id }, data: { drainingSince: null } });
     await eventually(async () => (await prisma().task.findUniqueOrThrow({ where: { id: waiting.id } })).status === "SUCCEEDED", "the waiting task to run once undrained");
-    const last = ok(
-      await server.execute(CreateTaskDocument, { input: { workspaceId: tm.workspaceId, title: "last", input: { command: "sleep 2; echo done" } } }, { token: tm.token }),
-    ).createTask;
+    const last = await createTask(tm, { title: "last", input: { command: "sleep 2; echo done" } });
     await eventually(async () => (await prisma().task.findUniqueOrThrow({ where: { id: last.id } })).status === "RUNNING", "the last task to run");
     expect(await agent.stop("SIGTERM")).toEqual({ code: 0, signal: null });
     expect(await prisma().task.findUniqueOrThrow({ where: { id: last.id } })).toMatchObject({ status: "SUCCEEDED", error: null });
@@ -422,26 +400,17 @@ describe(`spindle agent (${backend})`, () => {
     const tm = await team();
     const { agent } = await enrolledAgent(tm);
     const marker = sleepMarker();
-    const created = ok(
-      await server.execute(
-        CreateTaskDocument,
-        {
-          input: {
-            workspaceId: tm.workspaceId,
-            title: "resumable",
-            stages: [{ name: "fetch" }, { name: "build" }],
-            input: {
-              commands: {
-                fetch: 'echo 7 > "$SPINDLE_OUTPUT"',
-                // Hangs the first time (the agent is killed meanwhile), finishes the second.
-                build: `if [ -e resumed ]; then echo built > "$SPINDLE_OUTPUT"; else touch resumed; exec sleep ${marker}; fi`,
-              },
-            },
-          },
+    const created = await createTask(tm, {
+      title: "resumable",
+      stages: [{ name: "fetch" }, { name: "build" }],
+      input: {
+        commands: {
+          fetch: 'echo 7 > "$SPINDLE_OUTPUT"',
+          // Hangs the first time (the agent is killed meanwhile), finishes the second.
+          build: `if [ -e resumed ]; then echo built > "$SPINDLE_OUTPUT"; else touch resumed; exec sleep ${marker}; fi`,
         },
-        { token: tm.token },
-      ),
-    ).createTask;
+      },
+    });
     await eventually(() => processesRunning(["sleep", marker]).length === 1, "the build stage to run");
     await agent.stop("SIGKILL");
     await eventually(() => processesRunning(["sleep", marker]).length === 0, "the killed agent's stage to be stopped by the reaper", 10_000);
@@ -456,21 +425,12 @@ describe(`spindle agent (${backend})`, () => {
     const tm = await team();
     const first = await enrolledAgent(tm, ["--capability", "slow"]);
     const marker = sleepMarker();
-    const created = ok(
-      await server.execute(
-        CreateTaskDocument,
-        {
-          input: {
-            workspaceId: tm.workspaceId,
-            title: "survives",
-            requiredCapabilities: ["slow"],
-            // The first attempt hangs; the second finishes.
-            input: { command: `if [ "$SPINDLE_TASK_ATTEMPT" = 1 ]; then exec sleep ${marker}; fi; echo "finished attempt $SPINDLE_TASK_ATTEMPT"` },
-          },
-        },
-        { token: tm.token },
-      ),
-    ).createTask;
+    const created = await createTask(tm, {
+      title: "survives",
+      requiredCapabilities: ["slow"],
+      // The first attempt hangs; the second finishes.
+      input: { command: `if [ "$SPINDLE_TASK_ATTEMPT" = 1 ]; then exec sleep ${marker}; fi; echo "finished attempt $SPINDLE_TASK_ATTEMPT"` },
+    });
     await eventually(() => processesRunning(["sleep", marker]).length === 1, "the first attempt to run");
     await first.agent.stop("SIGKILL");
     // The reaper stops what the agent ran, although the agent itself could do nothing.
