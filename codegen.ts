@@ -11,7 +11,18 @@ const config: CodegenConfig = {
     },
     // The legacy REST layer's operations: each route runs these through yoga in-process.
     "src/generated/rest-graphql.ts": {
-      documents: ["src/rest/operations/**/*.graphql"],
+      documents: ["src/rest/operations/*.graphql"],
+      plugins: ["typescript", "typescript-operations", "typed-document-node"],
+      config: { scalars: { DateTime: "string" }, enumsAsTypes: true, useTypeImports: true, avoidOptionals: false },
+    },
+    // Spunto and api-web each have their own file, so each dialect's operations are named freely.
+    "src/generated/rest-spunto-graphql.ts": {
+      documents: ["src/rest/operations/spunto/*.graphql"],
+      plugins: ["typescript", "typescript-operations", "typed-document-node"],
+      config: { scalars: { DateTime: "string" }, enumsAsTypes: true, useTypeImports: true, avoidOptionals: false },
+    },
+    "src/generated/rest-api-web-graphql.ts": {
+      documents: ["src/rest/operations/api-web/*.graphql"],
       plugins: ["typescript", "typescript-operations", "typed-document-node"],
       config: { scalars: { DateTime: "string" }, enumsAsTypes: true, useTypeImports: true, avoidOptionals: false },
     },

@@ -24,18 +24,16 @@ import {
   FlowsUpdateDocument,
   FlowsWriteLogDocument,
   type FlowsFlowPartsFragment,
-  type FlowsPageInfoFragment,
   type FlowsRunPartsFragment,
   type FlowsUserPartsFragment,
   type LogLevel,
   type TaskStageStatus,
   type TaskStatus,
 } from "../generated/rest-graphql.js";
-import { RestError, restNotFound, route, type Credential, type Route, type RouteRequest, type Run } from "./route.js";
+import { RestError, restNotFound, type Credential, type Route, type Run } from "./route.js";
+import { collect, dialectRoute, type FieldNames } from "./shared.js";
 
 const SIGNED_IN: Credential[] = ["cookie", "bearer"];
-/** Connections hand out at most this many nodes a page. */
-const PAGE = 100;
 const MAX_LIST = 1000;
 
 /** An id as flows shows it: `wf_` + the UUID's hex digits; a malformed one names no object (404). */
@@ -58,7 +56,7 @@ const workspaceIds = prefixedId("ws", "workspace");
  * GraphQL's field names in a VALIDATION answer, as this dialect's client wrote them (the router
  * names its own checks `body.x` and `query.x` the same way). First match wins.
  */
-const FIELD_NAMES: [graphql: string, flows: string][] = [
+const FIELD_NAMES: FieldNames = [
   ["input.definitionText", "body.definition_json"],
   ["input.triggeredBy", "body.triggered_by"],
   ["input.startedAt", "body.started_at"],
@@ -70,49 +68,8 @@ const FIELD_NAMES: [graphql: string, flows: string][] = [
   ["input.lines.0", "body"],
   ["input", "body"],
 ];
-const flowsField = (field: string) => {
-  const match = FIELD_NAMES.find(([from]) => field === from || field.startsWith(`${from}.`));
-  return match ? match[1] + field.slice(match[0].length) : field;
-};
-
-function namingFields(run: Run): Run {
-  return async (document, variables) => {
-    try {
-      return await run(document, variables);
-    } catch (error) {
-      const fields = error instanceof RestError && error.code === "VALIDATION" ? (error.extensions.fields as { field: string; message: string }[] | undefined) : undefined;
-      if (!fields) throw error;
-      const named = fields.map((f) => ({ field: flowsField(f.field), message: f.message }));
-      throw new RestError("VALIDATION", `Invalid input. ${named.map((f) => `${f.field}: ${f.message}`).join("; ")}`, { fields: named });
-    }
-  };
-}
-
 /** A route of this dialect; its handler's operations answer bad input in flows' field names. */
-function flowsRoute<P = undefined, Q = undefined, B = undefined>(definition: Omit<Route<P, Q, B>, "dialect">): Route<P, Q, B> {
-  return route<P, Q, B>({
-    ...definition,
-    dialect: "flows",
-    handler: (request: RouteRequest<P, Q, B>) => definition.handler({ ...request, run: namingFields(request.run) }),
-  });
-}
-
-/** Every node of a connection, page by page: up to `limit`, after skipping `offset`. */
-async function collect<N>(
-  page: (args: { first: number; after?: string; offset?: number }) => Promise<{ pageInfo: FlowsPageInfoFragment; edges: { node: N }[] }>,
-  limit = Number.POSITIVE_INFINITY,
-  offset?: number,
-): Promise<N[]> {
-  const nodes: N[] = [];
-  let after: string | undefined;
-  for (;;) {
-    // The offset counts from the cursor when there is one, so it goes with the first page only.
-    const { pageInfo, edges } = await page({ first: Math.min(PAGE, limit - nodes.length), after, offset: after ? undefined : offset });
-    nodes.push(...edges.map((edge) => edge.node));
-    if (!pageInfo.hasNextPage || !pageInfo.endCursor || nodes.length >= limit) return nodes;
-    after = pageInfo.endCursor;
-  }
-}
+const flowsRoute = dialectRoute("flows", FIELD_NAMES);
 
 /** The workspace a request means: `workspace_id` when it names one, else the caller's default. */
 async function workspaceOf(run: Run, workspaceId: string | null | undefined): Promise<string> {

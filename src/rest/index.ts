@@ -1,9 +1,11 @@
 // Every legacy route Spindle serves, dialect by dialect. A dialect listed as built serves every
 // core row of the inventory (test/rest/inventory.test.ts holds it to that).
 import { aispinnerRoutes } from "./aispinner.js";
+import { apiWebRoutes } from "./api-web/index.js";
 import { flowsRoutes } from "./flows.js";
 import type { Dialect, Route } from "./route.js";
+import { spuntoRoutes } from "./spunto.js";
 
 export const BUILT_DIALECTS: readonly Dialect[] = ["aispinner", "flows"];
 
-export const legacyRoutes: Route[] = [...aispinnerRoutes, ...flowsRoutes];
+export const legacyRoutes: Route[] = [...aispinnerRoutes, ...flowsRoutes, ...spuntoRoutes, ...apiWebRoutes];

@@ -1,0 +1,60 @@
+// Helpers every dialect uses: naming GraphQL's fields in a VALIDATION answer as the dialect's client
+// wrote them, and reading a whole connection page by page.
+import { RestError, route, type Dialect, type Route, type RouteRequest, type Run } from "./route.js";
+
+/** `[graphql, dialect]` field-name prefixes, first match wins: `["input.projectKey", "body.projectKey"]`. */
+export type FieldNames = readonly (readonly [graphql: string, dialect: string])[];
+
+export function renameField(names: FieldNames, field: string): string {
+  const match = names.find(([from]) => field === from || field.startsWith(`${from}.`));
+  return match ? match[1] + field.slice(match[0].length) : field;
+}
+
+/** A Run whose VALIDATION errors name fields as the dialect's client sent them. */
+export function namingFields(run: Run, names: FieldNames): Run {
+  return async (document, variables) => {
+    try {
+      return await run(document, variables);
+    } catch (error) {
+      const fields = error instanceof RestError && error.code === "VALIDATION" ? (error.extensions.fields as { field: string; message: string }[] | undefined) : undefined;
+      if (!fields) throw error;
+      const named = fields.map((f) => ({ field: renameField(names, f.field), message: f.message }));
+      throw new RestError("VALIDATION", `Invalid input. ${named.map((f) => `${f.field}: ${f.message}`).join("; ")}`, { ...(error as RestError).extensions, fields: named });
+    }
+  };
+}
+
+/** A route factory for one dialect whose handlers' operations answer bad input in that dialect's field names. */
+export function dialectRoute(dialect: Dialect, names: FieldNames) {
+  return <P = undefined, Q = undefined, B = undefined>(definition: Omit<Route<P, Q, B>, "dialect">): Route<P, Q, B> =>
+    route<P, Q, B>({
+      ...definition,
+      dialect,
+      handler: (request: RouteRequest<P, Q, B>) => definition.handler({ ...request, run: namingFields(request.run, names) }),
+    });
+}
+
+/** Connections hand out at most this many nodes a page. */
+export const PAGE = 100;
+
+interface Page<N> {
+  pageInfo: { hasNextPage: boolean; endCursor?: string | null };
+  edges: { node: N }[];
+}
+
+/** Every node of a connection, page by page: up to `limit`, after skipping `offset` (where the connection takes one). */
+export async function collect<N>(
+  page: (args: { first: number; after?: string; offset?: number }) => Promise<Page<N>>,
+  limit = Number.POSITIVE_INFINITY,
+  offset?: number,
+): Promise<N[]> {
+  const nodes: N[] = [];
+  let after: string | undefined;
+  for (;;) {
+    // The offset counts from the cursor when there is one, so it goes with the first page only.
+    const { pageInfo, edges } = await page({ first: Math.min(PAGE, limit - nodes.length), after, offset: after ? undefined : offset });
+    nodes.push(...edges.map((edge) => edge.node));
+    if (!pageInfo.hasNextPage || !pageInfo.endCursor || nodes.length >= limit) return nodes;
+    after = pageInfo.endCursor;
+  }
+}
