@@ -126,19 +126,21 @@ export function buildApp(deps: AppDeps): App {
   const mailer = createMailer({ prisma, smtpUrl: config.mail.smtpUrl, from: config.mail.from, log });
   // Every live stream runs on this one engine; it ends them all on shutdown.
   const streams = createLiveStreams({ pubsub, log });
-  const services: Services = {
-    accounts: createAccountService({
+  const accounts = createAccountService({
       prisma,
       tokens,
       mailer,
       pubsub,
       limits: createAccountLimits({ redis: pubsub.redis, prefix: config.redisKeyPrefix }, config.auth),
       refreshTokenTtlSeconds: config.auth.refreshTokenTtlSeconds,
-      accessTokenMaxTtlSeconds: config.auth.accessTokenMaxTtlSeconds,
-      log,
-    }),
+    accessTokenMaxTtlSeconds: config.auth.accessTokenMaxTtlSeconds,
+    log,
+  });
+  const services: Services = {
+    accounts,
     apiKeys: createApiKeyService({ prisma, pubsub }),
-    userAdmin: createUserAdminService({ prisma }),
+    machineTokens: { issue: (machine) => tokens.signMachineToken(machine) },
+    userAdmin: createUserAdminService({ prisma, endSessionsOf: accounts.endSessionsOf }),
     ...createDomainServices({ prisma, db, pubsub, config, log, mailer, streams }),
   };
 

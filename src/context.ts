@@ -14,6 +14,8 @@ import type { WorkspaceAccess } from "./modules/shared/access.js";
 
 export interface Services extends DomainServices {
   accounts: AccountService;
+  /** Short-lived machine tokens (api-web's worker JWT) for a machine's current credential. */
+  machineTokens: { issue(machine: { machineId: string; credentialHash: string }): Promise<{ token: string; expiresAt: Date }> };
   apiKeys: ApiKeyService;
   userAdmin: UserAdminService;
 }

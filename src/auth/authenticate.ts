@@ -1,12 +1,13 @@
 // Turns a request's credentials into a Viewer. A credential that is present but wrong is an error
 // (401), never a silent fall-back to anonymous.
 import { parseCookie } from "cookie";
+import { decodeProtectedHeader } from "jose";
 import type { PrismaClient } from "../generated/prisma/client.js";
 import { notAuthenticated } from "../schema/errors.js";
 import { API_KEY_PREFIX, isWellFormedApiKey, isWellFormedSecret, MACHINE_CREDENTIAL_PREFIX } from "./api-key-format.js";
 import type { CredentialCache, CredentialSubject } from "./credential-cache.js";
 import { sha256 } from "./secrets.js";
-import { InvalidTokenError, type TokenService } from "./tokens.js";
+import { InvalidTokenError, MACHINE_TOKEN_TYPE, type TokenService } from "./tokens.js";
 import { anonymous, effectiveScopes, sessionScopes, type Scope, type Viewer } from "./viewer.js";
 
 export const SESSION_COOKIE = "spindle_session";
@@ -29,6 +30,17 @@ export interface Credentials {
 export function isCsrfSafe(method: string, contentType: string | null, csrfHeader: string | null): boolean {
   if (csrfHeader) return true;
   return method === "POST" && (contentType ?? "").toLowerCase().startsWith("application/json");
+}
+
+const MACHINE_FIELDS = { id: true, workspaceId: true, approval: true, decommissionedAt: true, credentialHash: true } as const;
+
+/** Whether a JWT says it is a machine token; its signature is checked afterwards like any other. */
+function isMachineToken(token: string): boolean {
+  try {
+    return decodeProtectedHeader(token).typ === MACHINE_TOKEN_TYPE;
+  } catch {
+    return false;
+  }
 }
 
 export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenService; cache: CredentialCache }) {
@@ -84,23 +96,42 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
     }
     const credentialHash = sha256(credential);
     return cached(`machine:${credentialHash}`, async () => {
-      const machine = await prisma.machine.findUnique({
-        where: { credentialHash },
-        select: { id: true, workspaceId: true, approval: true, decommissionedAt: true },
-      });
+      const machine = await prisma.machine.findUnique({ where: { credentialHash }, select: MACHINE_FIELDS });
       if (!machine) throw notAuthenticated("The machine credential is not valid (it may have been rotated)");
-      if (machine.decommissionedAt) throw notAuthenticated("This machine has been decommissioned");
-      if (machine.approval === "REJECTED") throw notAuthenticated("This machine was rejected by a workspace administrator");
-      const viewer: Viewer = {
-        kind: "machine",
-        machineId: machine.id,
-        workspaceId: machine.workspaceId,
-        approved: machine.approval === "APPROVED",
-        scopes: new Set(),
-        credentialHash,
-      };
-      return { viewer, subject: `machine:${machine.id}` };
+      return machineChecked(machine);
     });
+  }
+
+  /** A machine token (api-web's worker JWT) stands for the credential it was issued for, until it expires. */
+  async function fromMachineToken(token: string): Promise<Viewer> {
+    return cached(`mjwt:${token}`, async () => {
+      let claims;
+      try {
+        claims = await tokens.verifyMachineToken(token);
+      } catch (error) {
+        if (error instanceof InvalidTokenError) throw notAuthenticated(error.message);
+        throw error;
+      }
+      const machine = await prisma.machine.findUnique({ where: { id: claims.machineId }, select: MACHINE_FIELDS });
+      if (!machine || !machine.credentialHash.startsWith(claims.credentialMark)) {
+        throw notAuthenticated("The machine's credential has changed since this token was issued (rotated or recovered)");
+      }
+      return { ...machineChecked(machine), validUntil: claims.expiresAt };
+    });
+  }
+
+  function machineChecked(machine: { id: string; workspaceId: string; approval: string; decommissionedAt: Date | null; credentialHash: string }): Checked {
+    if (machine.decommissionedAt) throw notAuthenticated("This machine has been decommissioned");
+    if (machine.approval === "REJECTED") throw notAuthenticated("This machine was rejected by a workspace administrator");
+    const viewer: Viewer = {
+      kind: "machine",
+      machineId: machine.id,
+      workspaceId: machine.workspaceId,
+      approved: machine.approval === "APPROVED",
+      scopes: new Set(),
+      credentialHash: machine.credentialHash,
+    };
+    return { viewer, subject: `machine:${machine.id}` };
   }
 
   async function activeSession(where: { id: string } | { cookieSecretHash: string }) {
@@ -147,6 +178,7 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
       const token = match[1]!;
       if (token.startsWith(API_KEY_PREFIX)) return fromApiKey(token);
       if (token.startsWith(MACHINE_CREDENTIAL_PREFIX)) return fromMachineCredential(token);
+      if (isMachineToken(token)) return fromMachineToken(token);
       return fromAccessToken(token);
     }
     const cookieSecret = credentials.cookie ? parseCookie(credentials.cookie)[SESSION_COOKIE] : undefined;

@@ -3,10 +3,14 @@
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from "jose";
 import { isUuid } from "../schema/validation.js";
 
 const TOKEN_TYPE = "at+jwt";
+/** A machine's short-lived token (api-web's "worker JWT"): its own type, so it never passes as a user's. */
+export const MACHINE_TOKEN_TYPE = "machine+jwt";
+/** How much of the credential's hash a machine token carries: enough to tell credentials apart. */
+const CREDENTIAL_MARK_LENGTH = 32;
 
 export interface SigningKey {
   alg: "HS256" | "EdDSA" | "ES256" | "RS256";
@@ -21,11 +25,20 @@ export interface AccessClaims {
   sessionId: string;
 }
 
+export interface MachineClaims {
+  machineId: string;
+  /** The hash of the machine credential the token stands for: rotating or recovering it ends the token. */
+  credentialHash: string;
+}
+
 export interface TokenService {
   /** For `ttlSeconds` (default: the configured lifetime); callers bound what they ask for. */
   signAccessToken(claims: AccessClaims, ttlSeconds?: number): Promise<{ token: string; expiresAt: Date }>;
   /** Throws InvalidTokenError with a reason a client can show. */
   verifyAccessToken(token: string): Promise<AccessClaims & { expiresAt: Date }>;
+  signMachineToken(claims: MachineClaims): Promise<{ token: string; expiresAt: Date }>;
+  /** The machine and the start of its credential's hash (compare with `credentialHash.startsWith`). */
+  verifyMachineToken(token: string): Promise<{ machineId: string; credentialMark: string; expiresAt: Date }>;
 }
 
 export class InvalidTokenError extends Error {
@@ -111,26 +124,50 @@ export function createTokenService(options: {
         .sign(key.signKey);
       return { token, expiresAt };
     },
-    async verifyAccessToken(token) {
-      try {
-        const { payload } = await jwtVerify(token, key.verifyKey, {
-          algorithms: [key.alg],
-          issuer,
-          audience,
-          typ: TOKEN_TYPE,
-          requiredClaims: ["sub", "exp", "iat"],
-        });
-        // Correctly signed does not mean well formed: claims that cannot name a session or a user
-        // are refused here, before the database is asked about them.
-        if (typeof payload.sid !== "string" || !isUuid(payload.sid) || typeof payload.sub !== "string" || !isUuid(payload.sub)) {
-          throw new InvalidTokenError("invalid");
-        }
-        return { userId: payload.sub, sessionId: payload.sid, expiresAt: new Date(payload.exp! * 1000) };
-      } catch (error) {
-        if (error instanceof InvalidTokenError) throw error;
-        if (error instanceof joseErrors.JWTExpired) throw new InvalidTokenError("expired");
+    async signMachineToken({ machineId, credentialHash }) {
+      const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
+      const token = await new SignJWT({ cred: credentialHash.slice(0, CREDENTIAL_MARK_LENGTH) })
+        .setProtectedHeader({ alg: key.alg, typ: MACHINE_TOKEN_TYPE })
+        .setSubject(machineId)
+        .setIssuer(issuer)
+        .setAudience(audience)
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+        .sign(key.signKey);
+      return { token, expiresAt };
+    },
+    async verifyMachineToken(token) {
+      const payload = await verified(token, MACHINE_TOKEN_TYPE);
+      if (typeof payload.cred !== "string" || payload.cred.length !== CREDENTIAL_MARK_LENGTH || typeof payload.sub !== "string" || !isUuid(payload.sub)) {
         throw new InvalidTokenError("invalid");
       }
+      return { machineId: payload.sub, credentialMark: payload.cred, expiresAt: new Date(payload.exp! * 1000) };
+    },
+    async verifyAccessToken(token) {
+      const payload = await verified(token, TOKEN_TYPE);
+      // Correctly signed does not mean well formed: claims that cannot name a session or a user
+      // are refused here, before the database is asked about them.
+      if (typeof payload.sid !== "string" || !isUuid(payload.sid) || typeof payload.sub !== "string" || !isUuid(payload.sub)) {
+        throw new InvalidTokenError("invalid");
+      }
+      return { userId: payload.sub, sessionId: payload.sid, expiresAt: new Date(payload.exp! * 1000) };
     },
   };
+
+  /** The token's claims when its signature, algorithm, issuer, audience, type and lifetime hold. */
+  async function verified(token: string, typ: string): Promise<JWTPayload> {
+    try {
+      const { payload } = await jwtVerify(token, key.verifyKey, {
+        algorithms: [key.alg],
+        issuer,
+        audience,
+        typ,
+        requiredClaims: ["sub", "exp", "iat"],
+      });
+      return payload;
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) throw new InvalidTokenError("expired");
+      throw new InvalidTokenError("invalid");
+    }
+  }
 }

@@ -86,6 +86,8 @@ export const builder = new SchemaBuilder<{
     machineIs: string | null;
     /** The caller is a machine of this workspace (by id). */
     machineOf: string;
+    /** A user who shares a workspace with this user (by id). */
+    coMember: string;
   };
 }>({
   defaultFieldNullability: false,
@@ -98,6 +100,7 @@ export const builder = new SchemaBuilder<{
         workspaceMember: (workspaceId: string) => access.roleIn(workspaceId).then((role) => role !== null),
         machineIs: (machineId: string | null) => viewer.kind === "machine" && machineId !== null && viewer.machineId === machineId,
         machineOf: (workspaceId: string) => viewer.kind === "machine" && viewer.workspaceId === workspaceId,
+        coMember: (userId: string) => access.sharesWorkspaceWith(userId),
         public: true,
         authenticated: viewer.kind !== "anonymous",
         session: viewer.kind === "session",

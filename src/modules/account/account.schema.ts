@@ -6,6 +6,7 @@ import { isUser, requireUser } from "../../auth/viewer.js";
 import { accountEventTypes, type AccountEvent } from "../../infra/pubsub.js";
 import { StreamFailure } from "../shared/live.js";
 import { builder, pageSize } from "../../schema/builder.js";
+import { WorkspaceRoleEnum } from "../workspace/workspace.schema.js";
 import type { IssuedSession } from "./account.service.js";
 
 export const SystemRoleEnum = builder.enumType("SystemRole", { values: ["ADMIN", "USER"] as const });
@@ -18,8 +19,14 @@ export const UserType = builder.prismaObject("User", {
     displayName: t.exposeString("displayName", { nullable: true }),
     role: t.field({ type: SystemRoleEnum, resolve: (user) => user.role }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
-    // Private details: the user themself, or an administrator.
-    email: t.exposeString("email", { authScopes: privateToUser }),
+    // Private details: the user themself, or an administrator. A field the caller may not see is
+    // null (never an error), so a list of users reads the same for everyone.
+    email: t.exposeString("email", {
+      nullable: true,
+      authScopes: privateToUser,
+      unauthorizedResolver: () => null,
+      description: "The sign-in email: the user themself and administrators only (else null). Null also for an account created without one.",
+    }),
     emailConfirmed: t.boolean({
       authScopes: privateToUser,
       select: { emailVerifiedAt: true },
@@ -30,8 +37,15 @@ export const UserType = builder.prismaObject("User", {
       select: { totpSecret: true },
       resolve: (user) => user.totpSecret !== null,
     }),
-    gitName: t.exposeString("gitName", { nullable: true, authScopes: privateToUser }),
-    gitEmail: t.exposeString("gitEmail", { nullable: true, authScopes: privateToUser }),
+    // The git identity is what co-members see on commits anyway: shown to anyone sharing a workspace.
+    gitName: t.exposeString("gitName", { nullable: true, authScopes: sharedWithCoMembers, unauthorizedResolver: () => null }),
+    gitEmail: t.exposeString("gitEmail", { nullable: true, authScopes: sharedWithCoMembers, unauthorizedResolver: () => null }),
+    dotfilesRepo: t.exposeString("dotfilesRepo", {
+      nullable: true,
+      authScopes: privateToUser,
+      unauthorizedResolver: () => null,
+      description: "Spunto's dotfiles repository URL (the user themself and administrators; else null)",
+    }),
     plan: t.exposeString("plan", { authScopes: privateToUser, description: "AiSpinner's plan name (\"free\" by default); Spindle enforces no plans" }),
   }),
 });
@@ -43,6 +57,12 @@ export const UserType = builder.prismaObject("User", {
 function privateToUser(user: { id: string }, _args: object, ctx: Context) {
   if (isUser(ctx.viewer) && ctx.viewer.userId === user.id) return true;
   return { $any: { $granted: "self", systemAdmin: true } };
+}
+
+/** The user themself, an administrator, or someone who shares a workspace with them. */
+function sharedWithCoMembers(user: { id: string }, _args: object, ctx: Context) {
+  if (isUser(ctx.viewer) && ctx.viewer.userId === user.id) return true;
+  return { $any: { $granted: "self", systemAdmin: true, coMember: user.id } };
 }
 
 export const SessionType = builder.prismaObject("Session", {
@@ -137,7 +157,12 @@ const RefreshTokenInput = builder.inputType("RefreshTokenInput", {
   fields: (t) => ({ refreshToken: t.string({ required: true }) }),
 });
 const UpdateProfileInput = builder.inputType("UpdateProfileInput", {
-  fields: (t) => ({ displayName: t.string(), gitName: t.string(), gitEmail: t.string() }),
+  fields: (t) => ({
+    displayName: t.string(),
+    gitName: t.string(),
+    gitEmail: t.string(),
+    dotfilesRepo: t.string({ description: "A git repository URL (Spunto dotfilesRepo); null clears it" }),
+  }),
 });
 const ChangePasswordInput = builder.inputType("ChangePasswordInput", {
   fields: (t) => ({ currentPassword: t.string({ required: true }), newPassword: t.string({ required: true }) }),
@@ -282,13 +307,17 @@ builder.subscriptionFields((t) => ({
 // Administration of accounts (system administrators only).
 const CreateUserInput = builder.inputType("CreateUserInput", {
   fields: (t) => ({
-    email: t.string({ required: true }),
+    email: t.string({ description: "Optional (api-web developers have none): without one the account signs in by username only" }),
     username: t.string({ required: true }),
     password: t.string({ required: true }),
     displayName: t.string(),
     gitName: t.string(),
     gitEmail: t.string(),
     role: t.field({ type: SystemRoleEnum }),
+    workspaceId: t.id({
+      description: "The new account joins this workspace at once (api-web: an admin creates a developer of the team); the caller must administer it",
+    }),
+    workspaceRole: t.field({ type: WorkspaceRoleEnum, description: "Its role there (MEMBER unless given; not OWNER)" }),
   }),
 });
 
@@ -299,6 +328,7 @@ const UpdateUserInput = builder.inputType("UpdateUserInput", {
     gitName: t.string(),
     gitEmail: t.string(),
     role: t.field({ type: SystemRoleEnum }),
+    password: t.string({ description: "Sets a new password (an administrator's reset): every session of the account ends" }),
   }),
 });
 
@@ -315,7 +345,7 @@ builder.mutationFields((t) => ({
   }),
   updateUser: t.prismaField({
     type: "User",
-    description: "Changes an account's names or system role (administrators only). The last administrator stays one.",
+    description: "Changes an account's names, system role or password (administrators only). The last administrator stays one.",
     authScopes: { systemAdmin: true },
     args: { input: t.arg({ type: UpdateUserInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {

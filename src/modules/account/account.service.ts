@@ -45,6 +45,12 @@ const profileInput = z.object({
   displayName: optionalText(64),
   gitName: optionalText(128),
   gitEmail: z.email("must be an email address").max(254).nullish(),
+  dotfilesRepo: z
+    .string()
+    .trim()
+    .max(512, "must be at most 512 characters")
+    .regex(/^(https?:\/\/|ssh:\/\/|git:\/\/|git@)\S+$/, "must be a git repository URL (https://, ssh://, git:// or git@host:path)")
+    .nullish(),
 });
 const changePasswordInput = z.object({ currentPassword: z.string().min(1).max(256), newPassword: password });
 
@@ -359,6 +365,9 @@ export function createAccountService(deps: AccountServiceDeps) {
       };
     },
 
+    /** Ends every session of a user (an administrator set their password). */
+    endSessionsOf: (userId: string, reason: string) => revokeSessions({ userId }, reason),
+
     async logout(viewer: Viewer) {
       if (viewer.kind !== "session") throw notAuthenticated("Sign out needs a session (API keys are revoked instead)");
       await revokeSessions({ id: viewer.sessionId }, "signed out");
@@ -399,7 +408,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       const me = requireUser(viewer);
       const user = await prisma.user.findUniqueOrThrow({ where: { id: me.userId } });
       if (user.totpSecret) throw new AppError("CONFLICT", "Two-factor sign-in is already on; disable it first to set up a new device");
-      const { secret, uri } = newTotpSecret(user.email);
+      const { secret, uri } = newTotpSecret(user.email ?? user.username);
       await prisma.user.update({ where: { id: user.id }, data: { totpPendingSecret: secret } });
       return { secret, uri };
     },

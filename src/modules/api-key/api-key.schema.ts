@@ -16,6 +16,7 @@ const ApiKeyType = builder.prismaObject("ApiKey", {
     prefix: t.exposeString("prefix", { description: "The key's first characters, to tell keys apart" }),
     scopes: t.field({ type: [ApiKeyScopeEnum], resolve: (key) => key.scopes }),
     workspaceId: t.exposeID("workspaceId", { nullable: true }),
+    owner: t.relation("user", { description: "Whose key it is" }),
     expiresAt: t.expose("expiresAt", { type: "DateTime", nullable: true }),
     revokedAt: t.expose("revokedAt", { type: "DateTime", nullable: true }),
     lastUsedAt: t.expose("lastUsedAt", { type: "DateTime", nullable: true, description: "Updated at most once a minute" }),
@@ -64,6 +65,21 @@ builder.queryFields((t) => ({
   }),
 }));
 
+builder.prismaObjectFields("Workspace", (t) => ({
+  apiKeys: t.prismaConnection({
+    type: ApiKeyType,
+    cursor: "id",
+    ...pageSize,
+    description: "Every API key bound to this workspace, whoever owns it, newest first (workspace admins, signed in with a session: keys do not list keys).",
+    authScopes: async (workspace, _args, ctx) => {
+      await ctx.access.requireToRead(workspace.id, "admin");
+      return { session: true };
+    },
+    resolve: (query, workspace, _args, ctx) =>
+      ctx.prisma.apiKey.findMany({ ...query, where: { workspaceId: workspace.id }, orderBy: [{ createdAt: "desc" }, { id: "desc" }] }),
+  }),
+}));
+
 builder.mutationFields((t) => ({
   createApiKey: t.field({
     type: CreateApiKeyPayload,
@@ -74,9 +90,9 @@ builder.mutationFields((t) => ({
   }),
   revokeApiKey: t.prismaField({
     type: ApiKeyType,
-    description: "Revokes an API key at once. Needs a signed-in session.",
+    description: "Revokes an API key at once: the owner's own, or, for a workspace admin, any key bound to that workspace. Needs a signed-in session.",
     authScopes: { session: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_query, _root, { id }, ctx) => ctx.services.apiKeys.revoke(ctx.viewer, String(id)),
+    resolve: (_query, _root, { id }, ctx) => ctx.services.apiKeys.revoke(ctx, String(id)),
   }),
 }));

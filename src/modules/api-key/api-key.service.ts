@@ -16,6 +16,8 @@ const createInput = z.object({
   expiresAt: z.date().nullish().refine((d) => !d || d > new Date(), "must be in the future"),
 });
 
+const isAdminRole = (role: string | null) => role === "ADMIN" || role === "OWNER";
+
 function requireSession(viewer: Viewer) {
   if (viewer.kind === "anonymous") throw notAuthenticated();
   if (viewer.kind === "machine") throw forbidden(MACHINE_ONLY_MESSAGE);
@@ -55,13 +57,16 @@ export function createApiKeyService(deps: { prisma: PrismaClient; pubsub: PubSub
       return { apiKey, key };
     },
 
-    async revoke(viewer: Viewer, id: string) {
-      const me = requireSession(viewer);
-      const existing = await prisma.apiKey.findFirst({ where: { id: requireId(id, "API key"), userId: me.userId } });
-      if (!existing) throw notFound("API key", id);
+    /** The owner revokes their key; a workspace admin (Spunto) also any key bound to that workspace. */
+    async revoke(ctx: { viewer: Viewer; access: WorkspaceAccess }, id: string) {
+      const me = requireSession(ctx.viewer);
+      const existing = await prisma.apiKey.findUnique({ where: { id: requireId(id, "API key") } });
+      const mayRevoke =
+        existing && (existing.userId === me.userId || (existing.workspaceId !== null && isAdminRole(await ctx.access.roleIn(existing.workspaceId))));
+      if (!existing || !mayRevoke) throw notFound("API key", id);
       if (existing.revokedAt) return existing;
       const apiKey = await prisma.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
-      publish("API_KEY_REVOKED", me.userId, id);
+      publish("API_KEY_REVOKED", existing.userId, id);
       return apiKey;
     },
   };

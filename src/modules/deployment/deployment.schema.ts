@@ -326,3 +326,15 @@ builder.mutationFields((t) => {
     }),
   };
 });
+
+// Where services run, seen from the machine (Spunto node inventory).
+builder.prismaObjectFields("Machine", (t) => ({
+  services: t.relation("services", {
+    description: "Inventory: the services placed on it, by name (Spunto node inventory)",
+    args: { status: t.arg({ type: [ServiceStatusEnum], description: "Only these statuses" }) },
+    query: (args) => ({
+      where: args.status ? { status: { in: args.status } } : {},
+      orderBy: [{ name: "asc" as const }, { id: "asc" as const }],
+    }),
+  }),
+}));

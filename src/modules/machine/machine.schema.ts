@@ -1,4 +1,5 @@
 import { requireMachine } from "../../auth/viewer.js";
+import { sha256 } from "../../auth/secrets.js";
 import type { Prisma } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
 import { readById } from "../shared/point-read.js";
@@ -247,6 +248,15 @@ const CreateMachineInput = builder.inputType("CreateMachineInput", {
   }),
 });
 
+const MachineAccessToken = builder.objectRef<{ token: string; expiresAt: Date }>("MachineAccessToken").implement({
+  description:
+    "A short-lived bearer token for the machine (api-web's worker JWT), good until it expires or the machine's credential is rotated or recovered.",
+  fields: (t) => ({
+    token: t.exposeString("token"),
+    expiresAt: t.expose("expiresAt", { type: "DateTime" }),
+  }),
+});
+
 const MachineSecretsPayload = builder
   .objectRef<{ id: string; credential: string; recoverySecret: string }>("MachineSecretsPayload")
   .implement({
@@ -262,6 +272,11 @@ const MachineSecretsPayload = builder
       credential: t.exposeString("credential", { description: "The machine's bearer credential (spm_...): send it as `Authorization: Bearer <credential>`" }),
       recoverySecret: t.exposeString("recoverySecret", {
         description: "Keep it apart from the credential (spr_...): recoverMachineCredential trades it for a new credential",
+      }),
+      accessToken: t.field({
+        type: MachineAccessToken,
+        description: "A short-lived token standing for the new credential, for clients that authenticate machines with JWTs (api-web)",
+        resolve: (payload, _args, ctx) => ctx.services.machineTokens.issue({ machineId: payload.id, credentialHash: sha256(payload.credential) }),
       }),
     }),
   });
@@ -327,8 +342,10 @@ const RotateMachineCredentialPayload = builder
   });
 
 const RecoverMachineCredentialInput = builder.inputType("RecoverMachineCredentialInput", {
+  description: "The machine by its id or by the externalId it chose at registration (api-web machineId); give one.",
   fields: (t) => ({
-    machineId: t.id({ required: true }),
+    machineId: t.id(),
+    externalId: t.string(),
     recoverySecret: t.string({ required: true, description: "spr_..." }),
   }),
 });
@@ -439,6 +456,15 @@ builder.mutationFields((t) => ({
     authScopes: { machine: true, write: true },
     args: { machineId: t.arg.id() },
     resolve: (_root, { machineId }, ctx) => ctx.services.machines.rotateCredential(ctx, machineId == null ? null : String(machineId)),
+  }),
+  refreshMachineAccessToken: t.field({
+    type: MachineAccessToken,
+    description: "A machine trades its current credential or a still-valid machine token for a fresh machine token (api-web refresh-token).",
+    authScopes: { machine: true },
+    resolve: (_root, _args, ctx) => {
+      const machine = requireMachine(ctx.viewer);
+      return ctx.services.machineTokens.issue({ machineId: machine.machineId, credentialHash: machine.credentialHash });
+    },
   }),
   recoverMachineCredential: t.field({
     type: MachineSecretsPayload,

@@ -567,21 +567,26 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
      * recovery secret (both old ones stop working). An unknown machine and a wrong secret get the
      * same answer, so the endpoint tells nothing about which machines exist.
      */
-    async recover(ctx: RequestCtx, raw: { machineId?: unknown; recoverySecret?: unknown }): Promise<IssuedSecrets> {
+    async recover(ctx: RequestCtx, raw: { machineId?: unknown; externalId?: unknown; recoverySecret?: unknown }): Promise<IssuedSecrets> {
       const refused = () => notAuthenticated("The recovery secret does not match this machine");
-      const { machineId, recoverySecret } = raw;
+      const { machineId, externalId, recoverySecret } = raw;
       if (typeof recoverySecret !== "string" || !isWellFormedSecret(MACHINE_RECOVERY_PREFIX, recoverySecret)) {
         throw notAuthenticated("The recovery secret is malformed (check that it was copied whole; it starts with spr_)");
       }
-      if (typeof machineId !== "string" || !z.uuid().safeParse(machineId).success) throw refused();
+      if ((machineId == null) === (externalId == null)) {
+        throw validationError([{ field: "input.machineId", message: "give the machine's id or its externalId (one of them)" }]);
+      }
+      // The secret's hash is unique among machines; the id or externalId must name the same one.
+      const which = typeof machineId === "string" && z.uuid().safeParse(machineId).success ? { id: machineId } : typeof externalId === "string" ? { externalId } : null;
+      if (!which) throw refused();
       const secrets = newSecrets();
       const machine = await live.transaction(prisma, async (tx) => {
-        const [found] = await tx.machine.findMany({ where: { id: machineId, recoveryHash: sha256(recoverySecret) }, take: 1 });
+        const [found] = await tx.machine.findMany({ where: { ...which, recoveryHash: sha256(recoverySecret) }, take: 1 });
         if (!found) throw refused();
         if (found.decommissionedAt) throw notAuthenticated("This machine has been decommissioned");
         if (found.approval === "REJECTED") throw notAuthenticated("This machine was rejected by a workspace administrator");
         const { count } = await tx.machine.updateMany({
-          where: { id: machineId, recoveryHash: sha256(recoverySecret), decommissionedAt: null },
+          where: { id: found.id, recoveryHash: sha256(recoverySecret), decommissionedAt: null },
           data: {
             credentialHash: sha256(secrets.credential),
             credentialPrefix: displayPrefix(secrets.credential),

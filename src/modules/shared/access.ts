@@ -25,6 +25,10 @@ export type SqlReader = <Row>(text: string, params: unknown[]) => Promise<Row[]>
 
 const ROLES_OF_USER = `SELECT "workspaceId", "role" FROM "WorkspaceMember" WHERE "userId" = $1::uuid AND "workspaceId" = ANY($2::uuid[])`;
 
+const CO_MEMBERS = `SELECT DISTINCT theirs."userId" FROM "WorkspaceMember" theirs
+  JOIN "WorkspaceMember" mine ON mine."workspaceId" = theirs."workspaceId" AND mine."userId" = $1::uuid
+  WHERE theirs."userId" = ANY($2::uuid[]) AND ($3::uuid[] IS NULL OR theirs."workspaceId" = ANY($3::uuid[]))`;
+
 export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient, sql: SqlReader) {
   // One membership lookup per request for every workspace asked about in the same tick (a list of
   // workspaces costs one statement), cached for the rest of the request. A subscription's context
@@ -37,6 +41,16 @@ export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient, sql:
       })
     : undefined;
   let email: Promise<string | null> | undefined;
+  // Which of the users asked about share a workspace with the viewer (a workspace-bound key: that
+  // workspace), one statement for every user of the same tick.
+  const coMembers = isUser(viewer)
+    ? new DataLoader<string, boolean>(async (userIds) => {
+        const bound = viewer.kind === "apiKey" && viewer.workspaceId ? [viewer.workspaceId] : null;
+        const rows = await sql<{ userId: string }>(CO_MEMBERS, [viewer.userId, userIds.filter(isUuid), bound]);
+        const found = new Set(rows.map((row) => row.userId));
+        return userIds.map((id) => found.has(id));
+      })
+    : undefined;
 
   function roleIn(workspaceId: string): Promise<WorkspaceRole | null> {
     if (!roles || !isUser(viewer)) return Promise.resolve(null);
@@ -92,6 +106,12 @@ export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient, sql:
 
     /** The role, or null for a stranger; for fields that show the viewer's own role. */
     roleIn,
+    /** Whether the viewer shares a workspace with this user (themself included). */
+    sharesWorkspaceWith(userId: string): Promise<boolean> {
+      if (!coMembers || !isUser(viewer)) return Promise.resolve(false);
+      if (viewer.userId === userId) return Promise.resolve(true);
+      return coMembers.load(userId);
+    },
 
     /** The role as it is now in the database, replacing what this request had cached. */
     refresh(workspaceId: string): Promise<WorkspaceRole | null> {
@@ -107,7 +127,7 @@ export function createWorkspaceAccess(viewer: Viewer, prisma: PrismaClient, sql:
       if (viewer.kind !== "session") return Promise.resolve(null);
       email ??= prisma.user
         .findUnique({ where: { id: viewer.userId }, select: { email: true, emailVerifiedAt: true } })
-        .then((user) => (user?.emailVerifiedAt ? user.email.toLowerCase() : null));
+        .then((user) => (user?.emailVerifiedAt && user.email ? user.email.toLowerCase() : null));
       return email;
     },
 

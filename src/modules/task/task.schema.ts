@@ -296,7 +296,7 @@ const CreateTaskInput = builder.inputType("CreateTaskInput", {
     requiredCapabilities: t.stringList({ description: "Capabilities a machine needs to claim the task" }),
     targetMachineId: t.id({ description: "Only this machine (of the same workspace) may claim the task" }),
     input: t.field({ type: "JSON", description: `At most ${MAX_INPUT_BYTES / 1024} KiB` }),
-    stages: t.field({ type: [TaskStageInput], description: `Up to ${MAX_STAGES}, in order` }),
+    stages: t.field({ type: [TaskStageInput], description: `Up to ${MAX_STAGES}, in order. Left out: the project's pipeline.stages (stage definitions or plain names), if it has any` }),
     idempotencyKey: t.string({ description: IDEMPOTENCY_KEY_DESCRIPTION }),
   }),
 });

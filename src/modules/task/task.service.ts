@@ -295,15 +295,32 @@ export function createTaskService(deps: DomainDeps) {
   }
 
   /** A project of the workspace, by id or key, that is not archived; else VALIDATION naming `field`. */
+  /** The project by id or key (any case), with its pipeline; null when neither is given. */
   async function projectIn(workspaceId: string, ref: { id?: string | null; key?: string | null }, field: string) {
     if (!ref.id && !ref.key) return null;
     const project = await prisma.project.findFirst({
-      where: ref.id ? { id: ref.id, workspaceId } : { key: ref.key!, workspaceId },
-      select: { id: true, archivedAt: true },
+      where: ref.id ? { id: ref.id, workspaceId } : { key: ref.key!.trim().toUpperCase(), workspaceId },
+      select: { id: true, archivedAt: true, pipeline: true },
     });
     if (!project) throw validationError([{ field, message: "no such project in this workspace" }]);
     if (project.archivedAt) throw validationError([{ field, message: "the project is archived" }]);
-    return project.id;
+    return project;
+  }
+
+  /**
+   * A task created without stages gets its project's: the pipeline setting's `stages`, a list of
+   * stage definitions (or plain stage names). A pipeline without `stages` means a task without.
+   */
+  function pipelineStages(pipeline: unknown, field: string): StageDefinition[] | undefined {
+    const stages = pipeline && typeof pipeline === "object" && !Array.isArray(pipeline) ? (pipeline as { stages?: unknown }).stages : undefined;
+    if (stages === undefined || stages === null) return undefined;
+    const named = Array.isArray(stages) ? stages.map((stage) => (typeof stage === "string" ? { name: stage } : stage)) : stages;
+    const parsed = list(stageDefinition, MAX_STAGES, "stages").safeParse(named);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw validationError([{ field, message: `the project's pipeline.stages${issue.path.length ? `.${issue.path.join(".")}` : ""} is not a valid stage list (${issue.message}): give stages, or fix the project's pipeline` }]);
+    }
+    return parsed.data;
   }
 
   async function machineIn(workspaceId: string, machineId: string | null | undefined, field: string) {
@@ -356,7 +373,10 @@ export function createTaskService(deps: DomainDeps) {
       const input = parseInput(createInput, raw);
       const workspaceId = requireId(input.workspaceId, "workspace");
       await ctx.access.require(workspaceId, "write");
-      const projectId = await projectIn(workspaceId, { id: input.projectId, key: input.projectKey }, input.projectKey ? "input.projectKey" : "input.projectId");
+      const projectField = input.projectKey ? "input.projectKey" : "input.projectId";
+      const project = await projectIn(workspaceId, { id: input.projectId, key: input.projectKey }, projectField);
+      const projectId = project?.id ?? null;
+      const stages = input.stages ?? (project ? pipelineStages(project.pipeline, projectField) : undefined);
       const targetMachineId = await machineIn(workspaceId, input.targetMachineId, "input.targetMachineId");
       const taskTitle = input.title ?? input.description!.trim().split("\n")[0]!.slice(0, 200);
       return live.run((batch) => idempotentCreate(prisma, ctx.viewer, "createTask", input.idempotencyKey, raw, batch.within(async (tx) => {
@@ -371,7 +391,7 @@ export function createTaskService(deps: DomainDeps) {
           requiredCapabilities: input.requiredCapabilities,
           targetMachineId,
           input: input.input,
-          stages: input.stages,
+          stages,
         });
         await audit(tx, ctx, { workspaceId, action: "task.create", targetType: "Task", targetId: task.id, data: { title: taskTitle } });
         return task;
@@ -391,7 +411,7 @@ export function createTaskService(deps: DomainDeps) {
       if (input.description !== undefined) data.description = input.description;
       if (input.priority !== undefined) Object.assign(data, { priority: input.priority, priorityRank: PRIORITY_RANK[input.priority] });
       if (input.deadline !== undefined) data.deadline = input.deadline;
-      if (input.projectId !== undefined) data.projectId = await projectIn(task.workspaceId, { id: input.projectId }, "input.projectId");
+      if (input.projectId !== undefined) data.projectId = (await projectIn(task.workspaceId, { id: input.projectId }, "input.projectId"))?.id ?? null;
       const scheduling: Record<string, unknown> = {};
       if (input.instructions !== undefined) scheduling.instructions = input.instructions;
       if (input.requiredCapabilities !== undefined) scheduling.requiredCapabilities = input.requiredCapabilities;

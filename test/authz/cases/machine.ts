@@ -141,6 +141,11 @@ export const cases: MatrixCase[] = [
     expect: adminOrMachine,
   },
   {
+    field: "Mutation.refreshMachineAccessToken",
+    request: () => ({ query: "mutation { refreshMachineAccessToken { token expiresAt } }" }),
+    expect: machineOnly,
+  },
+  {
     field: "Mutation.recoverMachineCredential",
     setup: (w) => freshMachine(w),
     request: (_w, f) => ({
