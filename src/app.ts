@@ -368,6 +368,7 @@ export function buildApp(deps: AppDeps): App {
           legacyRest.handle(req, res, {
             requestId,
             health,
+            connectedMachines: () => services.machines.connectedCount(),
             graphql: async (request) => yoga.fetch(request, { requestId, client: clientOf(req), transport: "http" }),
           }),
       },

@@ -5,7 +5,8 @@ import { apiWebRoutes } from "./api-web/index.js";
 import { flowsRoutes } from "./flows.js";
 import type { Dialect, Route } from "./route.js";
 import { spuntoRoutes } from "./spunto.js";
+import { spuntoAccountRoutes } from "./spunto-account.js";
 
-export const BUILT_DIALECTS: readonly Dialect[] = ["aispinner", "flows"];
+export const BUILT_DIALECTS: readonly Dialect[] = ["aispinner", "flows", "spunto", "api-web"];
 
-export const legacyRoutes: Route[] = [...aispinnerRoutes, ...flowsRoutes, ...spuntoRoutes, ...apiWebRoutes];
+export const legacyRoutes: Route[] = [...aispinnerRoutes, ...flowsRoutes, ...spuntoRoutes, ...spuntoAccountRoutes, ...apiWebRoutes];

@@ -26,6 +26,8 @@ export interface RouteRequest<P, Q, B> {
   idempotencyKey?: string;
   /** The server's health (database and pub/sub), as `/health` reports it, for the dialects' health routes. */
   health(): Promise<{ status: "ok" | "degraded" | "down" }>;
+  /** How many machines of every workspace were heard from lately (a count, nothing else). */
+  connectedMachines(): Promise<number>;
 }
 
 export interface Route<P = any, Q = any, B = any> {

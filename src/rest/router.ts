@@ -21,6 +21,8 @@ export interface RestRequestContext {
   /** GraphQL over HTTP, in-process: yoga's `fetch` with the server context of this request. */
   graphql(request: Request): Promise<Response>;
   health(): Promise<{ status: "ok" | "degraded" | "down" }>;
+  /** Machines of every workspace heard from lately, for api-web's public worker health check. */
+  connectedMachines(): Promise<number>;
 }
 
 export interface RestRouter {
@@ -135,7 +137,7 @@ export function createRestRouter(options: { routes: Route[]; inventory: Inventor
       const parsedBody = parsePart(route.body, body ?? {}, "body");
       const run = runner(context, credentials, cookies);
       const idempotencyKey = typeof req.headers["idempotency-key"] === "string" ? req.headers["idempotency-key"] : undefined;
-      const answer = await route.handler({ params, query, body: parsedBody, run, idempotencyKey, health: context.health });
+      const answer = await route.handler({ params, query, body: parsedBody, run, idempotencyKey, health: context.health, connectedMachines: context.connectedMachines });
       send(res, route.status ?? 200, answer, cookies);
     } catch (error) {
       if (error instanceof RestError) {

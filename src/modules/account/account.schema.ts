@@ -243,10 +243,11 @@ builder.mutationFields((t) => ({
     resolve: (_root, { input }, ctx) => ctx.services.accounts.refresh(input),
   }),
   logout: t.boolean({
-    description: "Ends the current session (its refresh tokens and cookie stop working).",
+    description: "Ends the current session (its refresh tokens and cookie stop working), and the session of `refreshToken` if it is another of the caller's.",
     authScopes: { session: true },
-    resolve: async (_root, _args, ctx) => {
-      const done = await ctx.services.accounts.logout(ctx.viewer);
+    args: { refreshToken: t.arg.string({ description: "A refresh token of the caller's (api-web logout): its session ends too" }) },
+    resolve: async (_root, args, ctx) => {
+      const done = await ctx.services.accounts.logout(ctx.viewer, args.refreshToken);
       setSessionCookie(ctx, "", new Date(0));
       return done;
     },

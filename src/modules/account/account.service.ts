@@ -368,9 +368,15 @@ export function createAccountService(deps: AccountServiceDeps) {
     /** Ends every session of a user (an administrator set their password). */
     endSessionsOf: (userId: string, reason: string) => revokeSessions({ userId }, reason),
 
-    async logout(viewer: Viewer) {
+    /** Ends the caller's session, and the session of `refreshToken` when it is another of theirs (api-web logout). */
+    async logout(viewer: Viewer, refreshToken?: string | null) {
       if (viewer.kind !== "session") throw notAuthenticated("Sign out needs a session (API keys are revoked instead)");
       await revokeSessions({ id: viewer.sessionId }, "signed out");
+      if (refreshToken) {
+        const known = await prisma.refreshToken.findUnique({ where: { tokenHash: sha256(refreshToken) }, select: { session: { select: { id: true, userId: true } } } });
+        // Someone else's token is not the caller's to end, and saying so would tell them it exists.
+        if (known && known.session.userId === viewer.userId) await revokeSessions({ id: known.session.id }, "signed out");
+      }
       return true;
     },
 

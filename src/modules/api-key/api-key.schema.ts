@@ -70,13 +70,21 @@ builder.prismaObjectFields("Workspace", (t) => ({
     type: ApiKeyType,
     cursor: "id",
     ...pageSize,
-    description: "Every API key bound to this workspace, whoever owns it, newest first (workspace admins, signed in with a session: keys do not list keys).",
+    description:
+      "The API keys bound to this workspace, newest first: every one for its admins, their own for other members. Needs a signed-in session (keys do not list keys).",
     authScopes: async (workspace, _args, ctx) => {
-      await ctx.access.requireToRead(workspace.id, "admin");
+      await ctx.access.requireToRead(workspace.id, "read");
       return { session: true };
     },
-    resolve: (query, workspace, _args, ctx) =>
-      ctx.prisma.apiKey.findMany({ ...query, where: { workspaceId: workspace.id }, orderBy: [{ createdAt: "desc" }, { id: "desc" }] }),
+    resolve: async (query, workspace, _args, ctx) => {
+      const role = await ctx.access.roleIn(workspace.id);
+      const everyone = role === "ADMIN" || role === "OWNER";
+      return ctx.prisma.apiKey.findMany({
+        ...query,
+        where: { workspaceId: workspace.id, ...(everyone ? {} : { userId: requireUser(ctx.viewer).userId }) },
+        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+      });
+    },
   }),
 }));
 

@@ -294,6 +294,11 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     statusOf,
     isOnline,
 
+    /** Machines of every workspace heard from within the offline window (api-web's public worker health count). */
+    connectedCount(): Promise<number> {
+      return prisma.machine.count({ where: { decommissionedAt: null, lastHeartbeatAt: { gte: offlineCutoff() } } });
+    },
+
     /** Where-clause for a list filtered by derived statuses (OR of them). */
     statusFilter(statuses: readonly MachineStatus[]): Prisma.MachineWhereInput {
       const cutoff = offlineCutoff();

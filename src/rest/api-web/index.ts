@@ -3,5 +3,6 @@
 import type { Route } from "../route.js";
 import { apiWebAdminRoutes } from "./admin.js";
 import { apiWebUserRoutes } from "./web.js";
+import { apiWebWorkerRoutes } from "./workers.js";
 
-export const apiWebRoutes: Route[] = [...apiWebUserRoutes, ...apiWebAdminRoutes];
+export const apiWebRoutes: Route[] = [...apiWebUserRoutes, ...apiWebAdminRoutes, ...apiWebWorkerRoutes];
