@@ -12,6 +12,7 @@ import {
   GraphQLError,
   NoSchemaIntrospectionCustomRule,
   type ExecutionArgs,
+  type ExecutionResult,
   type ValidationContext,
 } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
@@ -27,6 +28,8 @@ import { legacyRoutes } from "./rest/index.js";
 import { readInventory } from "./rest/inventory.js";
 import { openApiDocument } from "./rest/openapi.js";
 import { createRestRouter } from "./rest/router.js";
+import { AGENT_SOCKET_PATH, createAgentSocket } from "./rest/spunto-agent-socket.js";
+import { printOperation } from "./rest/shared.js";
 import { SPINDLE_VERSION } from "./version.js";
 import { offlineGraphiQL } from "./http/graphiql-page.js";
 import type { Viewer } from "./auth/viewer.js";
@@ -373,7 +376,10 @@ export function buildApp(deps: AppDeps): App {
           }),
       },
     ],
-    upgrades: [{ path: "/graphql", handle: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req)) }],
+    upgrades: [
+      { path: "/graphql", handle: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req)) },
+      { path: AGENT_SOCKET_PATH, handle: (req, socket, head) => agentSocket.handleUpgrade(req, socket, head) },
+    ],
     originAllowed: (req) => originAllowed(req, config.http.corsOrigins),
     refuseOrigin(res, route, origin) {
       const message = `Requests from origin ${origin} are not allowed; list it in SPINDLE_CORS_ORIGINS`;
@@ -435,28 +441,6 @@ export function buildApp(deps: AppDeps): App {
         if (ctx.extra.viewer) metrics.websocketConnections.dec();
       },
       onSubscribe: async (ctx, _id, payload) => {
-        const requestId = ctx.extra.requestId!;
-        const enveloped = yoga.getEnveloped({
-          requestId,
-          viewer: ctx.extra.viewer,
-          client: clientOf(ctx.extra.request),
-          transport: "websocket",
-          request: undefined,
-          params: payload,
-        } as unknown as ServerContext);
-        let document;
-        try {
-          document = enveloped.parse(payload.query);
-        } catch (error) {
-          return [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)];
-        }
-        let errors: readonly GraphQLError[];
-        try {
-          errors = enveloped.validate(enveloped.schema, document);
-        } catch (error) {
-          errors = [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)];
-        }
-        if (errors.length > 0) return [...errors];
         // The connection's credential may have ended since connection_init (logout, revocation,
         // expiry): each operation runs as whoever the credential is now, like an HTTP request.
         let viewer: Viewer;
@@ -465,14 +449,7 @@ export function buildApp(deps: AppDeps): App {
         } catch (error) {
           return [error instanceof GraphQLError ? error : notAuthenticated()];
         }
-        return {
-          schema: enveloped.schema,
-          document,
-          operationName: payload.operationName,
-          variableValues: payload.variables,
-          contextValue: await enveloped.contextFactory({ viewer }),
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, requestId },
-        };
+        return prepareOperation(viewer, ctx.extra.request, ctx.extra.requestId!, payload);
       },
       execute: (args) => runInScope(args, "execute"),
       subscribe: (args) => runInScope(args, "subscribe"),
@@ -487,6 +464,60 @@ export function buildApp(deps: AppDeps): App {
     if (viewer.kind === "anonymous") throw notAuthenticated("The session of this connection has ended; sign in and reconnect");
     return viewer;
   }
+
+  /**
+   * One operation over a socket, as `viewer`, through yoga's envelop (plugins, context, masking):
+   * its execution arguments, or the parse and validation errors.
+   */
+  async function prepareOperation(
+    viewer: Viewer,
+    request: IncomingMessage,
+    requestId: string,
+    payload: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
+  ): Promise<ExecutionArgs | GraphQLError[]> {
+    const enveloped = yoga.getEnveloped({
+      requestId,
+      viewer,
+      client: clientOf(request),
+      transport: "websocket",
+      request: undefined,
+      params: payload,
+    } as unknown as ServerContext);
+    let document;
+    try {
+      document = enveloped.parse(payload.query);
+    } catch (error) {
+      return [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)];
+    }
+    let errors: readonly GraphQLError[];
+    try {
+      errors = enveloped.validate(enveloped.schema, document);
+    } catch (error) {
+      errors = [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)];
+    }
+    if (errors.length > 0) return [...errors];
+    return {
+      schema: enveloped.schema,
+      document,
+      operationName: payload.operationName,
+      variableValues: payload.variables,
+      contextValue: await enveloped.contextFactory({ viewer }),
+      rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe, requestId },
+    };
+  }
+
+  // Spunto's node connection: a WebSocket of its own on /api/agent/connect (rest/spunto-agent-socket.ts).
+  const agentSocket = createAgentSocket({
+    log,
+    authenticate: (token) => authenticate({ authorization: `Bearer ${token}`, csrfSafe: true }),
+    async run(viewer, request, document, variables) {
+      const requestId = pickRequestId(undefined);
+      const prepared = await prepareOperation(viewer, request, requestId, { query: printOperation(document), variables });
+      if (Array.isArray(prepared)) return { errors: prepared };
+      const subscription = (document.definitions[0] as { operation?: string }).operation === "subscription";
+      return (await runInScope(prepared, subscription ? "subscribe" : "execute")) as ExecutionResult | AsyncIterable<ExecutionResult>;
+    },
+  });
 
   type Runner = (args: ExecutionArgs) => unknown;
   function runInScope(args: ExecutionArgs, kind: "execute" | "subscribe") {
@@ -533,12 +564,14 @@ export function buildApp(deps: AppDeps): App {
         // Live streams end cleanly ("complete" over SSE) rather than being cut.
         streams.closeAll();
         for (const client of wss.clients) client.close(1001, "Server shutting down");
+        agentSocket.close();
         await wsServer.dispose();
         const grace = new Promise<void>((resolve) => setTimeout(resolve, config.http.shutdownGraceMs).unref());
         await Promise.race([closed, grace]);
         // Past the grace period whatever is left is cut: slow requests, sockets that ignored the close.
         server.closeAllConnections();
         for (const client of wss.clients) client.terminate();
+        agentSocket.terminate();
         await closed;
         await yoga.dispose();
         await services.logs.stop();

@@ -6,7 +6,8 @@ import { flowsRoutes } from "./flows.js";
 import type { Dialect, Route } from "./route.js";
 import { spuntoRoutes } from "./spunto.js";
 import { spuntoAccountRoutes } from "./spunto-account.js";
+import { agentConnectRoute } from "./spunto-agent-socket.js";
 
 export const BUILT_DIALECTS: readonly Dialect[] = ["aispinner", "flows", "spunto", "api-web"];
 
-export const legacyRoutes: Route[] = [...aispinnerRoutes, ...flowsRoutes, ...spuntoRoutes, ...spuntoAccountRoutes, ...apiWebRoutes];
+export const legacyRoutes: Route[] = [...aispinnerRoutes, ...flowsRoutes, ...spuntoRoutes, ...spuntoAccountRoutes, agentConnectRoute, ...apiWebRoutes];

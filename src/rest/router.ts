@@ -6,7 +6,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import FindMyWay from "find-my-way";
-import { print } from "graphql";
 import type { z } from "zod";
 import { CSRF_HEADER, isCsrfSafe, SESSION_COOKIE } from "../auth/authenticate.js";
 import { MAX_BODY_BYTES, readBodyUpTo } from "../http/body.js";
@@ -14,6 +13,7 @@ import type { Logger } from "../infra/logger.js";
 import { DIALECT_STYLES } from "./dialects.js";
 import { routerPath, type InventoryRow } from "./inventory.js";
 import { RestError, type Credential, type Method, type Route, type Run } from "./route.js";
+import { printOperation } from "./shared.js";
 
 /** What the server hands the layer for one request. */
 export interface RestRequestContext {
@@ -62,16 +62,6 @@ function parsePart<T>(schema: z.ZodType<T> | undefined, value: unknown, part: "p
   if (result.success) return result.data;
   const fields = result.error.issues.map((issue) => ({ field: [part, ...issue.path.map(String)].join("."), message: issue.message }));
   throw new RestError("VALIDATION", `Invalid input. ${fields.map((f) => `${f.field}: ${f.message}`).join("; ")}`, { fields });
-}
-
-const printed = new WeakMap<object, string>();
-function queryOf(document: TypedDocumentNode<unknown, unknown>): string {
-  let text = printed.get(document);
-  if (!text) {
-    text = print(document);
-    printed.set(document, text);
-  }
-  return text;
 }
 
 export function createRestRouter(options: { routes: Route[]; inventory: InventoryRow[]; log: Logger }): RestRouter {
@@ -180,7 +170,7 @@ export function createRestRouter(options: { routes: Route[]; inventory: Inventor
         new Request("http://spindle.internal/graphql", {
           method: "POST",
           headers,
-          body: JSON.stringify({ query: queryOf(document as TypedDocumentNode<unknown, unknown>), variables }),
+          body: JSON.stringify({ query: printOperation(document as TypedDocumentNode<unknown, unknown>), variables }),
         }),
       );
       cookies.push(...response.headers.getSetCookie());

@@ -1,5 +1,7 @@
 // Helpers every dialect uses: naming GraphQL's fields in a VALIDATION answer as the dialect's client
-// wrote them, and reading a whole connection page by page.
+// wrote them, reading a whole connection page by page, and an operation's text.
+import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
+import { print } from "graphql";
 import { RestError, route, type Dialect, type Route, type RouteRequest, type Run } from "./route.js";
 
 /** `[graphql, dialect]` field-name prefixes, first match wins: `["input.projectKey", "body.projectKey"]`. */
@@ -57,4 +59,16 @@ export async function collect<N>(
     if (!pageInfo.hasNextPage || !pageInfo.endCursor || nodes.length >= limit) return nodes;
     after = pageInfo.endCursor;
   }
+}
+
+const printed = new WeakMap<object, string>();
+
+/** An operation document as the text a GraphQL request carries (printed once per document). */
+export function printOperation(document: TypedDocumentNode<any, any>): string {
+  let text = printed.get(document);
+  if (!text) {
+    text = print(document);
+    printed.set(document, text);
+  }
+  return text;
 }
