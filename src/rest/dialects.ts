@@ -38,8 +38,9 @@ export const DIALECT_STYLES: Record<Dialect, DialectStyle> = {
   aispinner: style(detail, { VALIDATION: 422, BAD_REQUEST: 422, BAD_USER_INPUT: 422 }),
   // {"error"}, and only 400/401/403/404 (and 500) documented: a conflict is a bad request there.
   flows: style(error, { CONFLICT: 400 }),
-  // The three documents below name no error body; these follow each one's family until they are built.
+  // Spunto and api-web document no error body: {"error"}, as their JavaScript families answer.
   spunto: style(error),
   "api-web": style(error),
+  // Not built yet: FastAPI's {"detail"} and 422, as its document's framework answers.
   "api-v1": style(detail, { VALIDATION: 422, BAD_REQUEST: 422, BAD_USER_INPUT: 422 }),
 };
