@@ -77,7 +77,8 @@ const apiKeyRoutes: Route[] = [
     }),
     response: apiKeyShape.extend({ token: z.string().describe("The key (spk_...): shown only here, once") }),
     async handler({ params, body, run }) {
-      const scopes = (body.scopes?.length ? body.scopes : ["write"]).map((scope) => scope.toUpperCase() as ApiKeyScope);
+      // Left out (or null) means write; an empty list is sent on, for GraphQL to refuse as no scopes.
+      const scopes = (body.scopes ?? ["write"]).map((scope) => scope.toUpperCase() as ApiKeyScope);
       const input = { name: body.name, scopes, workspaceId: params.orgId, expiresAt: body.expiresAt };
       const { createApiKey } = await run(SpuntoCreateApiKeyDocument, { input });
       return { ...apiKeyOut(createApiKey.apiKey), token: createApiKey.key };

@@ -84,6 +84,7 @@ const PARAM_OBJECTS: Record<string, string> = {
   nodeId: "node",
   deploymentId: "deployment",
   serviceId: "service",
+  keyId: "API key",
 };
 
 /**

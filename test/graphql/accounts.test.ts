@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { currentTotp } from "../../src/auth/totp.js";
 import {
@@ -10,16 +11,23 @@ import {
   EnableTotpDocument,
   LoginDocument,
   LogoutDocument,
+  LogoutWithRefreshTokenDocument,
   MeDocument,
+  MemberProfilesDocument,
+  MyProfileDocument,
   RefreshTokenDocument,
   RegisterDocument,
   SessionsDocument,
   SetupTotpDocument,
+  UpdateMyProfileDocument,
   UpdateProfileDocument,
+  UserProfilesDocument,
   UsersDocument,
+  WorkspaceApiKeysDocument,
+  CreateApiKeyDocument,
 } from "../generated/graphql.js";
-import { createUser, latestEmailCode, signedInUser, signIn, unique } from "../helpers/factories.js";
-import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
+import { addMember, createUser, latestEmailCode, ownedWorkspace, signedInUser, signIn, unique, type SignedIn } from "../helpers/factories.js";
+import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -271,5 +279,219 @@ describe(`system roles (${backend})`, () => {
     const refused = errorOf(await server.execute(UpdateUserDocument, { input: { id: admin.id, role: "USER" } }, { token: admin.accessToken }));
     expect(refused).toMatchObject({ code: "CONFLICT", extensions: { fields: [{ field: "input.role" }] } });
     expect((await server.db.prisma.user.findUniqueOrThrow({ where: { id: admin.id } })).role).toBe("ADMIN");
+  });
+});
+
+describe(`what others see of a user (${backend})`, () => {
+  /** The user as a system administrator sees it, found by paging through every account. */
+  async function asAdminSees(admin: SignedIn, userId: string) {
+    let after: string | null | undefined;
+    for (;;) {
+      const { users } = ok(await server.execute(UserProfilesDocument, { first: 100, after }, { token: admin.accessToken }));
+      const found = users.edges.find((e) => e.node.id === userId);
+      if (found) return found.node;
+      if (!users.pageInfo.hasNextPage) throw new Error(`user ${userId} not listed`);
+      after = users.pageInfo.endCursor;
+    }
+  }
+
+  /** The user as a member of `workspaceId` sees it in the member list. */
+  async function asMemberSees(member: SignedIn, workspaceId: string, userId: string) {
+    const res = await server.execute(MemberProfilesDocument, { id: workspaceId }, { token: member.accessToken });
+    expect(res.errors).toBeUndefined();
+    return ok(res).workspace.members.edges.find((e) => e.node.user.id === userId)!.node.user;
+  }
+
+  it("dotfilesRepo: a git URL the user sets and clears, seen only by the user and system administrators", async () => {
+    const { owner: user, workspaceId } = await ownedWorkspace(server);
+    const coMember = await signedInUser(server);
+    await addMember(server, workspaceId, coMember.id, "MEMBER");
+    const admin = await signedInUser(server, { role: "ADMIN" });
+    const update = (dotfilesRepo: string | null) => server.execute(UpdateMyProfileDocument, { input: { dotfilesRepo } }, { token: user.accessToken });
+
+    for (const url of ["https://github.com/ada/dotfiles.git", "ssh://git@git.example.test:2222/ada/dotfiles.git", "git://git.example.test/ada/dotfiles", "git@github.com:ada/dotfiles.git"]) {
+      expect(ok(await update(url)).updateProfile.dotfilesRepo).toBe(url);
+    }
+    expect(ok(await update("  https://example.test/d.git  ")).updateProfile.dotfilesRepo).toBe("https://example.test/d.git");
+    expect(ok(await server.execute(MyProfileDocument, {}, { token: user.accessToken })).me.dotfilesRepo).toBe("https://example.test/d.git");
+    // Other fields left out of an update stay.
+    ok(await server.execute(UpdateMyProfileDocument, { input: { displayName: "Ada" } }, { token: user.accessToken }));
+    expect((await server.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).dotfilesRepo).toBe("https://example.test/d.git");
+
+    expect(await asMemberSees(coMember, workspaceId, user.id)).toMatchObject({ id: user.id, dotfilesRepo: null });
+    expect(await asAdminSees(admin, user.id)).toMatchObject({ dotfilesRepo: "https://example.test/d.git" });
+
+    for (const bad of ["ftp://host/dotfiles.git", "github.com/ada/dotfiles", "file:///home/ada/dotfiles", "", `https://example.test/${"x".repeat(500)}`]) {
+      const error = errorOf(await update(bad));
+      expect(error).toMatchObject({ code: "VALIDATION", status: 400 });
+      expect(fieldsOf(error)).toEqual(["input.dotfilesRepo"]);
+    }
+    expect((await server.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).dotfilesRepo).toBe("https://example.test/d.git");
+
+    expect(ok(await update(null)).updateProfile.dotfilesRepo).toBeNull();
+    expect(ok(await server.execute(MyProfileDocument, {}, { token: user.accessToken })).me.dotfilesRepo).toBeNull();
+  });
+
+  it("email: the user's own and system administrators' to see; null for a co-member, never an error", async () => {
+    const { owner: user, workspaceId } = await ownedWorkspace(server);
+    const coMember = await signedInUser(server);
+    await addMember(server, workspaceId, coMember.id, "ADMIN");
+    const admin = await signedInUser(server, { role: "ADMIN" });
+    expect(ok(await server.execute(MyProfileDocument, {}, { token: user.accessToken })).me.email).toBe(user.email);
+    expect(await asMemberSees(coMember, workspaceId, user.id)).toMatchObject({ username: user.username, email: null });
+    expect(await asAdminSees(admin, user.id)).toMatchObject({ email: user.email });
+    // Even a workspace owner sees no member's email: the member list reads the same for everyone.
+    expect(await asMemberSees(user, workspaceId, coMember.id)).toMatchObject({ email: null });
+  });
+
+  it("gitName and gitEmail: shown to co-members and administrators, null (never an error) for anyone else", async () => {
+    const { owner: lead, workspaceId } = await ownedWorkspace(server);
+    const dev = await signedInUser(server);
+    await addMember(server, workspaceId, dev.id, "MEMBER");
+    ok(await server.execute(UpdateMyProfileDocument, { input: { gitName: "Dev One", gitEmail: "dev@example.test" } }, { token: dev.accessToken }));
+    expect(await asMemberSees(lead, workspaceId, dev.id)).toMatchObject({ gitName: "Dev One", gitEmail: "dev@example.test" });
+    const admin = await signedInUser(server, { role: "ADMIN" });
+    expect(await asAdminSees(admin, dev.id)).toMatchObject({ gitName: "Dev One", gitEmail: "dev@example.test" });
+
+    // The dev made a key in another team and left it: that team's owner still lists the key, and
+    // sees its owner, but no longer shares a workspace with them.
+    const { owner: formerLead, workspaceId: formerTeam } = await ownedWorkspace(server);
+    await addMember(server, formerTeam, dev.id, "MEMBER");
+    const { createApiKey } = ok(await server.execute(CreateApiKeyDocument, { input: { name: "old", scopes: ["READ"], workspaceId: formerTeam } }, { token: dev.accessToken }));
+    const keyOwner = async () => {
+      const res = await server.execute(WorkspaceApiKeysDocument, { id: formerTeam }, { token: formerLead.accessToken });
+      expect(res.errors).toBeUndefined();
+      return ok(res).workspace.apiKeys.edges.find((e) => e.node.id === createApiKey.apiKey.id)!.node.owner;
+    };
+    expect(await keyOwner()).toMatchObject({ id: dev.id, gitName: "Dev One", gitEmail: "dev@example.test", email: null, dotfilesRepo: null });
+    await server.db.prisma.workspaceMember.deleteMany({ where: { workspaceId: formerTeam, userId: dev.id } });
+    expect(await keyOwner()).toEqual({ id: dev.id, username: dev.username, email: null, gitName: null, gitEmail: null, dotfilesRepo: null });
+  });
+});
+
+describe(`accounts made by administrators (${backend})`, () => {
+  const password = "a long enough password";
+
+  it("createUser without an email: the account signs in by username, its email unconfirmed; two such accounts do not collide", async () => {
+    const admin = await signedInUser(server, { role: "ADMIN" });
+    const names = [unique("dev"), unique("dev")];
+    for (const username of names) {
+      const created = ok(await server.execute(CreateUserDocument, { input: { username, password } }, { token: admin.accessToken })).createUser;
+      expect(created).toMatchObject({ username, email: null, emailConfirmed: false, role: "USER" });
+      const { login } = ok(await server.execute(LoginDocument, { input: { login: username.toUpperCase(), password } }));
+      expect(ok(await server.execute(MyProfileDocument, {}, { token: login.accessToken })).me).toMatchObject({ id: created.id, email: null });
+    }
+    expect(await server.db.prisma.user.count({ where: { username: { in: names }, email: null } })).toBe(2);
+  });
+
+  it("createUser into a workspace the administrator administers: the account joins it at once, both steps audited", async () => {
+    const { owner: admin, workspaceId } = await ownedWorkspace(server);
+    await server.db.prisma.user.update({ where: { id: admin.id }, data: { role: "ADMIN" } });
+    const username = unique("dev");
+    const created = ok(
+      await server.execute(CreateUserDocument, { input: { username, password, workspaceId, workspaceRole: "ADMIN" } }, { token: admin.accessToken }),
+    ).createUser;
+    const row = await server.db.prisma.user.findUniqueOrThrow({ where: { id: created.id }, include: { memberships: true } });
+    expect(row.defaultWorkspaceId).toBe(workspaceId);
+    expect(row.memberships.map((m) => [m.workspaceId, m.role])).toEqual([[workspaceId, "ADMIN"]]);
+    const entries = await server.db.prisma.auditEntry.findMany({ where: { targetId: created.id }, orderBy: { at: "asc" } });
+    expect(entries.map((e) => [e.action, e.workspaceId, e.actorId])).toEqual([
+      ["user.create", null, admin.id],
+      ["member.add", workspaceId, admin.id],
+    ]);
+    expect(entries[1]!.data).toEqual({ role: "ADMIN", newAccount: true });
+
+    // The role defaults to MEMBER; OWNER is not given this way.
+    const member = ok(await server.execute(CreateUserDocument, { input: { username: unique("dev"), password, workspaceId } }, { token: admin.accessToken })).createUser;
+    expect((await server.db.prisma.workspaceMember.findFirstOrThrow({ where: { workspaceId, userId: member.id } })).role).toBe("MEMBER");
+    const asOwner = errorOf(await server.execute(CreateUserDocument, { input: { username: unique("dev"), password, workspaceId, workspaceRole: "OWNER" } }, { token: admin.accessToken }));
+    expect(asOwner).toMatchObject({ code: "VALIDATION", status: 400 });
+    expect(fieldsOf(asOwner)).toEqual(["input.workspaceRole"]);
+  });
+
+  it("createUser into a workspace: fine where the administrator is a workspace ADMIN; FORBIDDEN where a mere member, NOT_FOUND for a stranger's; nothing written", async () => {
+    const admin = await signedInUser(server, { role: "ADMIN" });
+    const { workspaceId: administered } = await ownedWorkspace(server);
+    await addMember(server, administered, admin.id, "ADMIN");
+    const joined = ok(await server.execute(CreateUserDocument, { input: { username: unique("dev"), password, workspaceId: administered, workspaceRole: "VIEWER" } }, { token: admin.accessToken }));
+    expect((await server.db.prisma.workspaceMember.findFirstOrThrow({ where: { workspaceId: administered, userId: joined.createUser.id } })).role).toBe("VIEWER");
+
+    const { workspaceId: memberOf } = await ownedWorkspace(server);
+    await addMember(server, memberOf, admin.id, "MEMBER");
+    const { workspaceId: strangers } = await ownedWorkspace(server);
+    const before = await server.db.prisma.user.count();
+    for (const [workspaceId, code] of [
+      [memberOf, "FORBIDDEN"],
+      [strangers, "NOT_FOUND"],
+      [randomUUID(), "NOT_FOUND"],
+      ["not-a-workspace", "VALIDATION"],
+    ] as const) {
+      const username = unique("dev");
+      const error = errorOf(await server.execute(CreateUserDocument, { input: { username, password, workspaceId } }, { token: admin.accessToken }));
+      expect(error.code).toBe(code);
+      if (code === "VALIDATION") expect(fieldsOf(error)).toEqual(["input.workspaceId"]);
+    }
+    expect(await server.db.prisma.user.count()).toBe(before);
+    expect(await server.db.prisma.workspaceMember.count({ where: { workspaceId: { in: [memberOf, strangers] } } })).toBe(3);
+    // An ordinary user may not create accounts at all, not even into their own workspace.
+    const { owner } = await ownedWorkspace(server);
+    expect(errorOf(await server.execute(CreateUserDocument, { input: { username: unique("dev"), password } }, { token: owner.accessToken })).code).toBe("FORBIDDEN");
+  });
+
+  it("updateUser with a password resets it and ends every session of that user, audited without the password", async () => {
+    const admin = await signedInUser(server, { role: "ADMIN" });
+    const user = await createUser(server);
+    const laptop = await signIn(server, user);
+    const phone = await signIn(server, user);
+
+    const tooShort = errorOf(await server.execute(UpdateUserDocument, { input: { id: user.id, password: "short" } }, { token: admin.accessToken }));
+    expect(fieldsOf(tooShort)).toEqual(["input.password"]);
+    ok(await server.execute(MeDocument, {}, { token: laptop.accessToken }));
+
+    const newPassword = "a freshly reset password";
+    ok(await server.execute(UpdateUserDocument, { input: { id: user.id, password: newPassword } }, { token: admin.accessToken }));
+    for (const session of [laptop, phone]) {
+      expect(errorOf(await server.execute(MeDocument, {}, { token: session.accessToken })).code).toBe("NOT_AUTHENTICATED");
+      expect(errorOf(await server.execute(RefreshTokenDocument, { input: { refreshToken: session.refreshToken } })).code).toBe("NOT_AUTHENTICATED");
+    }
+    expect(errorOf(await server.execute(LoginDocument, { input: { login: user.email, password: user.password } })).code).toBe("NOT_AUTHENTICATED");
+    const fresh = await signIn(server, { ...user, password: newPassword });
+    expect(ok(await server.execute(MeDocument, {}, { token: fresh.accessToken })).me.id).toBe(user.id);
+    // The administrator's own session goes on.
+    ok(await server.execute(MeDocument, {}, { token: admin.accessToken }));
+
+    const entry = await server.db.prisma.auditEntry.findFirstOrThrow({ where: { targetId: user.id, action: "user.update" } });
+    expect(entry).toMatchObject({ actorId: admin.id, data: ["password"] });
+    expect(JSON.stringify(entry)).not.toContain(newPassword);
+  });
+});
+
+describe(`logout with a refresh token (${backend})`, () => {
+  it("ends the caller's session and the session of another of their refresh tokens", async () => {
+    const user = await createUser(server);
+    const laptop = await signIn(server, user);
+    const phone = await signIn(server, user);
+    const tablet = await signIn(server, user);
+    expect(ok(await server.execute(LogoutWithRefreshTokenDocument, { refreshToken: phone.refreshToken }, { token: laptop.accessToken })).logout).toBe(true);
+    for (const ended of [laptop, phone]) {
+      expect(errorOf(await server.execute(MeDocument, {}, { token: ended.accessToken })).code).toBe("NOT_AUTHENTICATED");
+      expect(errorOf(await server.execute(RefreshTokenDocument, { input: { refreshToken: ended.refreshToken } })).code).toBe("NOT_AUTHENTICATED");
+    }
+    expect(ok(await server.execute(MeDocument, {}, { token: tablet.accessToken })).me.id).toBe(user.id);
+  });
+
+  it("leaves someone else's refresh token alone, and ignores an unknown one, without an error", async () => {
+    const user = await createUser(server);
+    const other = await signedInUser(server);
+    const mine = await signIn(server, user);
+    expect(ok(await server.execute(LogoutWithRefreshTokenDocument, { refreshToken: other.refreshToken }, { token: mine.accessToken })).logout).toBe(true);
+    expect(errorOf(await server.execute(MeDocument, {}, { token: mine.accessToken })).code).toBe("NOT_AUTHENTICATED");
+    expect(ok(await server.execute(MeDocument, {}, { token: other.accessToken })).me.id).toBe(other.id);
+    const refreshed = ok(await server.execute(RefreshTokenDocument, { input: { refreshToken: other.refreshToken } })).refreshToken;
+    expect(refreshed.user.id).toBe(other.id);
+
+    const again = await signIn(server, user);
+    expect(ok(await server.execute(LogoutWithRefreshTokenDocument, { refreshToken: "not-a-refresh-token" }, { token: again.accessToken })).logout).toBe(true);
+    expect(errorOf(await server.execute(MeDocument, {}, { token: again.accessToken })).code).toBe("NOT_AUTHENTICATED");
   });
 });

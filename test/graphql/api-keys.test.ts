@@ -10,10 +10,12 @@ import {
   RevokeApiKeyDocument,
   UpdateProfileDocument,
   ViewerAndKeysDocument,
+  WorkspaceApiKeysDocument,
   type ApiKeyScope,
   type CreateApiKeyInput,
 } from "../generated/graphql.js";
-import { ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import type { WorkspaceRole } from "../../src/generated/prisma/client.js";
+import { addMember, ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -218,5 +220,91 @@ describe(`listing API keys (${backend})`, () => {
     const second = ok(await server.execute(ApiKeysDocument, { first: 2, after }, { token: user.accessToken })).apiKeys;
     expect(second.edges.map((e) => e.node.id)).toEqual(newestFirst.slice(2));
     expect(second.pageInfo.hasNextPage).toBe(false);
+  });
+});
+
+describe(`a workspace's keys (Spunto) (${backend})`, () => {
+  async function memberOf(workspaceId: string, role: WorkspaceRole) {
+    const user = await signedInUser(server);
+    await addMember(server, workspaceId, user.id, role);
+    return user;
+  }
+
+  const keysOf = (workspaceId: string, token: string) => server.execute(WorkspaceApiKeysDocument, { id: workspaceId, first: 100 }, { token });
+  const listed = async (workspaceId: string, reader: SignedIn) =>
+    ok(await keysOf(workspaceId, reader.accessToken)).workspace.apiKeys.edges.map((e) => [e.node.id, e.node.owner.id]);
+
+  it("lists every key bound to the workspace, newest first with its owner, for admins; their own for other members", async () => {
+    const { owner, workspaceId } = await ownedWorkspace(server);
+    const admin = await memberOf(workspaceId, "ADMIN");
+    const member = await memberOf(workspaceId, "MEMBER");
+    const viewer = await memberOf(workspaceId, "VIEWER");
+    const ownerKey = await createKey(owner, ["READ"], { workspaceId });
+    const memberKey = await createKey(member, ["WRITE"], { workspaceId });
+    // Not bound to the workspace: an unbound key, and one bound to another workspace of the member.
+    await createKey(member, ["READ"]);
+    const { workspaceId: elsewhere } = await ownedWorkspace(server);
+    await addMember(server, elsewhere, member.id, "ADMIN");
+    await createKey(member, ["READ"], { workspaceId: elsewhere });
+
+    const all = [
+      [memberKey.apiKey.id, member.id],
+      [ownerKey.apiKey.id, owner.id],
+    ];
+    expect(await listed(workspaceId, owner)).toEqual(all);
+    expect(await listed(workspaceId, admin)).toEqual(all);
+    expect(await listed(workspaceId, member)).toEqual([[memberKey.apiKey.id, member.id]]);
+    expect(await listed(workspaceId, viewer)).toEqual([]);
+    const [first] = ok(await keysOf(workspaceId, admin.accessToken)).workspace.apiKeys.edges;
+    expect(first!.node).toMatchObject({ scopes: ["WRITE"], workspaceId, revokedAt: null, owner: { id: member.id, username: member.username } });
+
+    const stranger = await signedInUser(server);
+    expect(errorOf(await keysOf(workspaceId, stranger.accessToken))).toMatchObject({ code: "NOT_FOUND", status: 404 });
+  });
+
+  it("needs a signed-in session: an API key as the credential is FORBIDDEN, whatever its scopes", async () => {
+    const { owner, workspaceId } = await ownedWorkspace(server);
+    for (const scopes of [["READ"], ["READ", "WRITE"]] as ApiKeyScope[][]) {
+      const { key } = await createKey(owner, scopes, { workspaceId });
+      const error = errorOf(await keysOf(workspaceId, key));
+      expect(error).toMatchObject({ code: "FORBIDDEN", status: 403 });
+      expect(error.message).toMatch(/signed-in session/);
+    }
+    expect(errorOf(await server.execute(WorkspaceApiKeysDocument, { id: workspaceId }))).toMatchObject({ code: "NOT_AUTHENTICATED", status: 401 });
+  });
+
+  it("a workspace admin revokes any key bound to it; anyone else only their own, NOT_FOUND otherwise", async () => {
+    const { owner, workspaceId } = await ownedWorkspace(server);
+    const admin = await memberOf(workspaceId, "ADMIN");
+    const member = await memberOf(workspaceId, "MEMBER");
+    const other = await memberOf(workspaceId, "MEMBER");
+    const bound = await createKey(other, ["READ"], { workspaceId });
+    const unbound = await createKey(other, ["READ"]);
+    const { workspaceId: elsewhere, owner: elsewhereOwner } = await ownedWorkspace(server);
+    await addMember(server, elsewhere, other.id, "MEMBER");
+    const boundElsewhere = await createKey(other, ["READ"], { workspaceId: elsewhere });
+
+    const revoke = (id: string, by: SignedIn) => server.execute(RevokeApiKeyDocument, { id }, { token: by.accessToken });
+    // A member may not revoke a co-member's key; a workspace admin may not revoke keys bound elsewhere or to no workspace.
+    expect(errorOf(await revoke(bound.apiKey.id, member))).toMatchObject({ code: "NOT_FOUND", status: 404 });
+    expect(errorOf(await revoke(bound.apiKey.id, elsewhereOwner))).toMatchObject({ code: "NOT_FOUND", status: 404 });
+    for (const key of [unbound, boundElsewhere]) expect(errorOf(await revoke(key.apiKey.id, owner)).code).toBe("NOT_FOUND");
+    for (const key of [bound, unbound, boundElsewhere]) expect(ok(await server.execute(MeDocument, {}, { token: key.key })).me.id).toBe(other.id);
+
+    const revoked = ok(await revoke(bound.apiKey.id, admin)).revokeApiKey;
+    expect(revoked).toMatchObject({ id: bound.apiKey.id, revokedAt: expect.any(String) });
+    expect(errorOf(await server.execute(MeDocument, {}, { token: bound.key }))).toMatchObject({ code: "NOT_AUTHENTICATED", status: 401 });
+    // Revoking again answers the key as it is.
+    expect(ok(await revoke(bound.apiKey.id, owner)).revokeApiKey.revokedAt).toBe(revoked.revokedAt);
+
+    // A member revokes their own key bound to the workspace.
+    const ownKey = await createKey(member, ["READ"], { workspaceId });
+    expect(ok(await revoke(ownKey.apiKey.id, member)).revokeApiKey.revokedAt).not.toBeNull();
+    const rows = await server.db.prisma.apiKey.findMany({ where: { userId: other.id }, orderBy: { createdAt: "asc" } });
+    expect(rows.map((r) => [r.id, r.revokedAt !== null])).toEqual([
+      [bound.apiKey.id, true],
+      [unbound.apiKey.id, false],
+      [boundElsewhere.apiKey.id, false],
+    ]);
   });
 });

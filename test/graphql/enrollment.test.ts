@@ -1,18 +1,26 @@
 // Enrollment: tokens an admin hands out, registration with them, and the machine's own secrets
 // (credential rotation and recovery).
+import { decodeProtectedHeader, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSecret, MACHINE_RECOVERY_PREFIX } from "../../src/auth/api-key-format.js";
 import { sha256 } from "../../src/auth/secrets.js";
 import type { WorkspaceRole } from "../../src/generated/prisma/client.js";
 import { addMember } from "../authz/world.js";
 import {
+  ApproveMachineDocument,
   CreateEnrollmentTokenDocument,
   CreateMachineDocument,
   CurrentMachineDocument,
+  DecommissionMachineDocument,
   EnrollmentTokenByIdDocument,
+  MachineHeartbeatDocument,
   MachineEnrollmentTokenDocument,
+  MeDocument,
   RecoverMachineCredentialDocument,
+  RecoverMachineWithAccessTokenDocument,
+  RefreshMachineAccessTokenDocument,
   RegisterMachineDocument,
+  RegisterMachineWithAccessTokenDocument,
   RevokeEnrollmentTokenDocument,
   RotateMachineCredentialDocument,
   WorkspaceEnrollmentTokensDocument,
@@ -397,5 +405,147 @@ describe(`machine credentials (${backend})`, () => {
     const malformed = errorOf(await server.execute(RecoverMachineCredentialDocument, { input: { machineId: machine.id, recoverySecret: "spr_x" } }));
     expect(malformed.code).toBe("NOT_AUTHENTICATED");
     ok(await server.execute(CurrentMachineDocument, {}, { token: other.credential }));
+  });
+});
+
+describe(`machine access tokens (api-web worker JWT) (${backend})`, () => {
+  /** A machine enrolled with a token, with an externalId, and the secrets registration answered. */
+  async function enrolledWithToken() {
+    const { workspaceId, owner } = await workspace();
+    const { token } = await createToken(owner, workspaceId);
+    const externalId = unique("host");
+    const res = await server.execute(RegisterMachineWithAccessTokenDocument, { input: { token: token!, name: externalId, externalId } });
+    return { workspaceId, owner, externalId, ...ok(res).registerMachine };
+  }
+
+  const currentMachine = (token: string) => server.execute(CurrentMachineDocument, {}, { token });
+  const refresh = (token: string) => server.execute(RefreshMachineAccessTokenDocument, {}, { token });
+  const expectRefused = async (token: string) => expect(errorOf(await currentMachine(token))).toMatchObject({ code: "NOT_AUTHENTICATED", status: 401 });
+
+  /** A machine token signed with the server's own key, with the given header type, claims and expiry. */
+  function forge(claims: Record<string, unknown>, subject: string, change: { typ?: string; exp?: number } = {}) {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: "HS256", typ: change.typ ?? "machine+jwt" })
+      .setSubject(subject)
+      .setIssuer(server.config.auth.issuer)
+      .setAudience(server.config.auth.audience)
+      .setIssuedAt(now - 60)
+      .setExpirationTime(change.exp ?? now + 300)
+      .sign(new TextEncoder().encode(server.config.auth.jwtSecret));
+  }
+
+  it("registration answers a short-lived token that authenticates as the machine; the machine refreshes it with either credential", async () => {
+    const before = Date.now();
+    const { machine, credential, accessToken } = await enrolledWithToken();
+    expect(decodeProtectedHeader(accessToken.token).typ).toBe("machine+jwt");
+    const lifetime = Date.parse(accessToken.expiresAt) - before;
+    expect(lifetime).toBeGreaterThan(server.config.auth.accessTokenTtlSeconds * 1000 - 60_000);
+    expect(lifetime).toBeLessThanOrEqual(server.config.auth.accessTokenTtlSeconds * 1000 + 60_000);
+
+    expect(ok(await currentMachine(accessToken.token)).currentMachine.id).toBe(machine.id);
+    const beat = ok(await server.execute(MachineHeartbeatDocument, { input: { cpuPercent: 7 } }, { token: accessToken.token })).machineHeartbeat;
+    expect(beat.machine).toMatchObject({ id: machine.id, cpuPercent: 7, online: true });
+    // It is a machine, not a user.
+    expect(errorOf(await server.execute(MeDocument, {}, { token: accessToken.token })).code).toBe("FORBIDDEN");
+
+    for (const using of [credential, accessToken.token]) {
+      const fresh = ok(await refresh(using)).refreshMachineAccessToken;
+      expect(Date.parse(fresh.expiresAt)).toBeGreaterThan(Date.now());
+      expect(ok(await currentMachine(fresh.token)).currentMachine.id).toBe(machine.id);
+    }
+  });
+
+  it("refresh is for machines: a user is FORBIDDEN, no credential NOT_AUTHENTICATED", async () => {
+    const { owner } = await enrolledWithToken();
+    expect(errorOf(await refresh(owner.accessToken))).toMatchObject({ code: "FORBIDDEN", status: 403 });
+    expect(errorOf(await server.execute(RefreshMachineAccessTokenDocument, {}))).toMatchObject({ code: "NOT_AUTHENTICATED", status: 401 });
+  });
+
+  it("rotating the credential ends every token issued before; a token refreshed with the new credential works", async () => {
+    const { machine, credential, accessToken } = await enrolledWithToken();
+    const refreshed = ok(await refresh(credential)).refreshMachineAccessToken;
+    ok(await currentMachine(accessToken.token));
+    const rotated = ok(await server.execute(RotateMachineCredentialDocument, {}, { token: accessToken.token })).rotateMachineCredential;
+    for (const old of [accessToken.token, refreshed.token]) {
+      await expectRefused(old);
+      expect(errorOf(await refresh(old)).code).toBe("NOT_AUTHENTICATED");
+    }
+    const fresh = ok(await refresh(rotated.credential)).refreshMachineAccessToken;
+    expect(ok(await currentMachine(fresh.token)).currentMachine.id).toBe(machine.id);
+  });
+
+  it("an admin's rotation by id ends the machine's tokens too", async () => {
+    const { owner, machine, accessToken } = await enrolledWithToken();
+    ok(await currentMachine(accessToken.token));
+    ok(await server.execute(RotateMachineCredentialDocument, { machineId: machine.id }, { token: owner.accessToken }));
+    await expectRefused(accessToken.token);
+  });
+
+  it("recovery by externalId alone answers new secrets and a token; every earlier token stops working", async () => {
+    const { machine, externalId, credential, recoverySecret, accessToken } = await enrolledWithToken();
+    ok(await currentMachine(accessToken.token));
+    const recovered = ok(await server.execute(RecoverMachineWithAccessTokenDocument, { input: { externalId, recoverySecret } })).recoverMachineCredential;
+    expect(recovered.machine.id).toBe(machine.id);
+    expect(recovered.credential).not.toBe(credential);
+    await expectRefused(accessToken.token);
+    await expectRefused(credential);
+    expect(ok(await currentMachine(recovered.accessToken.token)).currentMachine.id).toBe(machine.id);
+    expect(ok(await currentMachine(recovered.credential)).currentMachine.id).toBe(machine.id);
+
+    // Recovery by id answers a working token as well.
+    const again = ok(await server.execute(RecoverMachineWithAccessTokenDocument, { input: { machineId: machine.id, recoverySecret: recovered.recoverySecret } }));
+    await expectRefused(recovered.accessToken.token);
+    expect(ok(await currentMachine(again.recoverMachineCredential.accessToken.token)).currentMachine.id).toBe(machine.id);
+  });
+
+  it("recovery needs exactly one of machineId and externalId (VALIDATION), and a matching secret", async () => {
+    const { machine, externalId, recoverySecret, accessToken } = await enrolledWithToken();
+    const other = await enrolledWithToken();
+    for (const input of [{ recoverySecret }, { machineId: machine.id, externalId, recoverySecret }]) {
+      const error = errorOf(await server.execute(RecoverMachineWithAccessTokenDocument, { input }));
+      expect(error).toMatchObject({ code: "VALIDATION", status: 400 });
+      expect(fieldsOf(error)).toEqual(["input.machineId"]);
+    }
+    // Another machine's externalId with this machine's secret, and an unknown externalId, are refused alike.
+    for (const id of [other.externalId, unique("nobody")]) {
+      const error = errorOf(await server.execute(RecoverMachineWithAccessTokenDocument, { input: { externalId: id, recoverySecret } }));
+      expect(error).toMatchObject({ code: "NOT_AUTHENTICATED", message: "The recovery secret does not match this machine" });
+    }
+    // Nothing changed: the tokens of both machines still work.
+    ok(await currentMachine(accessToken.token));
+    ok(await currentMachine(other.accessToken.token));
+  });
+
+  it("rejecting the machine refuses its tokens until it is approved again; decommissioning ends them", async () => {
+    const { owner, machine, accessToken } = await enrolledWithToken();
+    ok(await currentMachine(accessToken.token));
+    ok(await server.execute(ApproveMachineDocument, { id: machine.id, approved: false }, { token: owner.accessToken }));
+    await expectRefused(accessToken.token);
+    ok(await server.execute(ApproveMachineDocument, { id: machine.id, approved: true }, { token: owner.accessToken }));
+    ok(await currentMachine(accessToken.token));
+    ok(await server.execute(DecommissionMachineDocument, { id: machine.id }, { token: owner.accessToken }));
+    await expectRefused(accessToken.token);
+    expect(errorOf(await refresh(accessToken.token)).code).toBe("NOT_AUTHENTICATED");
+  });
+
+  it("refuses a tampered signature, a user's token type, an expired token and a token for a user", async () => {
+    const { machine, credential, accessToken, owner } = await enrolledWithToken();
+    const mark = sha256(credential).slice(0, 32);
+    // The forger is right: with the server's key and the real claims, a forged token passes (so each refusal below is for its one change).
+    expect(ok(await currentMachine(await forge({ cred: mark }, machine.id))).currentMachine.id).toBe(machine.id);
+
+    const [header, payload, signature] = accessToken.token.split(".") as [string, string, string];
+    const flipped = signature.slice(0, 10) + (signature[10] === "A" ? "B" : "A") + signature.slice(11);
+    await expectRefused(`${header}.${payload}.${flipped}`);
+    await expectRefused(await forge({ cred: mark }, machine.id, { typ: "at+jwt" }));
+    await expectRefused(await forge({ cred: mark }, machine.id, { exp: Math.floor(Date.now() / 1000) - 60 }));
+    await expectRefused(await forge({ cred: mark.replace(/^./, (c) => (c === "0" ? "1" : "0")) }, machine.id));
+    // A machine-typed token naming a user (with the user's session id) is no one.
+    const sid = JSON.parse(Buffer.from(owner.accessToken.split(".")[1]!, "base64url").toString()).sid;
+    const asUser = await forge({ sid, cred: mark }, owner.id);
+    await expectRefused(asUser);
+    expect(errorOf(await server.execute(MeDocument, {}, { token: asUser })).code).toBe("NOT_AUTHENTICATED");
+    ok(await currentMachine(accessToken.token));
   });
 });

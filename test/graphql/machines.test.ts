@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { displayPrefix, generateSecret, MACHINE_CREDENTIAL_PREFIX, MACHINE_RECOVERY_PREFIX } from "../../src/auth/api-key-format.js";
 import { sha256 } from "../../src/auth/secrets.js";
-import type { TaskStatus, WorkerStatus, WorkspaceRole } from "../../src/generated/prisma/client.js";
+import type { ServiceStatus, TaskStatus, WorkerStatus, WorkspaceRole } from "../../src/generated/prisma/client.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
 import {
   ApproveMachineDocument,
@@ -16,6 +16,7 @@ import {
   MachineByIdDocument,
   MachineHeartbeatDocument,
   MachineInventoryDocument,
+  MachineServicesDocument,
   RotateMachineCredentialDocument,
   SetMachineSchedulableDocument,
   UndrainMachineDocument,
@@ -573,5 +574,45 @@ describe(`lists and counts (${backend})`, () => {
     const ten = await countFor(10);
     const hundred = await countFor(100);
     expect(hundred).toBe(ten);
+  });
+});
+
+describe(`services placed on a machine (Spunto inventory) (${backend})`, () => {
+  /** A deployment of the workspace with one service per entry, placed where each says. */
+  async function deploymentWith(workspaceId: string, services: { name: string; machineId: string | null; status: ServiceStatus }[]) {
+    return server.db.prisma.deployment.create({
+      data: { workspaceId, name: unique("deployment"), services: { create: services.map((s) => ({ workspaceId, image: "nginx", ...s })) } },
+      include: { services: true },
+    });
+  }
+
+  it("lists the services placed on the machine by name, of any deployment, filtered by status", async () => {
+    const { workspaceId, owner } = await workspace();
+    const machine = await createMachineDirect(server, workspaceId);
+    const sibling = await createMachineDirect(server, workspaceId);
+    const shop = await deploymentWith(workspaceId, [
+      { name: "web", machineId: machine.id, status: "RUNNING" },
+      { name: "api", machineId: machine.id, status: "DEPLOYING" },
+      { name: "jobs", machineId: sibling.id, status: "RUNNING" },
+      { name: "idle", machineId: null, status: "STOPPED" },
+    ]);
+    const blog = await deploymentWith(workspaceId, [{ name: "cms", machineId: machine.id, status: "FAILED" }]);
+    const id = (deployment: typeof shop, name: string) => deployment.services.find((s) => s.name === name)!.id;
+
+    const services = async (status?: ServiceStatus[], token = owner.accessToken) =>
+      ok(await server.execute(MachineServicesDocument, { id: machine.id, status }, as(token))).machine.services;
+    expect(await services()).toEqual([
+      { id: id(shop, "api"), name: "api", status: "DEPLOYING", machineId: machine.id, deploymentId: shop.id },
+      { id: id(blog, "cms"), name: "cms", status: "FAILED", machineId: machine.id, deploymentId: blog.id },
+      { id: id(shop, "web"), name: "web", status: "RUNNING", machineId: machine.id, deploymentId: shop.id },
+    ]);
+    expect((await services(["RUNNING", "DEPLOYING"])).map((s) => s.name)).toEqual(["api", "web"]);
+    expect(await services(["STOPPED"])).toEqual([]);
+    const viewer = await memberOf(workspaceId, "VIEWER");
+    expect((await services(undefined, viewer.accessToken)).map((s) => s.name)).toEqual(["api", "cms", "web"]);
+    expect(ok(await server.execute(MachineServicesDocument, { id: sibling.id }, as(owner.accessToken))).machine.services.map((s) => s.name)).toEqual(["jobs"]);
+
+    const stranger = (await workspace()).owner;
+    expect(errorOf(await server.execute(MachineServicesDocument, { id: machine.id }, as(stranger.accessToken))).code).toBe("NOT_FOUND");
   });
 });

@@ -225,6 +225,67 @@ describe(`creating tasks (${backend})`, () => {
   });
 });
 
+describe(`stages from the project's pipeline (Spunto) (${backend})`, () => {
+  const project = (t: Team, key: string, pipeline: unknown) =>
+    prisma().project.create({ data: { workspaceId: t.workspaceId, key, name: key, pipeline: pipeline as object } });
+  const stagesOf = (task: { stages: { index: number; name: string; requiresConfirmation: boolean; prompt?: unknown }[] }) =>
+    task.stages.map((s) => [s.index, s.name, s.requiresConfirmation, s.prompt ?? null]);
+
+  it("a task created without stages takes its project's pipeline.stages: definitions or plain names, in order", async () => {
+    const t = await team();
+    const web = await project(t, "WEB", {
+      stages: [{ name: "plan" }, { name: "review", requiresConfirmation: true, prompt: { question: "Ship it?" } }, "ship"],
+      other: "settings stay the project's",
+    });
+    const task = await createTask(t, { projectId: web.id });
+    expect(stagesOf(task)).toEqual([
+      [0, "plan", false, null],
+      [1, "review", true, { question: "Ship it?" }],
+      [2, "ship", false, null],
+    ]);
+    expect(task.stages.every((s) => s.status === "PENDING")).toBe(true);
+
+    // Stages given with the task win; an empty list means none.
+    expect(stagesOf(await createTask(t, { projectId: web.id, stages: [{ name: "hotfix" }] }))).toEqual([[0, "hotfix", false, null]]);
+    expect((await createTask(t, { projectId: web.id, stages: [] })).stages).toEqual([]);
+    // A pipeline without stages (or with null) gives a task without.
+    for (const [key, pipeline] of [["BARE", {}], ["NULLS", { stages: null }]] as const) {
+      const p = await project(t, key, pipeline);
+      expect((await createTask(t, { projectId: p.id })).stages).toEqual([]);
+    }
+  });
+
+  it("finds the project by its key in any case", async () => {
+    const t = await team();
+    await project(t, "API", { stages: ["build"] });
+    for (const projectKey of ["api", "Api", " API "]) {
+      const task = ok(await server.execute(CreateTaskDocument, { input: { workspaceId: t.workspaceId, projectKey, description: "Fix it" } }, { token: t.token })).createTask;
+      expect(task).toMatchObject({ project: { key: "API" }, stages: [expect.objectContaining({ name: "build" })] });
+    }
+  });
+
+  it.each([
+    ["not a list", { stages: "build, ship" }, /pipeline\.stages/],
+    ["a stage without a name", { stages: [{ name: "build" }, { requiresConfirmation: true }] }, /pipeline\.stages\.1\.name/],
+    ["a stage that is a number", { stages: ["build", 7] }, /pipeline\.stages\.1/],
+    ["101 stages", { stages: Array.from({ length: 101 }, (_, i) => `s${i}`) }, /pipeline\.stages/],
+  ])("refuses a project whose pipeline.stages is %s, naming the project field; stages given with the task still work", async (_what, pipeline, message) => {
+    const t = await team();
+    const bad = await project(t, "BAD", pipeline);
+    for (const [input, field] of [
+      [{ projectId: bad.id }, "input.projectId"],
+      [{ projectKey: "bad" }, "input.projectKey"],
+    ] as const) {
+      const error = errorOf(await server.execute(CreateTaskDocument, { input: { workspaceId: t.workspaceId, title: "x", ...input } }, { token: t.token }));
+      expect(error).toMatchObject({ code: "VALIDATION", status: 400 });
+      expect(fieldsOf(error)).toEqual([field]);
+      expect(error.extensions.fields[0].message).toMatch(message);
+    }
+    expect(await prisma().task.count({ where: { workspaceId: t.workspaceId } })).toBe(0);
+    expect(stagesOf(await createTask(t, { projectId: bad.id, stages: [{ name: "manual" }] }))).toEqual([[0, "manual", false, null]]);
+  });
+});
+
 describe(`editing tasks (${backend})`, () => {
   it("changes descriptive fields at any time, keeps priorityRank in step, and clears with null", async () => {
     const t = await team();

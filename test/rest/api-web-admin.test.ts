@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClaimTasksDocument, CreateApiKeyDocument, CreateMachineDocument, CreateProjectDocument, CreateTaskDocument, RegisterMachineDocument, TaskDetailsDocument } from "../generated/graphql.js";
 import { addMember, createUser, ownedWorkspace, signIn, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { restClient } from "../helpers/rest.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -12,47 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => server?.close());
 
-interface Call {
-  method?: string;
-  body?: unknown;
-  token?: string;
-  headers?: Record<string, string>;
-}
-
-async function api(path: string, { method = "GET", body, token, headers = {} }: Call = {}) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: {
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...headers,
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-  return { status: res.status, body: (await res.json()) as any };
-}
-
-/** A success answer's body, after checking its status. */
-async function success(path: string, call: Call = {}, status = 200) {
-  const res = await api(path, call);
-  expect({ path, status: res.status, body: res.status === status ? "" : res.body }).toEqual({ path, status, body: "" });
-  return res.body;
-}
-
-/** An error answer: its status, and the one `error` string api-web's clients read. */
-async function failure(path: string, call: Call = {}) {
-  const { status, body } = await api(path, call);
-  expect(Object.keys(body)).toEqual(["error"]);
-  expect(typeof body.error).toBe("string");
-  return { status, error: body.error as string };
-}
-
-const expectStatus = async (path: string, call: Call, status: number, mentions?: string) => {
-  const answer = await failure(path, call);
-  expect({ path, method: call.method ?? "GET", status: answer.status }).toEqual({ path, method: call.method ?? "GET", status });
-  if (mentions) expect(answer.error).toContain(mentions);
-};
+const { success, expectStatus } = restClient(() => server);
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -60,8 +21,9 @@ const NO_SUCH_UUID = "00000000-0000-4000-8000-000000000000";
 
 const legacyIdOf = async (userId: string) => (await server.db.prisma.user.findUniqueOrThrow({ where: { id: userId } })).legacyId;
 
-async function memberOf(workspaceId: string, role: "ADMIN" | "MEMBER" | "VIEWER"): Promise<SignedIn> {
-  const user = await signIn(server, await createUser(server));
+/** A new signed-in member of the workspace; `systemAdmin` makes the account a system administrator too. */
+async function memberOf(workspaceId: string, role: "OWNER" | "ADMIN" | "MEMBER" | "VIEWER", options: { systemAdmin?: boolean } = {}): Promise<SignedIn> {
+  const user = await signIn(server, await createUser(server, { role: options.systemAdmin ? "ADMIN" : "USER" }));
   await addMember(server, workspaceId, user.id, role);
   return user;
 }
@@ -84,7 +46,7 @@ async function createMachine(token: string, workspaceId: string) {
 }
 
 function expectDeveloper(developer: any) {
-  expect(Object.keys(developer).sort()).toEqual(["displayName", "gitEmail", "gitName", "id", "name", "role", "totpEnabled"]);
+  expect(Object.keys(developer).sort()).toEqual(["displayName", "email", "gitEmail", "gitName", "id", "name", "role", "totpEnabled"]);
   expect(Number.isInteger(developer.id)).toBe(true);
   expect(["admin", "user"]).toContain(developer.role);
 }
@@ -204,7 +166,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
   });
 
   describe("project members", () => {
-    it("a maintainer lists, adds (by integer developerId) and removes members; others' private fields are null, the caller's own are filled", async () => {
+    it("a maintainer lists, adds (by integer developerId) and removes members; a co-member's git identity shows, their email and totpEnabled are null; the caller's own are filled", async () => {
       const { workspaceId } = await ownedWorkspace(server);
       const maintainer = await memberOf(workspaceId, "MEMBER");
       const developer = await memberOf(workspaceId, "MEMBER");
@@ -217,7 +179,16 @@ describe(`api-web projects, members and administration (${backend})`, () => {
       const added = await success(path, { method: "POST", token: maintainer.accessToken, body: { developerId, role: "Viewer" } }, 201);
       expectMember(added);
       expect(added).toMatchObject({ projectKey: project.key, developerId, role: "viewer" });
-      expect(added.developer).toEqual({ id: developerId, name: developer.username, displayName: null, gitName: null, gitEmail: null, role: "user", totpEnabled: null });
+      expect(added.developer).toEqual({
+        id: developerId,
+        name: developer.username,
+        displayName: null,
+        email: null,
+        gitName: "Dev Eloper",
+        gitEmail: "dev@example.test",
+        role: "user",
+        totpEnabled: null,
+      });
 
       const members = await success(path, { token: maintainer.accessToken });
       members.forEach(expectMember);
@@ -225,15 +196,22 @@ describe(`api-web projects, members and administration (${backend})`, () => {
         [await legacyIdOf(maintainer.id), "maintainer"],
         [developerId, "viewer"],
       ]);
-      expect(members[0].developer).toMatchObject({ name: maintainer.username, displayName: "Maint", gitName: "Maint Ainer", gitEmail: "maint@example.test", totpEnabled: false });
-      expect(members[1].developer.gitEmail).toBeNull();
+      expect(members[0].developer).toMatchObject({
+        name: maintainer.username,
+        displayName: "Maint",
+        email: maintainer.email,
+        gitName: "Maint Ainer",
+        gitEmail: "maint@example.test",
+        totpEnabled: false,
+      });
+      expect(members[1].developer).toMatchObject({ name: developer.username, email: null, gitName: "Dev Eloper", gitEmail: "dev@example.test", totpEnabled: null });
 
       expect(await success(`${path}?developerId=${developerId}`, { method: "DELETE", token: maintainer.accessToken })).toEqual({ ok: true });
       expect((await success(path, { token: maintainer.accessToken })).map((m: any) => m.developerId)).toEqual([await legacyIdOf(maintainer.id)]);
       await expectStatus(`${path}?developerId=${developerId}`, { method: "DELETE", token: maintainer.accessToken }, 404, `${developerId}`);
     });
 
-    it("a workspace admin who is not in the project manages its members; a system administrator sees every private field", async () => {
+    it("a workspace admin who is not in the project manages its members, and sees others' git identity but not their email; a system administrator sees every private field", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
       const admin = await memberOf(workspaceId, "ADMIN");
       const sysadmin = await signIn(server, await createUser(server, { role: "ADMIN" }));
@@ -242,12 +220,13 @@ describe(`api-web projects, members and administration (${backend})`, () => {
       const project = await createProject(owner.accessToken, workspaceId);
       const path = `/api/web/projects/${project.key}/members`;
       const added = await success(path, { method: "POST", token: admin.accessToken, body: { developerId: await legacyIdOf(admin.id) } }, 201);
-      expect(added).toMatchObject({ role: "developer", developer: { name: admin.username, totpEnabled: false } });
-      const seen = await success(path, { token: sysadmin.accessToken });
-      expect(seen.find((m: any) => m.developer.name === owner.username).developer).toMatchObject({ gitEmail: "owner@example.test", totpEnabled: false });
+      expect(added).toMatchObject({ role: "developer", developer: { name: admin.username, email: admin.email, totpEnabled: false } });
+      const ownerAs = async (token: string) => (await success(path, { token })).find((m: any) => m.developer.name === owner.username).developer;
+      expect(await ownerAs(admin.accessToken)).toMatchObject({ email: null, gitEmail: "owner@example.test", totpEnabled: null });
+      expect(await ownerAs(sysadmin.accessToken)).toMatchObject({ email: owner.email, gitEmail: "owner@example.test", totpEnabled: false });
     });
 
-    it("a system administrator's API key without the admin scope gets others' private fields as null, not an error", async () => {
+    it("a system administrator's API key without the admin scope gets others' private fields (email, totpEnabled) as null, not an error; a co-member's git identity still shows", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
       const sysadmin = await signIn(server, await createUser(server, { role: "ADMIN" }));
       await addMember(server, workspaceId, sysadmin.id, "ADMIN");
@@ -256,7 +235,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
       const { createApiKey } = ok(await server.execute(CreateApiKeyDocument, { input: { name: "cli", scopes: ["WRITE"] } }, { token: sysadmin.accessToken }));
       const path = `/api/web/projects/${project.key}/members`;
       const [seen] = await success(path, { token: createApiKey.key });
-      expect(seen.developer).toMatchObject({ name: owner.username, gitEmail: null, totpEnabled: null });
+      expect(seen.developer).toMatchObject({ name: owner.username, email: null, gitEmail: "owner@example.test", totpEnabled: null });
       const added = await success(path, { method: "POST", token: createApiKey.key, body: { developerId: await legacyIdOf(sysadmin.id) } }, 201);
       expect(added.developer).toMatchObject({ name: sysadmin.username, totpEnabled: false });
     });
@@ -304,6 +283,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
         id: await legacyIdOf(user.id),
         name: user.username,
         displayName: "Shown",
+        email: user.email,
         gitName: "Git Name",
         gitEmail: "git@example.test",
         role: "user",
@@ -331,8 +311,157 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
       const reset = await success(path, { method: "PUT", token: sysadmin.accessToken });
       expectDeveloper(reset);
-      expect(reset).toMatchObject({ id, name: user.username, totpEnabled: false });
+      expect(reset).toMatchObject({ id, name: user.username, email: user.email, totpEnabled: false });
       expect((await server.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } })).totpSecret).toBeNull();
+    });
+  });
+
+  describe("developers: the workspace's list, and accounts made and changed by system administrators", () => {
+    const password = "a-good-password-1";
+    const developers = (token: string) => success("/api/web/projects/-/developers", { token });
+    const byName = (list: any[], name: string) => list.find((d: any) => d.name === name);
+
+    it("GET /api/web/projects/-/developers lists the workspace's members for any member: git identity for all, the email only for system administrators", async () => {
+      const { owner, workspaceId } = await ownedWorkspace(server);
+      const viewer = await memberOf(workspaceId, "VIEWER");
+      const sysadmin = await memberOf(workspaceId, "MEMBER", { systemAdmin: true });
+      await server.db.prisma.user.update({ where: { id: owner.id }, data: { gitName: "Owner Git", gitEmail: "owner-git@example.test" } });
+      const outsider = await ownedWorkspace(server);
+
+      const list = await developers(viewer.accessToken);
+      list.forEach(expectDeveloper);
+      expect(list.map((d: any) => d.name).sort()).toEqual([owner.username, viewer.username, sysadmin.username].sort());
+      expect(byName(list, owner.username)).toEqual({
+        id: await legacyIdOf(owner.id),
+        name: owner.username,
+        displayName: null,
+        email: null,
+        gitName: "Owner Git",
+        gitEmail: "owner-git@example.test",
+        role: "user",
+        totpEnabled: null,
+      });
+      expect(byName(list, sysadmin.username)).toMatchObject({ role: "admin", email: null });
+      // The caller's own email is theirs to see.
+      expect(byName(list, viewer.username).email).toBe(viewer.email);
+
+      const asAdmin = await developers(sysadmin.accessToken);
+      expect(byName(asAdmin, owner.username)).toMatchObject({ email: owner.email, gitEmail: "owner-git@example.test" });
+      expect(byName(asAdmin, viewer.username).email).toBe(viewer.email);
+
+      expect((await developers(outsider.owner.accessToken)).map((d: any) => d.name)).toEqual([outsider.owner.username]);
+      await expectStatus("/api/web/projects/-/developers", {}, 401);
+      await expectStatus("/api/web/projects/-/developers", { token: (await signedInUser(server)).accessToken }, 404);
+    });
+
+    it("POST /api/admin/developers makes an account without an email that signs in by name and is a member of the administrator's workspace at once", async () => {
+      const { workspaceId } = await ownedWorkspace(server);
+      const sysadmin = await memberOf(workspaceId, "ADMIN", { systemAdmin: true });
+      const name = unique("dev");
+      const body = { name, password, role: "developer", gitName: "New Dev", gitEmail: "new-dev@example.test" };
+      const created = await success("/api/admin/developers", { method: "POST", token: sysadmin.accessToken, body }, 201);
+      expectDeveloper(created);
+      expect(created).toEqual({ id: expect.any(Number), name, displayName: null, email: null, gitName: "New Dev", gitEmail: "new-dev@example.test", role: "user", totpEnabled: false });
+      expect(created.id).toBe(await legacyIdOf((await server.db.prisma.user.findUniqueOrThrow({ where: { username: name } })).id));
+
+      const tokens = await success("/api/auth/login", { method: "POST", body: { username: name, password } });
+      expect(typeof tokens.accessToken).toBe("string");
+      expect(byName(await developers(tokens.accessToken), name)).toMatchObject({ id: created.id, gitEmail: "new-dev@example.test" });
+      expect(byName(await developers(sysadmin.accessToken), name)).toMatchObject({ id: created.id, role: "user" });
+
+      const project = await createProject(sysadmin.accessToken, workspaceId);
+      const member = await success(`/api/web/projects/${project.key}/members`, { method: "POST", token: sysadmin.accessToken, body: { developerId: created.id } }, 201);
+      expect(member).toMatchObject({ developerId: created.id, role: "developer", developer: { name } });
+
+      const admin = await success("/api/admin/developers", { method: "POST", token: sysadmin.accessToken, body: { name: unique("adm"), password, role: "Admin" } }, 201);
+      expect(admin).toMatchObject({ role: "admin", gitName: null, gitEmail: null, email: null });
+    });
+
+    it("POST /api/admin/developers by a system administrator who does not administer their workspace, or is in none, makes an account outside it", async () => {
+      const { workspaceId } = await ownedWorkspace(server);
+      const plainMember = await memberOf(workspaceId, "MEMBER", { systemAdmin: true });
+      const name = unique("dev");
+      const created = await success("/api/admin/developers", { method: "POST", token: plainMember.accessToken, body: { name, password } }, 201);
+      expect(created).toMatchObject({ name, role: "user" });
+      expect(byName(await developers(plainMember.accessToken), name)).toBeUndefined();
+
+      const loner = await signIn(server, await createUser(server, { role: "ADMIN" }));
+      const alone = await success("/api/admin/developers", { method: "POST", token: loner.accessToken, body: { name: unique("dev"), password } }, 201);
+      expect(alone).toMatchObject({ role: "user", email: null });
+    });
+
+    it("POST /api/admin/developers: 403 for anyone but a system administrator (a workspace owner, a user in no workspace), 401 without a token, 400 naming the field, 409 for a taken name", async () => {
+      const { owner, workspaceId } = await ownedWorkspace(server);
+      const sysadmin = await memberOf(workspaceId, "ADMIN", { systemAdmin: true });
+      const body = { name: unique("dev"), password };
+      await expectStatus("/api/admin/developers", { method: "POST", token: owner.accessToken, body }, 403);
+      await expectStatus("/api/admin/developers", { method: "POST", token: (await signedInUser(server)).accessToken, body }, 403);
+      await expectStatus("/api/admin/developers", { method: "POST", body }, 401);
+      const post = (extra: Record<string, unknown>) => ({ method: "POST", token: sysadmin.accessToken, body: { ...body, ...extra } });
+      await expectStatus("/api/admin/developers", post({ password: "short" }), 400, "body.password");
+      await expectStatus("/api/admin/developers", post({ role: "boss" }), 400, "body.role");
+      await expectStatus("/api/admin/developers", post({ name: "x" }), 400, "body.name");
+      await expectStatus("/api/admin/developers", post({ gitEmail: "not an email" }), 400, "body.gitEmail");
+      await expectStatus("/api/admin/developers", { method: "POST", token: sysadmin.accessToken, body: { password } }, 400, "body.name");
+      // Nothing was made by the refused calls.
+      expect(await server.db.prisma.user.findUnique({ where: { username: body.name } })).toBeNull();
+
+      await success("/api/admin/developers", post({}), 201);
+      await expectStatus("/api/admin/developers", post({}), 409, "username");
+      await expectStatus("/api/admin/developers", post({ name: owner.username.toUpperCase() }), 409);
+    });
+
+    it("PUT /api/admin/developers/:id changes the git identity and role; a new password ends the developer's sessions and signs in", async () => {
+      const { workspaceId } = await ownedWorkspace(server);
+      const sysadmin = await memberOf(workspaceId, "ADMIN", { systemAdmin: true });
+      const developer = await memberOf(workspaceId, "MEMBER");
+      const id = await legacyIdOf(developer.id);
+      const path = `/api/admin/developers/${id}`;
+
+      const updated = await success(path, { method: "PUT", token: sysadmin.accessToken, body: { gitName: "Renamed Dev", gitEmail: "renamed@example.test", role: "admin" } });
+      expectDeveloper(updated);
+      expect(updated).toEqual({
+        id,
+        name: developer.username,
+        displayName: null,
+        email: developer.email,
+        gitName: "Renamed Dev",
+        gitEmail: "renamed@example.test",
+        role: "admin",
+        totpEnabled: false,
+      });
+      expect(await success(path, { method: "PUT", token: sysadmin.accessToken, body: { role: "developer", gitName: null } })).toMatchObject({ role: "user", gitName: null, gitEmail: "renamed@example.test" });
+
+      expect(await success("/api/web/profile", { token: developer.accessToken })).toMatchObject({ id });
+      const newPassword = "a-new-password-2";
+      expect(await success(path, { method: "PUT", token: sysadmin.accessToken, body: { password: newPassword } })).toMatchObject({ id, name: developer.username });
+      await expectStatus("/api/web/profile", { token: developer.accessToken }, 401);
+      await expectStatus("/api/auth/refresh", { method: "POST", body: { refreshToken: developer.refreshToken } }, 401);
+      await expectStatus("/api/auth/login", { method: "POST", body: { username: developer.username, password: developer.password } }, 401);
+      const tokens = await success("/api/auth/login", { method: "POST", body: { username: developer.username, password: newPassword } });
+      expect(await success("/api/web/profile", { token: tokens.accessToken })).toMatchObject({ id, username: developer.username, gitEmail: "renamed@example.test" });
+      // The administrator's own session is untouched.
+      await success("/api/web/profile", { token: sysadmin.accessToken });
+    });
+
+    it("PUT /api/admin/developers/:id: 400 for a name or a bad field, 404 for an unknown id, 400 for a non-integer one, 403 for anyone but a system administrator, 401 without a token", async () => {
+      const { owner, workspaceId } = await ownedWorkspace(server);
+      const sysadmin = await memberOf(workspaceId, "ADMIN", { systemAdmin: true });
+      const developer = await memberOf(workspaceId, "MEMBER");
+      const path = `/api/admin/developers/${await legacyIdOf(developer.id)}`;
+      const put = (body: unknown, token = sysadmin.accessToken) => ({ method: "PUT", token, body });
+
+      await expectStatus(path, put({ name: "renamed" }), 400, "body.name");
+      await expectStatus(path, put({ password: "short" }), 400, "body.password");
+      await expectStatus(path, put({ role: "boss" }), 400, "body.role");
+      await expectStatus(path, put({ gitEmail: "nope" }), 400, "body.gitEmail");
+      await expectStatus("/api/admin/developers/999999999", put({ gitName: "x" }), 404);
+      await expectStatus("/api/admin/developers/abc", put({ gitName: "x" }), 400, "path.id");
+      await expectStatus(path, put({ gitName: "x" }, owner.accessToken), 403);
+      await expectStatus(path, put({ gitName: "x" }, developer.accessToken), 403);
+      await expectStatus(path, { method: "PUT", body: { gitName: "x" } }, 401);
+      const unchanged = await server.db.prisma.user.findUniqueOrThrow({ where: { id: developer.id } });
+      expect([unchanged.username, unchanged.gitName, unchanged.role]).toEqual([developer.username, null, "USER"]);
     });
   });
 

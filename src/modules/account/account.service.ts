@@ -49,7 +49,7 @@ const profileInput = z.object({
     .string()
     .trim()
     .max(512, "must be at most 512 characters")
-    .regex(/^(https?:\/\/|ssh:\/\/|git:\/\/|git@)\S+$/, "must be a git repository URL (https://, ssh://, git:// or git@host:path)")
+    .regex(/^(https:\/\/|ssh:\/\/|git:\/\/)\S+$|^git@[^\s:]+:\S+$/, "must be a git repository URL (https://, ssh://, git:// or git@host:path)")
     .nullish(),
 });
 const changePasswordInput = z.object({ currentPassword: z.string().min(1).max(256), newPassword: password });

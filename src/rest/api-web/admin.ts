@@ -103,6 +103,18 @@ async function readsAccounts(run: Run, me: Me): Promise<boolean> {
   }
 }
 
+/**
+ * The caller's workspace when they administer it, else undefined: a developer made there joins it.
+ * A caller in no workspace gets undefined too (a system administrator needs none to make accounts).
+ */
+async function administeredWorkspace(run: Run): Promise<string | undefined> {
+  const viewer = await viewerOf(run).catch((error: unknown) => {
+    if (error instanceof RestError && error.code === "NOT_FOUND") return undefined;
+    throw error;
+  });
+  return viewer?.workspaceAdmin ? viewer.workspaceId : undefined;
+}
+
 /** The workspace, for a caller with the ADMIN or OWNER role in it; anyone else gets 403. */
 async function adminViewer(run: Run): Promise<Viewer> {
   const viewer = await viewerOf(run);
@@ -496,7 +508,7 @@ const developerRoutes: Route[] = [
     body: createDeveloperBody,
     response: developerShape,
     async handler({ body, run }) {
-      const viewer = await viewerOf(run);
+      const workspaceId = await administeredWorkspace(run);
       const input = {
         username: body.name,
         password: body.password,
@@ -505,7 +517,7 @@ const developerRoutes: Route[] = [
         gitEmail: body.gitEmail,
         displayName: body.displayName,
         email: body.email,
-        ...(viewer.workspaceAdmin ? { workspaceId: viewer.workspaceId, workspaceRole: "MEMBER" as const } : {}),
+        ...(workspaceId ? { workspaceId, workspaceRole: "MEMBER" as const } : {}),
       };
       return developerOut((await run(ApiAdminCreateDeveloperDocument, { input, private: true })).createUser);
     },
