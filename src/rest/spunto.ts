@@ -512,6 +512,59 @@ function serviceAction(action: Action, summary: string): Route {
   });
 }
 
+// ---- Worker actions -----------------------------------------------------------------------------
+
+type WorkerAction = "stop" | "start";
+type WorkerChange = { id: string; reason?: string | null };
+
+const WORKER_ACTIONS: Record<WorkerAction, (run: Run, change: WorkerChange) => Promise<SpuntoWorkerPartsFragment>> = {
+  stop: async (run, change) => (await run(SpuntoStopWorkerDocument, change)).stopWorker,
+  start: async (run, change) => (await run(SpuntoStartWorkerDocument, change)).startWorker,
+};
+
+/** Stop or start a container worker, with an optional reason; answers the worker after the change. */
+function workerAction(action: WorkerAction, summary: string): Route {
+  return spuntoRoute({
+    method: "POST",
+    path: `/api/orgs/:orgId/projects/:projectId/workers/:workerId/${action}`,
+    summary,
+    auth: BEARER,
+    params: workerPath,
+    body: reasonBody,
+    response: workerShape,
+    async handler({ params, body, run }) {
+      await workerIn(run, params);
+      return workerOut(await WORKER_ACTIONS[action](run, { id: params.workerId, reason: body.reason }));
+    },
+  });
+}
+
+// ---- Deletes ------------------------------------------------------------------------------------
+
+interface Delete<P> {
+  path: string;
+  summary: string;
+  params: z.ZodType<P>;
+  /** Loads what the path names: 404 when it is not there (or not under that parent). */
+  find: (run: Run, params: P) => Promise<unknown>;
+  remove: (run: Run, params: P) => Promise<unknown>;
+}
+
+/** A DELETE: finds the object the path names, removes it, and answers {"ok": true}. */
+function deleteRoute<P>({ find, remove, ...route }: Delete<P>): Route {
+  return spuntoRoute({
+    ...route,
+    method: "DELETE",
+    auth: BEARER,
+    response: done,
+    async handler({ params, run }) {
+      await find(run, params);
+      await remove(run, params);
+      return { ok: true };
+    },
+  });
+}
+
 // ---- Routes -------------------------------------------------------------------------------------
 
 const orgRoutes: Route[] = [
@@ -620,18 +673,12 @@ const projectRoutes: Route[] = [
       return projectOut((await run(SpuntoUpdateProjectDocument, { input: { id: params.projectId, ...body } })).updateProject);
     },
   }),
-  spuntoRoute({
-    method: "DELETE",
+  deleteRoute({
     path: "/api/orgs/:orgId/projects/:projectId",
     summary: "Delete project (organization admins); its workers stay in the organization",
-    auth: BEARER,
     params: projectPath,
-    response: done,
-    async handler({ params, run }) {
-      await projectIn(run, params);
-      await run(SpuntoDeleteProjectDocument, { id: params.projectId });
-      return { ok: true };
-    },
+    find: projectIn,
+    remove: (run, { projectId }) => run(SpuntoDeleteProjectDocument, { id: projectId }),
   }),
 ];
 
@@ -683,44 +730,14 @@ const workerRoutes: Route[] = [
       return workerOut(await workerIn(run, params));
     },
   }),
-  spuntoRoute({
-    method: "POST",
-    path: "/api/orgs/:orgId/projects/:projectId/workers/:workerId/stop",
-    summary: "Stop worker (deploying or running -> stopped)",
-    auth: BEARER,
-    params: workerPath,
-    body: reasonBody,
-    response: workerShape,
-    async handler({ params, body, run }) {
-      await workerIn(run, params);
-      return workerOut((await run(SpuntoStopWorkerDocument, { id: params.workerId, reason: body.reason })).stopWorker);
-    },
-  }),
-  spuntoRoute({
-    method: "POST",
-    path: "/api/orgs/:orgId/projects/:projectId/workers/:workerId/start",
-    summary: "Start worker (stopped or failed -> deploying)",
-    auth: BEARER,
-    params: workerPath,
-    body: reasonBody,
-    response: workerShape,
-    async handler({ params, body, run }) {
-      await workerIn(run, params);
-      return workerOut((await run(SpuntoStartWorkerDocument, { id: params.workerId, reason: body.reason })).startWorker);
-    },
-  }),
-  spuntoRoute({
-    method: "DELETE",
+  workerAction("stop", "Stop worker (deploying or running -> stopped)"),
+  workerAction("start", "Start worker (stopped or failed -> deploying)"),
+  deleteRoute({
     path: "/api/orgs/:orgId/projects/:projectId/workers/:workerId",
     summary: "Destroy worker, for good",
-    auth: BEARER,
     params: workerPath,
-    response: done,
-    async handler({ params, run }) {
-      await workerIn(run, params);
-      await run(SpuntoDestroyWorkerDocument, { id: params.workerId });
-      return { ok: true };
-    },
+    find: workerIn,
+    remove: (run, { workerId }) => run(SpuntoDestroyWorkerDocument, { id: workerId }),
   }),
   spuntoRoute({
     method: "GET",
@@ -802,18 +819,12 @@ const nodeRoutes: Route[] = [
       return nodeOut(await nodeIn(run, params));
     },
   }),
-  spuntoRoute({
-    method: "DELETE",
+  deleteRoute({
     path: "/api/orgs/:orgId/nodes/:nodeId",
     summary: "Delete node (organization admins): its token stops working, its running work fails or goes back to the queue",
-    auth: BEARER,
     params: nodePath,
-    response: done,
-    async handler({ params, run }) {
-      await nodeIn(run, params);
-      await run(SpuntoDecommissionNodeDocument, { id: params.nodeId });
-      return { ok: true };
-    },
+    find: nodeIn,
+    remove: (run, { nodeId }) => run(SpuntoDecommissionNodeDocument, { id: nodeId }),
   }),
   spuntoRoute({
     method: "POST",
@@ -900,18 +911,12 @@ const deploymentRoutes: Route[] = [
       return deploymentOut((await run(SpuntoUpdateDeploymentDocument, { input: { id: params.deploymentId, name: body.name } })).updateDeployment);
     },
   }),
-  spuntoRoute({
-    method: "DELETE",
+  deleteRoute({
     path: "/api/orgs/:orgId/deployments/:deploymentId",
     summary: "Delete deployment and its services",
-    auth: BEARER,
     params: deploymentPath,
-    response: done,
-    async handler({ params, run }) {
-      await deploymentIn(run, params);
-      await run(SpuntoDeleteDeploymentDocument, { id: params.deploymentId });
-      return { ok: true };
-    },
+    find: deploymentIn,
+    remove: (run, { deploymentId }) => run(SpuntoDeleteDeploymentDocument, { id: deploymentId }),
   }),
   deploymentAction("start", "Start all services: every stopped or failed one deploys (409 when none can)"),
   deploymentAction("stop", "Stop all services (409 when none can)"),
@@ -957,18 +962,12 @@ const serviceRoutes: Route[] = [
       return serviceOut((await run(SpuntoUpdateServiceDocument, { input: { ...body, id: params.serviceId } })).updateService);
     },
   }),
-  spuntoRoute({
-    method: "DELETE",
+  deleteRoute({
     path: "/api/orgs/:orgId/deployments/:deploymentId/services/:serviceId",
     summary: "Remove service",
-    auth: BEARER,
     params: servicePath,
-    response: done,
-    async handler({ params, run }) {
-      await serviceIn(run, params);
-      await run(SpuntoRemoveServiceDocument, { id: params.serviceId });
-      return { ok: true };
-    },
+    find: serviceIn,
+    remove: (run, { serviceId }) => run(SpuntoRemoveServiceDocument, { id: serviceId }),
   }),
   serviceAction("start", "Start the service (stopped or failed -> deploying)"),
   serviceAction("stop", "Stop the service"),

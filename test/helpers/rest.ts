@@ -1,6 +1,9 @@
 // A JSON client for the REST dialects whose errors are {"error": "..."} (api-web, Spunto): calls a
-// test server over plain HTTP with an optional bearer token and checks every answer is JSON.
+// test server over plain HTTP with an optional bearer token and checks every answer is JSON. Also the
+// people these tests set up alike: a signed-in member of a workspace, a Spunto organization's owner.
 import { expect } from "vitest";
+import type { WorkspaceRole } from "../../src/generated/prisma/client.js";
+import { addMember, createUser, ownedWorkspace, signIn, type SignedIn } from "./factories.js";
 import type { TestServer } from "./server.js";
 
 export interface Call {
@@ -41,6 +44,9 @@ export function restClient(serverOf: () => TestServer) {
     return { status, error: body.error as string };
   }
 
+  /** The status of an error answer, for the many paths that only need it. */
+  const statusOf = async (path: string, call: Call = {}) => (await failure(path, call)).status;
+
   /** An error answer with this status, whose message contains `mentions` (a field name, say) when given. */
   async function expectStatus(path: string, call: Call, status: number, mentions?: string) {
     const answer = await failure(path, call);
@@ -50,5 +56,18 @@ export function restClient(serverOf: () => TestServer) {
     return answer.error;
   }
 
-  return { api, success, failure, expectStatus };
+  return { api, success, failure, statusOf, expectStatus };
+}
+
+/** A new signed-in member of the workspace; `systemAdmin` makes the account a system administrator too. */
+export async function memberOf(server: TestServer, workspaceId: string, role: WorkspaceRole, options: { systemAdmin?: boolean } = {}): Promise<SignedIn> {
+  const user = await signIn(server, await createUser(server, { role: options.systemAdmin ? "ADMIN" : "USER" }));
+  await addMember(server, workspaceId, user.id, role);
+  return user;
+}
+
+/** A signed-in owner of a fresh Spunto organization (a workspace), with the organization's path. */
+export async function orgOwner(server: TestServer) {
+  const { owner: user, workspaceId: orgId } = await ownedWorkspace(server);
+  return { user, token: user.accessToken, orgId, org: `/api/orgs/${orgId}` };
 }

@@ -3,8 +3,8 @@
 // with 400/401/403/404/409. Every row of src/rest/api-web/admin.ts is called here, with its error paths.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClaimTasksDocument, CreateApiKeyDocument, CreateMachineDocument, CreateProjectDocument, CreateTaskDocument, RegisterMachineDocument, TaskDetailsDocument } from "../generated/graphql.js";
-import { addMember, createUser, ownedWorkspace, signIn, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
-import { restClient } from "../helpers/rest.js";
+import { addMember, createUser, ownedWorkspace, signIn, signedInUser, unique } from "../helpers/factories.js";
+import { memberOf, restClient } from "../helpers/rest.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -20,13 +20,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const NO_SUCH_UUID = "00000000-0000-4000-8000-000000000000";
 
 const legacyIdOf = async (userId: string) => (await server.db.prisma.user.findUniqueOrThrow({ where: { id: userId } })).legacyId;
-
-/** A new signed-in member of the workspace; `systemAdmin` makes the account a system administrator too. */
-async function memberOf(workspaceId: string, role: "OWNER" | "ADMIN" | "MEMBER" | "VIEWER", options: { systemAdmin?: boolean } = {}): Promise<SignedIn> {
-  const user = await signIn(server, await createUser(server, { role: options.systemAdmin ? "ADMIN" : "USER" }));
-  await addMember(server, workspaceId, user.id, role);
-  return user;
-}
 
 /** A project made over GraphQL by `token`, who becomes its maintainer. */
 async function createProject(token: string, workspaceId: string, extra: { key?: string; name?: string } = {}) {
@@ -110,7 +103,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
   describe("projects", () => {
     it("GET /api/web/projects lists every project of the workspace; GET /api/web/projects/:key answers one, the key in any case", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const developer = await memberOf(workspaceId, "MEMBER");
+      const developer = await memberOf(server, workspaceId, "MEMBER");
       const first = await createProject(owner.accessToken, workspaceId, { name: "First" });
       const second = await createProject(owner.accessToken, workspaceId, { name: "Second" });
 
@@ -137,8 +130,8 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("PUT /api/web/projects/:projectKey changes the settings for a maintainer; a developer of the project gets 403; bad input is 400 naming the field", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const maintainer = await memberOf(workspaceId, "MEMBER");
-      const developer = await memberOf(workspaceId, "MEMBER");
+      const maintainer = await memberOf(server, workspaceId, "MEMBER");
+      const developer = await memberOf(server, workspaceId, "MEMBER");
       const project = await createProject(maintainer.accessToken, workspaceId);
       await success(`/api/web/projects/${project.key}/members`, { method: "POST", token: maintainer.accessToken, body: { developerId: await legacyIdOf(developer.id) } }, 201);
 
@@ -168,8 +161,8 @@ describe(`api-web projects, members and administration (${backend})`, () => {
   describe("project members", () => {
     it("a maintainer lists, adds (by integer developerId) and removes members; a co-member's git identity shows, their email and totpEnabled are null; the caller's own are filled", async () => {
       const { workspaceId } = await ownedWorkspace(server);
-      const maintainer = await memberOf(workspaceId, "MEMBER");
-      const developer = await memberOf(workspaceId, "MEMBER");
+      const maintainer = await memberOf(server, workspaceId, "MEMBER");
+      const developer = await memberOf(server, workspaceId, "MEMBER");
       await server.db.prisma.user.update({ where: { id: maintainer.id }, data: { gitName: "Maint Ainer", gitEmail: "maint@example.test", displayName: "Maint" } });
       await server.db.prisma.user.update({ where: { id: developer.id }, data: { gitName: "Dev Eloper", gitEmail: "dev@example.test" } });
       const project = await createProject(maintainer.accessToken, workspaceId);
@@ -213,7 +206,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("a workspace admin who is not in the project manages its members, and sees others' git identity but not their email; a system administrator sees every private field", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const admin = await memberOf(workspaceId, "ADMIN");
+      const admin = await memberOf(server, workspaceId, "ADMIN");
       const sysadmin = await signIn(server, await createUser(server, { role: "ADMIN" }));
       await addMember(server, workspaceId, sysadmin.id, "ADMIN");
       await server.db.prisma.user.update({ where: { id: owner.id }, data: { gitEmail: "owner@example.test" } });
@@ -242,7 +235,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("needs the maintainer role (403, the list too), a token (401), a known key (404) and a workspace member's developerId (400)", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const developer = await memberOf(workspaceId, "MEMBER");
+      const developer = await memberOf(server, workspaceId, "MEMBER");
       const project = await createProject(owner.accessToken, workspaceId);
       const path = `/api/web/projects/${project.key}/members`;
       const developerId = await legacyIdOf(developer.id);
@@ -323,8 +316,8 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("GET /api/web/projects/-/developers lists the workspace's members for any member: git identity for all, the email only for system administrators", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const viewer = await memberOf(workspaceId, "VIEWER");
-      const sysadmin = await memberOf(workspaceId, "MEMBER", { systemAdmin: true });
+      const viewer = await memberOf(server, workspaceId, "VIEWER");
+      const sysadmin = await memberOf(server, workspaceId, "MEMBER", { systemAdmin: true });
       await server.db.prisma.user.update({ where: { id: owner.id }, data: { gitName: "Owner Git", gitEmail: "owner-git@example.test" } });
       const outsider = await ownedWorkspace(server);
 
@@ -356,7 +349,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("POST /api/admin/developers makes an account without an email that signs in by name and is a member of the administrator's workspace at once", async () => {
       const { workspaceId } = await ownedWorkspace(server);
-      const sysadmin = await memberOf(workspaceId, "ADMIN", { systemAdmin: true });
+      const sysadmin = await memberOf(server, workspaceId, "ADMIN", { systemAdmin: true });
       const name = unique("dev");
       const body = { name, password, role: "developer", gitName: "New Dev", gitEmail: "new-dev@example.test" };
       const created = await success("/api/admin/developers", { method: "POST", token: sysadmin.accessToken, body }, 201);
@@ -379,7 +372,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("POST /api/admin/developers by a system administrator who does not administer their workspace, or is in none, makes an account outside it", async () => {
       const { workspaceId } = await ownedWorkspace(server);
-      const plainMember = await memberOf(workspaceId, "MEMBER", { systemAdmin: true });
+      const plainMember = await memberOf(server, workspaceId, "MEMBER", { systemAdmin: true });
       const name = unique("dev");
       const created = await success("/api/admin/developers", { method: "POST", token: plainMember.accessToken, body: { name, password } }, 201);
       expect(created).toMatchObject({ name, role: "user" });
@@ -392,7 +385,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("POST /api/admin/developers: 403 for anyone but a system administrator (a workspace owner, a user in no workspace), 401 without a token, 400 naming the field, 409 for a taken name", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const sysadmin = await memberOf(workspaceId, "ADMIN", { systemAdmin: true });
+      const sysadmin = await memberOf(server, workspaceId, "ADMIN", { systemAdmin: true });
       const body = { name: unique("dev"), password };
       await expectStatus("/api/admin/developers", { method: "POST", token: owner.accessToken, body }, 403);
       await expectStatus("/api/admin/developers", { method: "POST", token: (await signedInUser(server)).accessToken, body }, 403);
@@ -413,8 +406,8 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("PUT /api/admin/developers/:id changes the git identity and role; a new password ends the developer's sessions and signs in", async () => {
       const { workspaceId } = await ownedWorkspace(server);
-      const sysadmin = await memberOf(workspaceId, "ADMIN", { systemAdmin: true });
-      const developer = await memberOf(workspaceId, "MEMBER");
+      const sysadmin = await memberOf(server, workspaceId, "ADMIN", { systemAdmin: true });
+      const developer = await memberOf(server, workspaceId, "MEMBER");
       const id = await legacyIdOf(developer.id);
       const path = `/api/admin/developers/${id}`;
 
@@ -446,8 +439,8 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("PUT /api/admin/developers/:id: 400 for a name or a bad field, 404 for an unknown id, 400 for a non-integer one, 403 for anyone but a system administrator, 401 without a token", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const sysadmin = await memberOf(workspaceId, "ADMIN", { systemAdmin: true });
-      const developer = await memberOf(workspaceId, "MEMBER");
+      const sysadmin = await memberOf(server, workspaceId, "ADMIN", { systemAdmin: true });
+      const developer = await memberOf(server, workspaceId, "MEMBER");
       const path = `/api/admin/developers/${await legacyIdOf(developer.id)}`;
       const put = (body: unknown, token = sysadmin.accessToken) => ({ method: "PUT", token, body });
 
@@ -468,7 +461,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
   describe("admin: projects", () => {
     it("a workspace admin creates, lists, updates and deletes projects", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const admin = await memberOf(workspaceId, "ADMIN");
+      const admin = await memberOf(server, workspaceId, "ADMIN");
       const key = unique("k").toUpperCase().slice(0, 10);
       const body = { key: key.toLowerCase(), name: "Admin made", repoUrl: "git@example.test:team/repo.git", pipeline: { deploy: true }, agentType: "codex", description: "d" };
       const created = await success("/api/admin/projects", { method: "POST", token: admin.accessToken, body, headers: { "idempotency-key": `k-${key}` } }, 201);
@@ -491,7 +484,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("needs the admin role in the workspace (403 for a member, even a project maintainer), a token (401); 400 names the field; 404 for unknown and foreign keys", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const member = await memberOf(workspaceId, "MEMBER");
+      const member = await memberOf(server, workspaceId, "MEMBER");
       const mine = await createProject(member.accessToken, workspaceId);
       const path = `/api/admin/projects/${mine.key}`;
       await expectStatus("/api/admin/projects", { token: member.accessToken }, 403, "admin");
@@ -515,8 +508,8 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("GET, POST and DELETE /api/admin/projects/:key/members: workspace admins only", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const maintainer = await memberOf(workspaceId, "MEMBER");
-      const developer = await memberOf(workspaceId, "MEMBER");
+      const maintainer = await memberOf(server, workspaceId, "MEMBER");
+      const developer = await memberOf(server, workspaceId, "MEMBER");
       const project = await createProject(maintainer.accessToken, workspaceId);
       const path = `/api/admin/projects/${project.key}/members`;
       const developerId = await legacyIdOf(developer.id);
@@ -585,7 +578,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("needs the admin role (403), a token (401); 404 for unknown and another workspace's tokens; 400 names the field", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const member = await memberOf(workspaceId, "MEMBER");
+      const member = await memberOf(server, workspaceId, "MEMBER");
       const mine = await success("/api/admin/worker-tokens", { method: "POST", token: owner.accessToken, body: {} }, 201);
       await expectStatus("/api/admin/worker-tokens", { token: member.accessToken }, 403);
       await expectStatus("/api/admin/worker-tokens", { method: "POST", token: member.accessToken, body: {} }, 403);
@@ -667,7 +660,7 @@ describe(`api-web projects, members and administration (${backend})`, () => {
 
     it("needs the admin role (403, though GraphQL lets members drain), a token (401); 404 for unknown and another workspace's machines", async () => {
       const { owner, workspaceId } = await ownedWorkspace(server);
-      const member = await memberOf(workspaceId, "MEMBER");
+      const member = await memberOf(server, workspaceId, "MEMBER");
       const machine = await createMachine(owner.accessToken, workspaceId);
       const path = `/api/admin/machines/${machine.id}`;
       await expectStatus("/api/admin/machines", { token: member.accessToken }, 403);

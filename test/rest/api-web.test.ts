@@ -14,6 +14,7 @@ import {
   type CreateTaskInput,
 } from "../generated/graphql.js";
 import { addMember, createUser, ownedWorkspace, signIn, unique, type SignedIn } from "../helpers/factories.js";
+import { memberOf, restClient, type Call } from "../helpers/rest.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -24,48 +25,10 @@ afterAll(() => server?.close());
 
 const prisma = () => server.db.prisma;
 
-interface Call {
-  method?: string;
-  body?: unknown;
-  token?: string;
-  headers?: Record<string, string>;
-}
-
-async function api(path: string, { method = "GET", body, token, headers = {} }: Call = {}) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: {
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...headers,
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-  return { status: res.status, body: (await res.json()) as any };
-}
-
-/** A success: the status it must have, and its body. */
-async function success(path: string, call: Call = {}, status = 200) {
-  const res = await api(path, call);
-  expect(res.status, JSON.stringify(res.body)).toBe(status);
-  return res.body;
-}
-
-/** An error answer: the status, and the one `error` string api-web's clients read. */
-async function failure(path: string, call: Call = {}) {
-  const { status, body } = await api(path, call);
-  expect(Object.keys(body)).toEqual(["error"]);
-  expect(typeof body.error).toBe("string");
-  return { status, error: body.error as string };
-}
+const { success, failure, expectStatus } = restClient(() => server);
 
 /** A 400 whose message names `field` as the client sent it. */
-async function badRequest(path: string, call: Call, field: string) {
-  const res = await failure(path, call);
-  expect(res.status, res.error).toBe(400);
-  expect(res.error).toContain(field);
-}
+const badRequest = (path: string, call: Call, field: string) => expectStatus(path, call, 400, field);
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -89,12 +52,6 @@ async function team(): Promise<Team> {
   ok(await server.execute(MachineHeartbeatDocument, { input: { cpuPercent: 12.5, memoryPercent: 40, diskPercent: 70 } }, { token: created.credential! }));
   const project = await prisma().project.create({ data: { workspaceId, key: "WEB", name: "Web" } });
   return { workspaceId, owner, token: owner.accessToken, machine: { id: created.machine.id, externalId, credential: created.credential! }, projectId: project.id };
-}
-
-async function memberOf(workspaceId: string, role: "ADMIN" | "MEMBER" | "VIEWER"): Promise<SignedIn> {
-  const user = await signIn(server, await createUser(server));
-  await addMember(server, workspaceId, user.id, role);
-  return user;
 }
 
 async function createTask(t: Team, body: Record<string, unknown> = {}) {
@@ -339,9 +296,9 @@ describe(`api-web REST dialect, the signed-in user (${backend})`, () => {
       await badRequest("/api/web/tasks", post({ projectKey: "WEB", description: 42 }), "body.description");
       await badRequest("/api/web/tasks", post({ projectKey: "WEB", description: "x", machineId: "" }), "body.machineId");
 
-      const viewer = await memberOf(t.workspaceId, "VIEWER");
+      const viewer = await memberOf(server, t.workspaceId, "VIEWER");
       expect((await failure("/api/web/tasks", post({ projectKey: "WEB", description: "x" }, viewer.accessToken))).status).toBe(403);
-      const member = await memberOf(t.workspaceId, "MEMBER");
+      const member = await memberOf(server, t.workspaceId, "MEMBER");
       expect((await success("/api/web/tasks", post({ projectKey: "WEB", description: "by a member" }, member.accessToken), 201)).title).toBe("by a member");
       expect(await prisma().task.count({ where: { workspaceId: t.workspaceId } })).toBe(1);
     });
@@ -384,7 +341,7 @@ describe(`api-web REST dialect, the signed-in user (${backend})`, () => {
       const stranger = await team();
       expect(await success("/api/web/tasks", { token: stranger.token })).toEqual([]);
       // A viewer reads.
-      const viewer = await memberOf(t.workspaceId, "VIEWER");
+      const viewer = await memberOf(server, t.workspaceId, "VIEWER");
       expect(await success("/api/web/tasks", { token: viewer.accessToken })).toHaveLength(3);
     });
 
@@ -423,7 +380,7 @@ describe(`api-web REST dialect, the signed-in user (${backend})`, () => {
       expect(cancelled.finishedAt).toMatch(ISO);
       expect((await failure(`/api/web/tasks/${task.id}/cancel`, { method: "POST", token: t.token })).status).toBe(409);
 
-      const viewer = await memberOf(t.workspaceId, "VIEWER");
+      const viewer = await memberOf(server, t.workspaceId, "VIEWER");
       expect((await failure(`/api/web/tasks/${task.id}/retry`, { method: "POST", token: viewer.accessToken })).status).toBe(403);
       const retried = await success(`/api/web/tasks/${task.id}/retry`, { method: "POST", token: t.token });
       expect(retried).toMatchObject({ id: task.id, status: "pending", error: null, finishedAt: null });
@@ -490,7 +447,7 @@ describe(`api-web REST dialect, the signed-in user (${backend})`, () => {
       await badRequest(`/api/web/tasks/${task.id}/confirm-stage`, confirm({ stageIndex: -1, result: "yes" }), "body.stageIndex");
       const wrongStage = await failure(`/api/web/tasks/${task.id}/confirm-stage`, confirm({ stageIndex: 0, result: "yes" }));
       expect(wrongStage.status).toBe(409);
-      const viewer = await memberOf(t.workspaceId, "VIEWER");
+      const viewer = await memberOf(server, t.workspaceId, "VIEWER");
       expect((await failure(`/api/web/tasks/${task.id}/confirm-stage`, confirm({ stageIndex: 1, result: "yes" }, viewer.accessToken))).status).toBe(403);
       const stranger = await team();
       expect((await failure(`/api/web/tasks/${task.id}/confirm-stage`, confirm({ stageIndex: 1, result: "yes" }, stranger.token))).status).toBe(404);
@@ -607,7 +564,7 @@ describe(`api-web REST dialect, the signed-in user (${backend})`, () => {
       expect((await failure(`/api/web/machines/${t.machine.id}`, { token: stranger.token })).status).toBe(404);
       expect((await failure(`/api/web/machines/${randomUUID()}`, { token: t.token })).status).toBe(404);
       expect((await failure(`/api/web/machines/${t.machine.externalId}`, { token: t.token })).status).toBe(404);
-      const viewer = await memberOf(t.workspaceId, "VIEWER");
+      const viewer = await memberOf(server, t.workspaceId, "VIEWER");
       expect((await success(`/api/web/machines/${t.machine.id}`, { token: viewer.accessToken })).id).toBe(t.machine.id);
     });
 
@@ -646,14 +603,14 @@ describe(`api-web REST dialect, the signed-in user (${backend})`, () => {
       expect(drained.drainingSince).toMatch(ISO);
       expect((await failure(`/api/web/machines/${t.machine.id}/drain`, { method: "POST", token: t.token })).status).toBe(409);
 
-      const viewer = await memberOf(t.workspaceId, "VIEWER");
+      const viewer = await memberOf(server, t.workspaceId, "VIEWER");
       expect((await failure(`/api/web/machines/${t.machine.id}/undrain`, { method: "POST", token: viewer.accessToken })).status).toBe(403);
       const back = await success(`/api/web/machines/${t.machine.id}/undrain`, { method: "POST", token: t.token });
       expect(back).toMatchObject({ draining: false, drainingSince: null, status: "online", acceptingWork: true });
       expect((await failure(`/api/web/machines/${t.machine.id}/undrain`, { method: "POST", token: t.token })).status).toBe(409);
       expect((await failure(`/api/web/machines/${t.machine.id}/drain`, { method: "POST", token: viewer.accessToken })).status).toBe(403);
       // A member may drain.
-      const member = await memberOf(t.workspaceId, "MEMBER");
+      const member = await memberOf(server, t.workspaceId, "MEMBER");
       expect((await success(`/api/web/machines/${t.machine.id}/drain`, { method: "POST", token: member.accessToken })).draining).toBe(true);
 
       const stranger = await team();

@@ -11,8 +11,8 @@ import {
   ReportWorkerStatusDocument,
   ReportWorkerTicksDocument,
 } from "../generated/graphql.js";
-import { addMember, createUser, ownedWorkspace, signIn, type SignedIn } from "../helpers/factories.js";
-import { restClient, type Call } from "../helpers/rest.js";
+import { addMember } from "../helpers/factories.js";
+import { memberOf, orgOwner, restClient, type Call } from "../helpers/rest.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -23,9 +23,7 @@ afterAll(() => server?.close());
 
 const prisma = () => server.db.prisma;
 
-const { success, failure, expectStatus } = restClient(() => server);
-
-const statusOf = async (path: string, call: Call = {}) => (await failure(path, call)).status;
+const { success, statusOf, expectStatus } = restClient(() => server);
 
 /** A 400 whose message names the field as the client sent it. */
 const expectBadField = (path: string, call: Call, field: string) => expectStatus(path, call, 400, field);
@@ -34,19 +32,7 @@ const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const MALFORMED = ["123", "nonsense", randomUUID().replaceAll("-", "")];
 const keysOf = (object: Record<string, unknown>) => Object.keys(object).sort();
 
-/** A signed-in owner of a fresh organization. */
-async function owner() {
-  const { owner: user, workspaceId: orgId } = await ownedWorkspace(server);
-  return { user, token: user.accessToken, orgId, org: `/api/orgs/${orgId}` };
-}
-
-async function memberOf(orgId: string, role: "ADMIN" | "MEMBER" | "VIEWER"): Promise<SignedIn> {
-  const user = await signIn(server, await createUser(server));
-  await addMember(server, orgId, user.id, role);
-  return user;
-}
-
-const strangerToken = async () => (await owner()).token;
+const strangerToken = async () => (await orgOwner(server)).token;
 
 // ---- API keys -----------------------------------------------------------------------------------
 
@@ -65,7 +51,7 @@ function expectKey(key: any, extra: string[] = []) {
 describe(`spunto account routes (${backend})`, () => {
   describe("API keys", () => {
     it("POST creates a key (201): its spk_ token shown once, scopes lower-case (write by default); the key works as a bearer", async () => {
-      const { user, token, orgId, org } = await owner();
+      const { user, token, orgId, org } = await orgOwner(server);
       const key = await createKey(token, orgId);
       expectKey(key, ["token"]);
       expect(key).toMatchObject({
@@ -98,15 +84,15 @@ describe(`spunto account routes (${backend})`, () => {
     });
 
     it("GET lists every key of the organization for an admin, newest first, and a member's own only", async () => {
-      const { user, token, orgId } = await owner();
-      const admin = await memberOf(orgId, "ADMIN");
-      const member = await memberOf(orgId, "MEMBER");
-      const viewer = await memberOf(orgId, "VIEWER");
+      const { user, token, orgId } = await orgOwner(server);
+      const admin = await memberOf(server, orgId, "ADMIN");
+      const member = await memberOf(server, orgId, "MEMBER");
+      const viewer = await memberOf(server, orgId, "VIEWER");
       const ownerKey = await createKey(token, orgId, { name: "owner's" });
       const memberKey = await createKey(member.accessToken, orgId, { name: "member's" });
       const adminKey = await createKey(admin.accessToken, orgId, { name: "admin's" });
       // Keys bound to another organization of the same people stay out.
-      const elsewhere = (await owner()).orgId;
+      const elsewhere = (await orgOwner(server)).orgId;
       await addMember(server, elsewhere, member.id, "OWNER");
       await createKey(member.accessToken, elsewhere, { name: "elsewhere" });
 
@@ -124,10 +110,10 @@ describe(`spunto account routes (${backend})`, () => {
     });
 
     it("DELETE revokes: a member their own key, an admin anyone's; a revoked key gets 401", async () => {
-      const { token, orgId, org } = await owner();
-      const admin = await memberOf(orgId, "ADMIN");
-      const member = await memberOf(orgId, "MEMBER");
-      const other = await memberOf(orgId, "MEMBER");
+      const { token, orgId, org } = await orgOwner(server);
+      const admin = await memberOf(server, orgId, "ADMIN");
+      const member = await memberOf(server, orgId, "MEMBER");
+      const other = await memberOf(server, orgId, "MEMBER");
       const mine = await createKey(member.accessToken, orgId);
       const theirs = await createKey(other.accessToken, orgId);
 
@@ -149,7 +135,7 @@ describe(`spunto account routes (${backend})`, () => {
     });
 
     it("answers 401 without a token, 403 with an API key as the credential, 404 for a stranger's organization and another organization's key", async () => {
-      const { user, token, orgId, org } = await owner();
+      const { user, token, orgId, org } = await orgOwner(server);
       const key = await createKey(token, orgId);
       const keyPath = `${keysPath(orgId)}/${key.id}`;
       const routes: Call[] = [{}, { method: "POST", body: { name: "x" } }];
@@ -172,7 +158,7 @@ describe(`spunto account routes (${backend})`, () => {
       }
 
       // The caller's own key of another organization, revoked through this one: not there.
-      const second = (await owner()).orgId;
+      const second = (await orgOwner(server)).orgId;
       await addMember(server, second, user.id, "OWNER");
       const secondKey = await createKey(token, second);
       expect(await statusOf(`${keysPath(orgId)}/${secondKey.id}`, { method: "DELETE", token })).toBe(404);
@@ -181,7 +167,7 @@ describe(`spunto account routes (${backend})`, () => {
     });
 
     it("answers 400 naming the field for a bad name, scope or expiry, and 403 for the admin scope of a non-administrator", async () => {
-      const { token, orgId } = await owner();
+      const { token, orgId } = await orgOwner(server);
       const path = keysPath(orgId);
       await expectBadField(path, { method: "POST", token, body: {} }, "body.name");
       await expectBadField(path, { method: "POST", token, body: { name: 5 } }, "body.name");
@@ -205,7 +191,7 @@ describe(`spunto account routes (${backend})`, () => {
     const me = "/api/users/me";
 
     it("GET answers the caller; PATCH sets dotfilesRepo and names, leaves out what is not sent, and null clears", async () => {
-      const { user, token } = await owner();
+      const { user, token } = await orgOwner(server);
       const got = await success(me, { token });
       expect(keysOf(got)).toEqual(["createdAt", "displayName", "dotfilesRepo", "email", "gitEmail", "gitName", "id", "username"]);
       expect(got).toMatchObject({ id: user.id, email: user.email, username: user.username, displayName: null, gitName: null, gitEmail: null, dotfilesRepo: null });
@@ -228,7 +214,7 @@ describe(`spunto account routes (${backend})`, () => {
     });
 
     it("answers the key's owner for an API key; a read-only key may read but not change", async () => {
-      const { user, token, orgId } = await owner();
+      const { user, token, orgId } = await orgOwner(server);
       const writer = await createKey(token, orgId);
       const reader = await createKey(token, orgId, { scopes: ["read"] });
       expect((await success(me, { token: reader.token })).id).toBe(user.id);
@@ -238,7 +224,7 @@ describe(`spunto account routes (${backend})`, () => {
     });
 
     it("answers 401 without a valid token; takes a 512-character URL and answers 400 naming the field beyond, changing nothing", async () => {
-      const { user, token } = await owner();
+      const { user, token } = await orgOwner(server);
       expect(await statusOf(me)).toBe(401);
       expect(await statusOf(me, { method: "PATCH", body: { dotfilesRepo: null } })).toBe(401);
       expect(await statusOf(me, { token: "not-a-token" })).toBe(401);
@@ -260,7 +246,7 @@ describe(`spunto account routes (${backend})`, () => {
   describe("node inventory", () => {
     /** An owner's organization with a node that has sent a heartbeat with its token, so work is placed on it. */
     async function withOnlineNode() {
-      const o = await owner();
+      const o = await orgOwner(server);
       const node = await success(`${o.org}/nodes`, { method: "POST", token: o.token, body: { name: "node-1", externalId: `host-${randomUUID().slice(0, 8)}` } }, 201);
       ok(await server.execute(MachineHeartbeatDocument, { input: { cpuPercent: 5 } }, { token: node.token }));
       return { ...o, node, inventory: `${o.org}/nodes/${node.id}/inventory` };
@@ -334,14 +320,14 @@ describe(`spunto account routes (${backend})`, () => {
       });
 
       // Any member may look; a destroyed worker leaves the inventory.
-      const viewer = await memberOf(orgId, "VIEWER");
+      const viewer = await memberOf(server, orgId, "VIEWER");
       expect((await success(inventory, { token: viewer.accessToken })).containers).toHaveLength(3);
       expect(await success(`${workers}/${pending.id}`, { method: "DELETE", token })).toEqual({ ok: true });
       expect((await success(inventory, { token })).containers.map((c: any) => c.id).sort()).toEqual([worker.id, web.id].sort());
     });
 
     it("answers an empty inventory for a node without work, with no heartbeat yet", async () => {
-      const { token, org } = await owner();
+      const { token, org } = await orgOwner(server);
       const node = await success(`${org}/nodes`, { method: "POST", token, body: { name: "idle" } }, 201);
       expect(await success(`${org}/nodes/${node.id}/inventory`, { token })).toEqual({ nodeId: node.id, status: "offline", reportedAt: null, containers: [] });
     });
@@ -351,7 +337,7 @@ describe(`spunto account routes (${backend})`, () => {
       expect(await statusOf(inventory)).toBe(401);
       expect(await statusOf(inventory, { token: await strangerToken() })).toBe(404);
       for (const id of [randomUUID(), ...MALFORMED]) expect(await statusOf(`${org}/nodes/${id}/inventory`, { token })).toBe(404);
-      const second = (await owner()).orgId;
+      const second = (await orgOwner(server)).orgId;
       await addMember(server, second, user.id, "OWNER");
       expect(await statusOf(`/api/orgs/${second}/nodes/${node.id}/inventory`, { token })).toBe(404);
 

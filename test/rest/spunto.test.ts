@@ -12,7 +12,8 @@ import {
   ReportWorkerStatusDocument,
   ReportWorkerTicksDocument,
 } from "../generated/graphql.js";
-import { addMember, createUser, ownedWorkspace, signIn, type SignedIn } from "../helpers/factories.js";
+import { addMember } from "../helpers/factories.js";
+import { memberOf, orgOwner, restClient, type Call } from "../helpers/rest.js";
 import { backend, errorOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -23,64 +24,15 @@ afterAll(() => server?.close());
 
 const prisma = () => server.db.prisma;
 
-interface Call {
-  method?: string;
-  body?: unknown;
-  token?: string;
-  headers?: Record<string, string>;
-}
-
-async function api(path: string, { method = "GET", body, token, headers = {} }: Call = {}) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: {
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...headers,
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-  return { status: res.status, body: (await res.json()) as any };
-}
-
-/** A success: the status it must have, and the body. */
-async function success(path: string, call: Call, status = 200) {
-  const res = await api(path, call);
-  expect({ path, status: res.status, body: res.status === status ? "ok" : res.body }).toEqual({ path, status, body: "ok" });
-  return res.body;
-}
-
-/** An error answer: the status, and the one `error` string Spunto's clients read. */
-async function failure(path: string, call: Call = {}) {
-  const { status, body } = await api(path, call);
-  expect(Object.keys(body)).toEqual(["error"]);
-  expect(typeof body.error).toBe("string");
-  return { status, error: body.error as string };
-}
-
-/** The status of an error answer, for the many paths that only need it. */
-const statusOf = async (path: string, call: Call = {}) => (await failure(path, call)).status;
+const { success, failure, statusOf } = restClient(() => server);
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MALFORMED = ["123", "nonsense", randomUUID().replaceAll("-", "")];
 const keysOf = (object: Record<string, unknown>) => Object.keys(object).sort();
 
-/** A signed-in owner of a fresh organization. */
-async function owner() {
-  const { owner: user, workspaceId: orgId } = await ownedWorkspace(server);
-  return { user, token: user.accessToken, orgId, org: `/api/orgs/${orgId}` };
-}
-
-async function memberOf(orgId: string, role: "ADMIN" | "MEMBER" | "VIEWER"): Promise<SignedIn> {
-  const user = await signIn(server, await createUser(server));
-  await addMember(server, orgId, user.id, role);
-  return user;
-}
-
 /** A signed-in user of another organization: everything of the first is a stranger's to them. */
-const strangerToken = async () => (await owner()).token;
+const strangerToken = async () => (await orgOwner(server)).token;
 
 async function createProject(token: string, orgId: string, body: Record<string, unknown> = {}) {
   return success(`/api/orgs/${orgId}/projects`, { method: "POST", token, body: { name: "Web App", ...body } }, 201);
@@ -208,7 +160,7 @@ function expectDeployment(deployment: any) {
 describe(`spunto REST dialect (${backend})`, () => {
   describe("organizations", () => {
     it("POST /api/orgs creates an organization owned by the caller, once per Idempotency-Key", async () => {
-      const { token, user } = await owner();
+      const { token, user } = await orgOwner(server);
       const headers = { "idempotency-key": randomUUID() };
       const org = await success("/api/orgs", { method: "POST", token, headers, body: { name: "Acme" } }, 201);
       expectOrg(org);
@@ -219,7 +171,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("GET /api/orgs lists every organization of the caller as a plain array", async () => {
-      const { token, user, orgId } = await owner();
+      const { token, user, orgId } = await orgOwner(server);
       const many = await Promise.all(Array.from({ length: 104 }, (_, i) => prisma().workspace.create({ data: { name: `org ${i}` } })));
       await prisma().workspaceMember.createMany({ data: many.map((w) => ({ workspaceId: w.id, userId: user.id, role: "VIEWER" as const })) });
       const orgs = await success("/api/orgs", { token });
@@ -232,12 +184,12 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("GET /api/orgs/:orgId answers the organization; GET .../members its members in join order", async () => {
-      const { token, orgId, org, user } = await owner();
+      const { token, orgId, org, user } = await orgOwner(server);
       const got = await success(org, { token });
       expectOrg(got);
       expect(got).toMatchObject({ id: orgId, viewerRole: "owner" });
-      const admin = await memberOf(orgId, "ADMIN");
-      const viewer = await memberOf(orgId, "VIEWER");
+      const admin = await memberOf(server, orgId, "ADMIN");
+      const viewer = await memberOf(server, orgId, "VIEWER");
       const members = await success(`${org}/members`, { token: viewer.accessToken });
       expect(members.map((m: any) => [m.user.id, m.user.username, m.role])).toEqual([
         [user.id, user.username, "owner"],
@@ -252,7 +204,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("answers 401 without a token, 404 for a stranger's, unknown or malformed organization, 400 naming the field", async () => {
-      const { token, org } = await owner();
+      const { token, org } = await orgOwner(server);
       expect(await statusOf("/api/orgs")).toBe(401);
       expect(await statusOf("/api/orgs", { method: "POST", body: { name: "x" } })).toBe(401);
       expect(await statusOf(org)).toBe(401);
@@ -275,7 +227,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("takes an API key (spk_) as the bearer credential; a read-only key gets 403 on writes", async () => {
-      const { user, orgId, org } = await owner();
+      const { user, orgId, org } = await orgOwner(server);
       const { createApiKey } = ok(await server.execute(CreateApiKeyDocument, { input: { name: "ci", scopes: ["WRITE"], workspaceId: orgId } }, { token: user.accessToken }));
       expect(createApiKey.key).toMatch(/^spk_/);
       expect((await success(org, { token: createApiKey.key })).id).toBe(orgId);
@@ -296,7 +248,7 @@ describe(`spunto REST dialect (${backend})`, () => {
 
   describe("projects", () => {
     it("POST creates a project (201), deriving a unique key from the name when none is sent", async () => {
-      const { token, orgId, user } = await owner();
+      const { token, orgId, user } = await orgOwner(server);
       const first = await createProject(token, orgId, { name: "My Web-App", description: "the site", repoUrl: "https://github.com/acme/web.git", pipeline: { stages: ["build"] }, agentType: "claude" });
       expectProject(first);
       expect(first).toMatchObject({
@@ -324,7 +276,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("POST with an Idempotency-Key answers the first project again, also when its key was derived past a taken one", async () => {
-      const { token, orgId } = await owner();
+      const { token, orgId } = await orgOwner(server);
       await createProject(token, orgId, { name: "Dup" });
       const headers = { "idempotency-key": randomUUID() };
       const first = await success(`/api/orgs/${orgId}/projects`, { method: "POST", token, headers, body: { name: "Dup" } }, 201);
@@ -338,7 +290,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("GET lists every project (a plain array), GET one, PATCH changes it, DELETE removes it", async () => {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       await prisma().project.createMany({ data: Array.from({ length: 103 }, (_, i) => ({ workspaceId: orgId, key: `P${i}`, name: `project ${i}` })) });
       const project = await createProject(token, orgId);
       const all = await success(`${org}/projects`, { token });
@@ -361,7 +313,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("answers 401, 404 (stranger's, unknown, malformed, another organization's), 403 by role and 400 naming the field", async () => {
-      const { token, orgId, org, user } = await owner();
+      const { token, orgId, org, user } = await orgOwner(server);
       const project = await createProject(token, orgId);
       const path = `${org}/projects/${project.id}`;
       for (const call of [{}, { method: "POST", body: { name: "x" } }, { method: "PATCH", body: { name: "x" } }, { method: "DELETE" }]) {
@@ -383,10 +335,10 @@ describe(`spunto REST dialect (${backend})`, () => {
       expect(await statusOf(`/api/orgs/${second.id}/projects/${project.id}`, { token })).toBe(404);
       expect(await statusOf(`/api/orgs/${second.id}/projects/${project.id}`, { method: "DELETE", token })).toBe(404);
 
-      const viewer = await memberOf(orgId, "VIEWER");
+      const viewer = await memberOf(server, orgId, "VIEWER");
       expect((await success(path, { token: viewer.accessToken })).id).toBe(project.id);
       expect(await statusOf(`${org}/projects`, { method: "POST", token: viewer.accessToken, body: { name: "x" } })).toBe(403);
-      const member = await memberOf(orgId, "MEMBER");
+      const member = await memberOf(server, orgId, "MEMBER");
       expect(await statusOf(path, { method: "PATCH", token: member.accessToken, body: { name: "mine" } })).toBe(403);
       expect(await statusOf(path, { method: "DELETE", token: member.accessToken })).toBe(403);
       expect(await prisma().project.count({ where: { workspaceId: orgId } })).toBe(1);
@@ -409,7 +361,7 @@ describe(`spunto REST dialect (${backend})`, () => {
   describe("workers", () => {
     /** An owner's organization with a project and an online node for workers to run on. */
     async function workerSetup() {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       const project = await createProject(token, orgId);
       const node = await onlineNode(token, orgId);
       const workers = `${org}/projects/${project.id}/workers`;
@@ -547,7 +499,7 @@ describe(`spunto REST dialect (${backend})`, () => {
         expect(await statusOf(`${org}/projects/${id}/workers`, { method: "POST", token, body: { name: "x", image: "i" } })).toBe(404);
       }
 
-      const viewer = await memberOf(orgId, "VIEWER");
+      const viewer = await memberOf(server, orgId, "VIEWER");
       expect((await success(path, { token: viewer.accessToken })).env).toBeNull();
       expect(await statusOf(workers, { method: "POST", token: viewer.accessToken, body: { name: "x", image: "i" } })).toBe(403);
       expect(await statusOf(`${path}/stop`, { method: "POST", token: viewer.accessToken })).toBe(403);
@@ -573,7 +525,7 @@ describe(`spunto REST dialect (${backend})`, () => {
 
   describe("nodes", () => {
     it("POST registers a node (201) with its token shown once; GET lists and answers it", async () => {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       const node = await registerNode(token, orgId, { externalId: "host-a", labels: ["gpu"], capabilities: ["docker"], hardware: { cpus: 8 } });
       expectNode(node, ["recoverySecret", "token"]);
       expect(node).toMatchObject({
@@ -596,7 +548,7 @@ describe(`spunto REST dialect (${backend})`, () => {
       expect(ok(await server.execute(CurrentMachineDocument, {}, { token: node.token })).currentMachine.id).toBe(node.id);
 
       // A member's node waits for an admin.
-      const member = await memberOf(orgId, "MEMBER");
+      const member = await memberOf(server, orgId, "MEMBER");
       const pending = await registerNode(member.accessToken, orgId, { name: "laptop" });
       expect(pending.approval).toBe("pending");
 
@@ -611,9 +563,9 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("POST .../drain drains the node and answers it", async () => {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       const node = await registerNode(token, orgId);
-      const member = await memberOf(orgId, "MEMBER");
+      const member = await memberOf(server, orgId, "MEMBER");
       const drained = await success(`${org}/nodes/${node.id}/drain`, { method: "POST", token: member.accessToken });
       expectNode(drained);
       expect(drained).toMatchObject({ id: node.id, draining: true, status: "drained", acceptingWork: false });
@@ -622,7 +574,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("POST .../token rotates the token: a new one, and the old one stops working", async () => {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       const node = await registerNode(token, orgId);
       const rotated = await success(`${org}/nodes/${node.id}/token`, { method: "POST", token });
       expectNode(rotated, ["token"]);
@@ -635,7 +587,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("DELETE takes the node out for good: afterwards every node route answers 404 and the list leaves it out", async () => {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       const node = await registerNode(token, orgId);
       const kept = await registerNode(token, orgId, { name: "node-2" });
       const path = `${org}/nodes/${node.id}`;
@@ -650,7 +602,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("answers 401, 404 (stranger's, unknown, malformed), 403 by role and 400 naming the field", async () => {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       const node = await registerNode(token, orgId);
       const path = `${org}/nodes/${node.id}`;
       const routes: [string, string][] = [
@@ -666,14 +618,14 @@ describe(`spunto REST dialect (${backend})`, () => {
       for (const [method, at] of routes) expect(await statusOf(at, { method, token: stranger, body: method === "POST" ? { name: "x" } : undefined })).toBe(404);
       for (const [method, suffix] of [["GET", ""], ["DELETE", ""], ["POST", "/token"], ["POST", "/drain"]] as const) {
         for (const id of [randomUUID(), ...MALFORMED]) expect(await statusOf(`${org}/nodes/${id}${suffix}`, { method, token })).toBe(404);
-        expect(await statusOf(`/api/orgs/${(await owner()).orgId}/nodes/${node.id}${suffix}`, { method, token })).toBe(404);
+        expect(await statusOf(`/api/orgs/${(await orgOwner(server)).orgId}/nodes/${node.id}${suffix}`, { method, token })).toBe(404);
       }
 
-      const viewer = await memberOf(orgId, "VIEWER");
+      const viewer = await memberOf(server, orgId, "VIEWER");
       expect((await success(path, { token: viewer.accessToken })).id).toBe(node.id);
       expect(await statusOf(`${org}/nodes`, { method: "POST", token: viewer.accessToken, body: { name: "x" } })).toBe(403);
       expect(await statusOf(`${path}/drain`, { method: "POST", token: viewer.accessToken })).toBe(403);
-      const member = await memberOf(orgId, "MEMBER");
+      const member = await memberOf(server, orgId, "MEMBER");
       expect(await statusOf(`${path}/token`, { method: "POST", token: member.accessToken })).toBe(403);
       expect(await statusOf(path, { method: "DELETE", token: member.accessToken })).toBe(403);
       expect(ok(await server.execute(CurrentMachineDocument, {}, { token: node.token })).currentMachine.status).toBe("OFFLINE");
@@ -693,7 +645,7 @@ describe(`spunto REST dialect (${backend})`, () => {
 
   describe("deployments", () => {
     it("POST creates a deployment with its services (201); GET lists and answers it; PATCH renames; DELETE removes", async () => {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       const headers = { "idempotency-key": randomUUID() };
       const body = { name: "shop", services: [{ name: "web", image: "nginx:1.27", env: { PORT: "80" }, domain: "shop.example.test" }, { name: "jobs", command: "run-jobs" }] };
       const deployment = await success(`${org}/deployments`, { method: "POST", token, headers, body }, 201);
@@ -726,7 +678,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("POST .../start, .../stop and .../deploy move all services and answer the deployment", async () => {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       const deployment = await createDeployment(token, orgId);
       const path = `${org}/deployments/${deployment.id}`;
       const started = await success(`${path}/start`, { method: "POST", token });
@@ -750,7 +702,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("answers 401, 404 (stranger's, unknown, malformed, another organization's), 403 by role and 400 naming the field", async () => {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       const deployment = await createDeployment(token, orgId);
       const path = `${org}/deployments/${deployment.id}`;
       const routes: [string, string][] = [
@@ -767,14 +719,14 @@ describe(`spunto REST dialect (${backend})`, () => {
       for (const [method, at] of routes) expect(await statusOf(at, { method, body: bodyFor(method) })).toBe(401);
       const stranger = await strangerToken();
       for (const [method, at] of routes) expect(await statusOf(at, { method, token: stranger, body: bodyFor(method) })).toBe(404);
-      const elsewhere = (await owner()).orgId;
+      const elsewhere = (await orgOwner(server)).orgId;
       await addMember(server, elsewhere, (await prisma().workspaceMember.findFirstOrThrow({ where: { workspaceId: orgId } })).userId, "OWNER");
       for (const [method, suffix] of [["GET", ""], ["PATCH", ""], ["DELETE", ""], ["POST", "/start"], ["POST", "/stop"], ["POST", "/deploy"]] as const) {
         for (const id of [randomUUID(), ...MALFORMED]) expect(await statusOf(`${org}/deployments/${id}${suffix}`, { method, token, body: bodyFor(method) })).toBe(404);
         expect(await statusOf(`/api/orgs/${elsewhere}/deployments/${deployment.id}${suffix}`, { method, token, body: bodyFor(method) })).toBe(404);
       }
 
-      const viewer = await memberOf(orgId, "VIEWER");
+      const viewer = await memberOf(server, orgId, "VIEWER");
       expect((await success(path, { token: viewer.accessToken })).services.map((s: any) => s.env)).toEqual([null, null]);
       expect(await statusOf(`${org}/deployments`, { method: "POST", token: viewer.accessToken, body: { name: "x" } })).toBe(403);
       expect(await statusOf(path, { method: "PATCH", token: viewer.accessToken, body: { name: "x" } })).toBe(403);
@@ -800,7 +752,7 @@ describe(`spunto REST dialect (${backend})`, () => {
 
   describe("services", () => {
     it("GET lists a deployment's services; POST adds one (201); PATCH changes it; DELETE removes it", async () => {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       const deployment = await createDeployment(token, orgId);
       const services = `${org}/deployments/${deployment.id}/services`;
       const listed = await success(services, { token });
@@ -828,7 +780,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("POST .../start, .../stop and .../deploy move one service and answer it; GET .../logs its stored lines", async () => {
-      const { token, orgId, org, user } = await owner();
+      const { token, orgId, org, user } = await orgOwner(server);
       const deployment = await createDeployment(token, orgId);
       const web = deployment.services.find((s: any) => s.name === "web");
       const path = `${org}/deployments/${deployment.id}/services/${web.id}`;
@@ -859,7 +811,7 @@ describe(`spunto REST dialect (${backend})`, () => {
     });
 
     it("answers 401, 404 (stranger's, unknown, malformed, another deployment's), 403 by role and 400 naming the field", async () => {
-      const { token, orgId, org } = await owner();
+      const { token, orgId, org } = await orgOwner(server);
       const deployment = await createDeployment(token, orgId);
       const other = await createDeployment(token, orgId);
       const services = `${org}/deployments/${deployment.id}/services`;
@@ -886,7 +838,7 @@ describe(`spunto REST dialect (${backend})`, () => {
       }
       for (const id of [randomUUID(), "x"]) expect(await statusOf(`${org}/deployments/${id}/services`, { method: "POST", token, body: bodyFor("POST") })).toBe(404);
 
-      const viewer = await memberOf(orgId, "VIEWER");
+      const viewer = await memberOf(server, orgId, "VIEWER");
       expect((await success(services, { token: viewer.accessToken })).length).toBe(2);
       expect(await statusOf(services, { method: "POST", token: viewer.accessToken, body: { name: "x", image: "i" } })).toBe(403);
       expect(await statusOf(path, { method: "PATCH", token: viewer.accessToken, body: { name: "x" } })).toBe(403);

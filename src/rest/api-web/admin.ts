@@ -49,11 +49,9 @@ import {
   type MachineStatus,
   type ProjectRole,
 } from "../../generated/rest-api-web-graphql.js";
-import { RestError, restNotFound, type Credential, type Route, type Run } from "../route.js";
+import { RestError, restNotFound, type Route, type Run } from "../route.js";
 import { collect, dialectRoute, type FieldNames } from "../shared.js";
-import { API_WEB_FIELDS, projectIdOf, workspaceOf } from "./common.js";
-
-const BEARER: Credential[] = ["bearer"];
+import { API_WEB_FIELDS, BEARER, badInput, done, lower, MACHINE_STATUSES, machineOut, machineShape, projectIdOf, time, workspaceOf } from "./common.js";
 
 /** Renames of this file's operations, before api-web's own (`input.*` -> `body.*`). */
 const ADMIN_FIELDS: FieldNames = [
@@ -61,13 +59,6 @@ const ADMIN_FIELDS: FieldNames = [
   ["input.username", "body.name"],
 ];
 const adminRoute = dialectRoute("api-web", [...ADMIN_FIELDS, ...API_WEB_FIELDS]);
-
-/** A 400 naming one field as the client sent it. */
-function invalid(field: string, message: string): RestError {
-  return new RestError("VALIDATION", `Invalid input. ${field}: ${message}`, { fields: [{ field, message }] });
-}
-
-const lower = <T extends string>(value: T) => value.toLowerCase() as Lowercase<T>;
 
 // ---- Who is asking ---------------------------------------------------------------------------
 
@@ -142,9 +133,6 @@ async function maintainerViewer(run: Run, key: string): Promise<Viewer> {
 }
 
 // ---- Shapes ----------------------------------------------------------------------------------
-
-const time = z.string().describe("ISO-8601 UTC, e.g. 2026-01-01T00:00:00.000Z");
-const done = z.object({ ok: z.literal(true) });
 
 const developerShape = z.object({
   id: z.int().describe("The developer id (an integer)"),
@@ -240,48 +228,13 @@ const tokenOut = (token: ApiAdminTokenFragment): z.infer<typeof tokenShape> => (
   machineId: token.machine?.id ?? null,
 });
 
-const MACHINE_STATUSES = ["online", "offline", "draining", "drained", "decommissioned"] as const;
-const machineShape = z.object({
-  id: z.string(),
-  machineId: z.string().nullable().describe("The machine's own id for itself (host id), as it registered"),
-  name: z.string(),
-  status: z.enum(MACHINE_STATUSES),
-  approval: z.enum(["pending", "approved", "rejected"]),
-  online: z.boolean(),
-  draining: z.boolean(),
-  drainingSince: time.nullable(),
-  schedulable: z.boolean().describe("The operator switch: false gets no new work, drained or not"),
-  acceptingWork: z.boolean(),
-  capabilities: z.array(z.string()),
-  labels: z.array(z.string()),
-  hardware: z.record(z.string(), z.unknown()),
-  cpuPercent: z.number().nullable(),
-  memoryPercent: z.number().nullable(),
-  diskPercent: z.number().nullable(),
-  lastHeartbeatAt: time.nullable(),
-  createdAt: time,
+/** A machine in the admin view: the shared shape, with when it was decommissioned and the worker token it used. */
+const adminMachineShape = machineShape.extend({
   decommissionedAt: time.nullable(),
   workerTokenId: z.string().nullable().describe("The worker token it registered with"),
 });
-const machineOut = (machine: ApiAdminMachineFragment): z.infer<typeof machineShape> => ({
-  id: machine.id,
-  machineId: machine.externalId ?? null,
-  name: machine.name,
-  status: lower(machine.status),
-  approval: lower(machine.approval),
-  online: machine.online,
-  draining: machine.draining,
-  drainingSince: machine.drainingSince ?? null,
-  schedulable: machine.schedulable,
-  acceptingWork: machine.acceptingWork,
-  capabilities: machine.capabilities,
-  labels: machine.labels,
-  hardware: machine.hardware as Record<string, unknown>,
-  cpuPercent: machine.cpuPercent ?? null,
-  memoryPercent: machine.memoryPercent ?? null,
-  diskPercent: machine.diskPercent ?? null,
-  lastHeartbeatAt: machine.lastHeartbeatAt ?? null,
-  createdAt: machine.createdAt,
+const adminMachineOut = (machine: ApiAdminMachineFragment): z.infer<typeof adminMachineShape> => ({
+  ...machineOut(machine),
   decommissionedAt: machine.decommissionedAt ?? null,
   workerTokenId: machine.enrollmentToken?.id ?? null,
 });
@@ -341,7 +294,7 @@ async function updateProject(run: Run, workspaceId: string, key: string, body: z
 async function workspaceUserOf(run: Run, workspaceId: string, developerId: number): Promise<string> {
   const members = await collect(async (page) => (await run(ApiAdminWorkspaceMembersDocument, { workspaceId, ...page })).workspace.members);
   const member = members.find((m) => m.user.legacyId === developerId);
-  if (!member) throw invalid("body.developerId", `no developer with id ${developerId} in this workspace`);
+  if (!member) throw badInput("body.developerId", `no developer with id ${developerId} in this workspace`);
   return member.user.id;
 }
 
@@ -758,13 +711,13 @@ const machineRoutes: Route[] = [
     path: "/api/admin/machines",
     summary: "List every machine of the workspace, decommissioned ones included, newest first (workspace admins)",
     auth: BEARER,
-    response: z.array(machineShape),
+    response: z.array(adminMachineShape),
     async handler({ run }) {
       const { workspaceId } = await adminViewer(run);
       const machines = await collect(
         async (page) => (await run(ApiAdminMachinesDocument, { workspaceId, status: ALL_MACHINE_STATUSES, ...page })).workspace.machines,
       );
-      return machines.map(machineOut);
+      return machines.map(adminMachineOut);
     },
   }),
   adminRoute({
@@ -781,13 +734,13 @@ const machineRoutes: Route[] = [
         .optional()
         .describe("draining/drain/drained: stop new work; active/online/undrain/enabled: take work again; disabled/unschedulable: the operator switch off"),
     }),
-    response: machineShape,
+    response: adminMachineShape,
     async handler({ params, body, run }) {
       const { workspaceId } = await adminViewer(run);
       const machine = await machineOf(run, workspaceId, params.id);
-      if (!body.status) return machineOut(machine);
+      if (!body.status) return adminMachineOut(machine);
       await applyMachineStatus(run, machine, MACHINE_STATUS_ACTIONS[body.status]);
-      return machineOut(await machineOf(run, workspaceId, params.id));
+      return adminMachineOut(await machineOf(run, workspaceId, params.id));
     },
   }),
   adminRoute({
@@ -799,7 +752,7 @@ const machineRoutes: Route[] = [
     params: idParam,
     query: z.object({ reason: z.string().min(1, "must be 1-500 characters").max(500, "must be 1-500 characters").optional().describe("Recorded on failed tasks") }),
     response: z.object({
-      machine: machineShape,
+      machine: adminMachineShape,
       requeuedTaskIds: z.array(z.string()).describe("ASSIGNED and SUSPENDED tasks, back in the queue"),
       failedTaskIds: z.array(z.string()).describe("RUNNING tasks, now failed"),
       failedWorkerIds: z.array(z.string()),
@@ -809,7 +762,7 @@ const machineRoutes: Route[] = [
       await machineOf(run, workspaceId, params.id);
       const { decommissionMachine: result } = await run(ApiAdminDecommissionMachineDocument, { id: params.id, reason: query.reason });
       return {
-        machine: machineOut(result.machine),
+        machine: adminMachineOut(result.machine),
         requeuedTaskIds: result.requeuedTaskIds,
         failedTaskIds: result.failedTaskIds,
         failedWorkerIds: result.failedWorkerIds,

@@ -41,9 +41,8 @@ import {
 } from "../../generated/rest-api-web-graphql.js";
 import { RestError, restNotFound, type Credential, type Route, type Run } from "../route.js";
 import { collect, dialectRoute, type FieldNames } from "../shared.js";
-import { API_WEB_FIELDS, projectIdOf, workspaceOf } from "./common.js";
+import { API_WEB_FIELDS, BEARER, badInput, done, lower, machineOut, machineShape, projectIdOf, time, workspaceOf } from "./common.js";
 
-const BEARER: Credential[] = ["bearer"];
 const PUBLIC: Credential[] = ["none"];
 /** The most a `limit` asks for at once (logLines' own page limit). */
 const MAX_LIMIT = 1000;
@@ -57,12 +56,9 @@ const webRoute = dialectRoute("api-web", [...USER_FIELDS, ...API_WEB_FIELDS]);
 
 // ---- Shapes ----------------------------------------------------------------------------------
 
-const lower = <T extends string>(value: T) => value.toLowerCase() as Lowercase<T>;
 const lowerEnum = <T extends string>(values: readonly T[]) => z.enum(values.map(lower) as [Lowercase<T>, ...Lowercase<T>[]]);
 
 const TASK_STATUSES = ["PENDING", "ASSIGNED", "RUNNING", "SUSPENDED", "SUCCEEDED", "FAILED", "CANCELLED"] as const satisfies readonly TaskStatus[];
-const time = z.string().describe("ISO-8601 UTC, e.g. 2026-01-01T00:00:00.000Z");
-const ok = z.object({ ok: z.literal(true) });
 
 const pendingShape = z.object({ stageIndex: z.int(), stageName: z.string(), prompt: z.unknown().describe("What the person is asked (JSON)") });
 
@@ -192,48 +188,9 @@ const logShape = z.object({
   at: time,
 });
 
-const machineShape = z.object({
-  id: z.string(),
-  machineId: z.string().nullable().describe("The id the machine chose for itself at registration"),
-  name: z.string(),
-  status: lowerEnum(["ONLINE", "OFFLINE", "DRAINING", "DRAINED", "DECOMMISSIONED"]),
-  online: z.boolean(),
-  approval: lowerEnum(["APPROVED", "PENDING", "REJECTED"]),
-  draining: z.boolean(),
-  drainingSince: time.nullable(),
-  schedulable: z.boolean(),
-  acceptingWork: z.boolean(),
-  capabilities: z.array(z.string()),
-  labels: z.array(z.string()),
-  hardware: z.unknown(),
-  cpuPercent: z.number().nullable(),
-  memoryPercent: z.number().nullable(),
-  diskPercent: z.number().nullable(),
-  lastHeartbeatAt: time.nullable(),
-  createdAt: time,
-  updatedAt: time,
-});
-const machineOut = (machine: ApiWebMachinePartsFragment): z.infer<typeof machineShape> => ({
-  id: machine.id,
-  machineId: machine.externalId ?? null,
-  name: machine.name,
-  status: lower(machine.status),
-  online: machine.online,
-  approval: lower(machine.approval),
-  draining: machine.draining,
-  drainingSince: machine.drainingSince ?? null,
-  schedulable: machine.schedulable,
-  acceptingWork: machine.acceptingWork,
-  capabilities: machine.capabilities,
-  labels: machine.labels,
-  hardware: machine.hardware,
-  cpuPercent: machine.cpuPercent ?? null,
-  memoryPercent: machine.memoryPercent ?? null,
-  diskPercent: machine.diskPercent ?? null,
-  lastHeartbeatAt: machine.lastHeartbeatAt ?? null,
-  createdAt: machine.createdAt,
-  updatedAt: machine.updatedAt,
-});
+/** A machine as the user sees it: the shared shape, with when it last changed. */
+const userMachineShape = machineShape.extend({ updatedAt: time });
+const userMachineOut = (machine: ApiWebMachinePartsFragment): z.infer<typeof userMachineShape> => ({ ...machineOut(machine), updatedAt: machine.updatedAt });
 
 const profileShape = z.object({
   id: z.int().describe("The developer id"),
@@ -309,7 +266,6 @@ const statusFilter = z
   })
   .optional();
 
-const badInput = (field: string, message: string) => new RestError("VALIDATION", `Invalid input. ${field}: ${message}`, { fields: [{ field, message }] });
 
 // ---- Lookups ---------------------------------------------------------------------------------
 
@@ -406,7 +362,7 @@ const authRoutes: Route[] = [
     summary: "Sign out: ends the session of the bearer access token, so its refresh token stops working, and the session of the body's refreshToken if it is another of the caller's",
     auth: BEARER,
     body: z.object({ refreshToken: text().optional() }),
-    response: ok,
+    response: done,
     async handler({ body, run }) {
       await run(ApiWebLogoutDocument, { refreshToken: body.refreshToken });
       return { ok: true };
@@ -557,11 +513,11 @@ const machineRoutes: Route[] = [
     path: "/api/web/machines",
     summary: "The machines of your workspace (decommissioned ones left out), newest first",
     auth: BEARER,
-    response: z.array(machineShape),
+    response: z.array(userMachineShape),
     async handler({ run }) {
       const workspaceId = await workspaceOf(run);
       const machines = await collect(async (page) => (await run(ApiWebMachinesDocument, { workspaceId, ...page })).workspace.machines);
-      return machines.map(machineOut);
+      return machines.map(userMachineOut);
     },
   }),
   webRoute({
@@ -570,9 +526,9 @@ const machineRoutes: Route[] = [
     summary: "A machine",
     auth: BEARER,
     params: idParam,
-    response: machineShape,
+    response: userMachineShape,
     async handler({ params, run }) {
-      return machineOut(await ownMachine(run, params.id));
+      return userMachineOut(await ownMachine(run, params.id));
     },
   }),
   webRoute({
@@ -594,10 +550,10 @@ const machineRoutes: Route[] = [
     summary: "Stop new work on a machine: draining until what it holds ends, then drained (409 when already draining)",
     auth: BEARER,
     params: idParam,
-    response: machineShape,
+    response: userMachineShape,
     async handler({ params, run }) {
       await ownMachine(run, params.id);
-      return machineOut((await run(ApiWebDrainMachineDocument, { id: params.id })).drainMachine);
+      return userMachineOut((await run(ApiWebDrainMachineDocument, { id: params.id })).drainMachine);
     },
   }),
   webRoute({
@@ -606,10 +562,10 @@ const machineRoutes: Route[] = [
     summary: "Cancel a machine's drain (409 when it is not draining)",
     auth: BEARER,
     params: idParam,
-    response: machineShape,
+    response: userMachineShape,
     async handler({ params, run }) {
       await ownMachine(run, params.id);
-      return machineOut((await run(ApiWebUndrainMachineDocument, { id: params.id })).undrainMachine);
+      return userMachineOut((await run(ApiWebUndrainMachineDocument, { id: params.id })).undrainMachine);
     },
   }),
 ];
@@ -644,7 +600,7 @@ const profileRoutes: Route[] = [
     summary: "Change your password (signed in with it, not a token); your other sessions end",
     auth: BEARER,
     body: z.object({ currentPassword: required(), newPassword: required() }),
-    response: ok,
+    response: done,
     async handler({ body, run }) {
       await run(ApiWebChangePasswordDocument, { input: { currentPassword: body.currentPassword, newPassword: body.newPassword } });
       return { ok: true };
@@ -706,7 +662,7 @@ const profileRoutes: Route[] = [
     summary: "Revoke one of your personal access tokens at once",
     auth: BEARER,
     params: idParam,
-    response: ok,
+    response: done,
     async handler({ params, run }) {
       // The profile is the caller's own: a workspace admin revokes others' keys elsewhere, not here.
       const own = await collect(async (page) => (await run(ApiWebTokensDocument, page)).apiKeys);

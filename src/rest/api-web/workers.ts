@@ -7,7 +7,7 @@ import { z } from "zod";
 import { ApiWorkerRecoverDocument, ApiWorkerRefreshDocument, ApiWorkerRegisterDocument } from "../../generated/rest-api-web-graphql.js";
 import type { Route } from "../route.js";
 import { dialectRoute, type FieldNames } from "../shared.js";
-import { API_WEB_FIELDS } from "./common.js";
+import { API_WEB_FIELDS, time } from "./common.js";
 
 const WORKER_FIELDS: FieldNames = [
   ["input.externalId", "body.machineId"],
@@ -15,7 +15,6 @@ const WORKER_FIELDS: FieldNames = [
 ];
 const workerRoute = dialectRoute("api-web", [...WORKER_FIELDS, ...API_WEB_FIELDS]);
 
-const time = z.string().describe("ISO-8601 UTC");
 const secretsShape = z.object({
   id: z.string().describe("Spindle's id for the machine"),
   machineId: z.string().describe("The id the worker chose for itself"),
