@@ -112,30 +112,9 @@ export function createTokenService(options: {
 }): TokenService {
   const { key, issuer, audience, ttlSeconds } = options;
   return {
-    async signAccessToken({ userId, sessionId }, lifetime = ttlSeconds) {
-      const expiresAt = new Date(Date.now() + lifetime * 1000);
-      const token = await new SignJWT({ sid: sessionId })
-        .setProtectedHeader({ alg: key.alg, typ: TOKEN_TYPE })
-        .setSubject(userId)
-        .setIssuer(issuer)
-        .setAudience(audience)
-        .setIssuedAt()
-        .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
-        .sign(key.signKey);
-      return { token, expiresAt };
-    },
-    async signMachineToken({ machineId, credentialHash }) {
-      const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
-      const token = await new SignJWT({ cred: credentialHash.slice(0, CREDENTIAL_MARK_LENGTH) })
-        .setProtectedHeader({ alg: key.alg, typ: MACHINE_TOKEN_TYPE })
-        .setSubject(machineId)
-        .setIssuer(issuer)
-        .setAudience(audience)
-        .setIssuedAt()
-        .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
-        .sign(key.signKey);
-      return { token, expiresAt };
-    },
+    signAccessToken: ({ userId, sessionId }, lifetime = ttlSeconds) => signed({ sid: sessionId }, TOKEN_TYPE, userId, lifetime),
+    signMachineToken: ({ machineId, credentialHash }) =>
+      signed({ cred: credentialHash.slice(0, CREDENTIAL_MARK_LENGTH) }, MACHINE_TOKEN_TYPE, machineId, ttlSeconds),
     async verifyMachineToken(token) {
       const payload = await verified(token, MACHINE_TOKEN_TYPE);
       if (typeof payload.cred !== "string" || payload.cred.length !== CREDENTIAL_MARK_LENGTH || typeof payload.sub !== "string" || !isUuid(payload.sub)) {
@@ -153,6 +132,20 @@ export function createTokenService(options: {
       return { userId: payload.sub, sessionId: payload.sid, expiresAt: new Date(payload.exp! * 1000) };
     },
   };
+
+  /** A token of this type for `subject`, carrying `claims`, good for `lifetime` seconds. */
+  async function signed(claims: JWTPayload, typ: string, subject: string, lifetime: number) {
+    const expiresAt = new Date(Date.now() + lifetime * 1000);
+    const token = await new SignJWT(claims)
+      .setProtectedHeader({ alg: key.alg, typ })
+      .setSubject(subject)
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .sign(key.signKey);
+    return { token, expiresAt };
+  }
 
   /** The token's claims when its signature, algorithm, issuer, audience, type and lifetime hold. */
   async function verified(token: string, typ: string): Promise<JWTPayload> {
