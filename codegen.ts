@@ -15,7 +15,7 @@ const config: CodegenConfig = {
       plugins: ["typescript", "typescript-operations", "typed-document-node"],
       config: { scalars: { DateTime: "string" }, enumsAsTypes: true, useTypeImports: true, avoidOptionals: false },
     },
-    // Spunto and api-web each have their own file, so each dialect's operations are named freely.
+    // Spunto, api-web and api-v1 each have their own file, so each dialect's operations are named freely.
     "src/generated/rest-spunto-graphql.ts": {
       documents: ["src/rest/operations/spunto/*.graphql"],
       plugins: ["typescript", "typescript-operations", "typed-document-node"],
@@ -23,6 +23,11 @@ const config: CodegenConfig = {
     },
     "src/generated/rest-api-web-graphql.ts": {
       documents: ["src/rest/operations/api-web/*.graphql"],
+      plugins: ["typescript", "typescript-operations", "typed-document-node"],
+      config: { scalars: { DateTime: "string" }, enumsAsTypes: true, useTypeImports: true, avoidOptionals: false },
+    },
+    "src/generated/rest-api-v1-graphql.ts": {
+      documents: ["src/rest/operations/api-v1/*.graphql"],
       plugins: ["typescript", "typescript-operations", "typed-document-node"],
       config: { scalars: { DateTime: "string" }, enumsAsTypes: true, useTypeImports: true, avoidOptionals: false },
     },

@@ -1,6 +1,7 @@
 // Every legacy route Spindle serves, dialect by dialect. A dialect listed as built serves every
 // core row of the inventory (test/rest/inventory.test.ts holds it to that).
 import { aispinnerRoutes } from "./aispinner.js";
+import { apiV1Routes } from "./api-v1/index.js";
 import { apiWebRoutes } from "./api-web/index.js";
 import { flowsRoutes } from "./flows.js";
 import type { Dialect, Route } from "./route.js";
@@ -10,4 +11,4 @@ import { agentConnectRoute } from "./spunto-agent-socket.js";
 
 export const BUILT_DIALECTS: readonly Dialect[] = ["aispinner", "flows", "spunto", "api-web"];
 
-export const legacyRoutes: Route[] = [...aispinnerRoutes, ...flowsRoutes, ...spuntoRoutes, ...spuntoAccountRoutes, agentConnectRoute, ...apiWebRoutes];
+export const legacyRoutes: Route[] = [...aispinnerRoutes, ...flowsRoutes, ...spuntoRoutes, ...spuntoAccountRoutes, agentConnectRoute, ...apiWebRoutes, ...apiV1Routes];

@@ -1,5 +1,6 @@
-// A JSON client for the REST dialects whose errors are {"error": "..."} (api-web, Spunto): calls a
-// test server over plain HTTP with an optional bearer token and checks every answer is JSON. Also the
+// A JSON client for the REST dialects: calls a test server over plain HTTP with an optional bearer
+// token and checks every answer is JSON and every error the dialect's one error string
+// ({"error": "..."} for api-web and Spunto, {"detail": "..."} for api-v1). Also the
 // people these tests set up alike: a signed-in member of a workspace, a Spunto organization's owner.
 import { expect } from "vitest";
 import type { WorkspaceRole } from "../../src/generated/prisma/client.js";
@@ -14,7 +15,7 @@ export interface Call {
 }
 
 /** The client of the test file's server (`serverOf` is read at each call: the server starts in beforeAll). */
-export function restClient(serverOf: () => TestServer) {
+export function restClient(serverOf: () => TestServer, errorKey: "error" | "detail" = "error") {
   async function api(path: string, { method = "GET", body, token, headers = {} }: Call = {}) {
     const res = await fetch(`${serverOf().url}${path}`, {
       method,
@@ -36,12 +37,12 @@ export function restClient(serverOf: () => TestServer) {
     return res.body;
   }
 
-  /** An error answer: its status, and the one `error` string the dialect's clients read. */
+  /** An error answer: its status, and the one error string the dialect's clients read (as `error`). */
   async function failure(path: string, call: Call = {}) {
     const { status, body } = await api(path, call);
-    expect(Object.keys(body)).toEqual(["error"]);
-    expect(typeof body.error).toBe("string");
-    return { status, error: body.error as string };
+    expect(Object.keys(body)).toEqual([errorKey]);
+    expect(typeof body[errorKey]).toBe("string");
+    return { status, error: body[errorKey] as string };
   }
 
   /** The status of an error answer, for the many paths that only need it. */

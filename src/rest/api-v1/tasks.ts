@@ -1,0 +1,3 @@
+import type { Route } from "../route.js";
+
+export const apiV1TaskRoutes: Route[] = [];
