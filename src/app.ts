@@ -137,6 +137,7 @@ export function buildApp(deps: AppDeps): App {
       limits: createAccountLimits({ redis: pubsub.redis, prefix: config.redisKeyPrefix }, config.auth),
       refreshTokenTtlSeconds: config.auth.refreshTokenTtlSeconds,
     accessTokenMaxTtlSeconds: config.auth.accessTokenMaxTtlSeconds,
+    signupConfirmation: config.auth.signupConfirmation,
     log,
   });
   const services: Services = {

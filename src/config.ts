@@ -49,6 +49,7 @@ const envSchema = z.object({
   SPINDLE_SIGNUP_MAX_PER_ADDRESS: z.coerce.number().int().positive().default(10),
   SPINDLE_SIGNUP_MAX_PER_EMAIL: z.coerce.number().int().positive().default(3),
   SPINDLE_SIGNUP_WINDOW: seconds(60 * 60),
+  SPINDLE_SIGNUP_CONFIRMATION: z.enum(["email", "none"], { error: "must be email or none" }).default("email"),
   SPINDLE_CORS_ORIGINS: z
     .string()
     .optional()
@@ -122,6 +123,12 @@ export interface Config {
     signupMaxPerAddress: number;
     signupMaxPerEmail: number;
     signupWindowSeconds: number;
+    /**
+     * `email` (default): a sign-up is an account once its emailed code is confirmed. `none`: it is
+     * one at once, and signed in (api-v1 clients register and log in with no step between); the
+     * code then only verifies the address.
+     */
+    signupConfirmation: "email" | "none";
   };
   mail: { smtpUrl?: string; from: string };
   domain: {
@@ -211,6 +218,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       signupMaxPerAddress: e.SPINDLE_SIGNUP_MAX_PER_ADDRESS,
       signupMaxPerEmail: e.SPINDLE_SIGNUP_MAX_PER_EMAIL,
       signupWindowSeconds: e.SPINDLE_SIGNUP_WINDOW,
+      signupConfirmation: e.SPINDLE_SIGNUP_CONFIRMATION,
     },
     mail: { smtpUrl: e.SMTP_URL, from: e.SMTP_FROM },
     domain: {

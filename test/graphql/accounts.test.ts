@@ -16,6 +16,7 @@ import {
   MemberProfilesDocument,
   MyProfileDocument,
   RefreshTokenDocument,
+  RegisterAtOnceDocument,
   RegisterDocument,
   SessionsDocument,
   SetupTotpDocument,
@@ -76,6 +77,35 @@ describe(`sign-up and sign-in (${backend})`, () => {
     const taken = errorOf(await server.execute(RegisterDocument, { input: { email: `${unique()}@example.test`, username: existing.username, password: "long enough pw" } }));
     expect(taken).toMatchObject({ code: "CONFLICT", status: 409 });
     expect(taken.extensions.fields).toEqual([{ field: "input.username", message: "already taken" }]);
+  });
+
+  it("on a server without sign-up confirmation, registers and signs in at once; the code then verifies the address", async () => {
+    const open = await startTestServer({ SPINDLE_SIGNUP_CONFIRMATION: "none" });
+    try {
+      const username = unique("now");
+      const email = `${username}@example.test`;
+      const password = "correct horse battery";
+      const { register } = ok(await open.execute(RegisterAtOnceDocument, { input: { email, username, password } }));
+      expect(register.session?.user).toMatchObject({ username, email, role: "USER" });
+      const me = ok(await open.execute(MeDocument, {}, { token: register.session!.accessToken }));
+      expect(me.me).toMatchObject({ username, emailConfirmed: false });
+      ok(await open.execute(LoginDocument, { input: { login: email, password } }));
+
+      // The emailed code verifies the address of the account made at once.
+      const code = await latestEmailCode(open, email);
+      ok(await open.execute(ConfirmRegistrationDocument, { input: { email, code } }));
+      expect(ok(await open.execute(MeDocument, {}, { token: register.session!.accessToken })).me.emailConfirmed).toBe(true);
+
+      // Signing in at once cannot hide a taken address: it is a conflict naming the field.
+      const taken = errorOf(await open.execute(RegisterAtOnceDocument, { input: { email, username: unique("x"), password } }));
+      expect(taken).toMatchObject({ code: "CONFLICT", status: 409 });
+      expect(taken.extensions.fields).toEqual([{ field: "input.email", message: "already has an account" }]);
+      // The default server answers no session.
+      const pending = ok(await server.execute(RegisterAtOnceDocument, { input: { email: `${unique()}@example.test`, username: unique("p"), password } }));
+      expect(pending.register.session).toBeNull();
+    } finally {
+      await open.close();
+    }
   });
 
   it("names every bad field of a sign-up, with a 400 and nothing written", async () => {

@@ -100,11 +100,19 @@ const AuthPayload = builder.objectRef<AuthPayloadShape>("AuthPayload").implement
   }),
 });
 
-const RegistrationPayload = builder.objectRef<{ email: string; codeExpiresAt: Date }>("RegistrationPayload").implement({
-  description: "A confirmation code was sent to the email address; confirm with `confirmRegistration`.",
+const RegistrationPayload = builder.objectRef<{ email: string; codeExpiresAt: Date; session?: AuthPayloadShape }>("RegistrationPayload").implement({
+  description:
+    "A confirmation code was sent to the email address; confirm with `confirmRegistration`. On a server that signs " +
+    "sign-ups in at once (SPINDLE_SIGNUP_CONFIRMATION=none), `session` holds the new account's tokens and the code only verifies the address.",
   fields: (t) => ({
     email: t.exposeString("email"),
     codeExpiresAt: t.expose("codeExpiresAt", { type: "DateTime" }),
+    session: t.field({
+      type: AuthPayload,
+      nullable: true,
+      description: "The new account, signed in: only when the server needs no confirmation first",
+      resolve: (p) => p.session ?? null,
+    }),
   }),
 });
 
@@ -216,14 +224,19 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   register: t.field({
     type: RegistrationPayload,
-    description: "Starts a sign-up: emails a 6-digit code (kept in the outbox and the log when no SMTP is set up).",
+    description:
+      "Starts a sign-up: emails a 6-digit code (kept in the outbox and the log when no SMTP is set up). With " +
+      "SPINDLE_SIGNUP_CONFIRMATION=none the account exists and is signed in at once (`session`).",
     authScopes: { public: true },
     args: { input: t.arg({ type: RegisterInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.services.accounts.register(input, ctx.client),
+    resolve: async (_root, { input }, ctx) => {
+      const registered = await ctx.services.accounts.register(input, ctx.client);
+      return "session" in registered ? { ...registered, session: startSession(ctx, registered.session) } : registered;
+    },
   }),
   confirmRegistration: t.field({
     type: AuthPayload,
-    description: "Finishes a sign-up with the emailed code and signs in.",
+    description: "Finishes a sign-up with the emailed code and signs in (or, for an account made at once, verifies its address).",
     authScopes: { public: true },
     args: { input: t.arg({ type: ConfirmRegistrationInput, required: true }) },
     resolve: async (_root, { input }, ctx) => startSession(ctx, await ctx.services.accounts.confirmRegistration(input, ctx.client)),

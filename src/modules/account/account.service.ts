@@ -79,6 +79,12 @@ export interface AccountServiceDeps {
   refreshTokenTtlSeconds: number;
   /** The longest access token a sign-in may ask for (config ACCESS_TOKEN_MAX_TTL). */
   accessTokenMaxTtlSeconds: number;
+  /**
+   * `email`: an account exists once the emailed code is confirmed. `none` (SPINDLE_SIGNUP_CONFIRMATION,
+   * for clients with no confirmation step, such as api-v1's): it exists and signs in at once, its
+   * address unverified until the code is confirmed.
+   */
+  signupConfirmation: "email" | "none";
   log: Logger;
 }
 
@@ -198,6 +204,55 @@ export function createAccountService(deps: AccountServiceDeps) {
     }
   }
 
+  const emailTaken = () =>
+    new AppError("CONFLICT", "This email address already has an account; sign in instead", {
+      fields: [{ field: "input.email", message: "already has an account" }],
+    });
+
+  /**
+   * Keeps a sign-up pending under a new code and emails the code. The code creates the account
+   * (confirmation `email`), or only verifies the address of the account made at once (`none`).
+   */
+  async function recordPendingSignUp(input: z.infer<typeof registerInput>, passwordHash: string, codeExpiresAt: Date) {
+    const code = sixDigitCode();
+    await prisma.$transaction(async (tx) => {
+      // Expired sign-ups (with their password hashes) go as new ones come: no job needed.
+      await tx.pendingRegistration.deleteMany({ where: { createdAt: { lt: new Date(Date.now() - CODE_TTL_MS) } } });
+      await tx.pendingRegistration.create({
+        data: {
+          email: input.email,
+          username: input.username,
+          displayName: input.displayName ?? null,
+          passwordHash,
+          codeHash: sha256(code),
+          expiresAt: codeExpiresAt,
+        },
+      });
+    });
+    const effect = deps.signupConfirmation === "none" ? "verifies the address of" : "creates";
+    await mailer.send({
+      to: input.email,
+      subject: `Your Spindle confirmation code: ${code}`,
+      body: `Your Spindle confirmation code is ${code}. It expires in 15 minutes. It ${effect} the account "${input.username}": if that is not the username you chose, someone else used your address, so do not enter the code.`,
+    });
+  }
+
+  /**
+   * Sign-up without confirmation (SPINDLE_SIGNUP_CONFIRMATION=none): the account exists and is
+   * signed in at once, its address unverified (so invitations sent to it stay out of its reach)
+   * until the emailed code is confirmed.
+   */
+  async function registerAtOnce(input: z.infer<typeof registerInput>, passwordHash: string, codeExpiresAt: Date, client: ClientInfo) {
+    const user = await prisma.user
+      .create({ data: { email: input.email, username: input.username, displayName: input.displayName ?? null, passwordHash } })
+      .catch((error: unknown) => {
+        if (isUniqueViolation(error)) throw conflict("This email address or username got an account at the same moment; sign in, or register again");
+        throw error;
+      });
+    await recordPendingSignUp(input, passwordHash, codeExpiresAt);
+    return { email: input.email, codeExpiresAt, session: await issueSession(user, client) };
+  }
+
   return {
     issueSession,
 
@@ -221,6 +276,8 @@ export function createAccountService(deps: AccountServiceDeps) {
       const passwordHash = await hashPassword(input.password);
       const codeExpiresAt = new Date(Date.now() + CODE_TTL_MS);
       const existing = await prisma.user.findUnique({ where: { email: input.email }, select: { id: true } });
+      // Signing in at once cannot hide that an address has an account: say so, as for a username.
+      if (existing && deps.signupConfirmation === "none") throw emailTaken();
       if (existing) {
         await mailer.send({
           to: input.email,
@@ -229,26 +286,8 @@ export function createAccountService(deps: AccountServiceDeps) {
         });
         return { email: input.email, codeExpiresAt };
       }
-      const code = sixDigitCode();
-      await prisma.$transaction(async (tx) => {
-        // Expired sign-ups (with their password hashes) go as new ones come: no job needed.
-        await tx.pendingRegistration.deleteMany({ where: { createdAt: { lt: new Date(Date.now() - CODE_TTL_MS) } } });
-        await tx.pendingRegistration.create({
-          data: {
-            email: input.email,
-            username: input.username,
-            displayName: input.displayName ?? null,
-            passwordHash,
-            codeHash: sha256(code),
-            expiresAt: codeExpiresAt,
-          },
-        });
-      });
-      await mailer.send({
-        to: input.email,
-        subject: `Your Spindle confirmation code: ${code}`,
-        body: `Your Spindle confirmation code is ${code}. It expires in 15 minutes. It creates the account "${input.username}": if that is not the username you chose, someone else used your address, so do not enter the code.`,
-      });
+      if (deps.signupConfirmation === "none") return registerAtOnce(input, passwordHash, codeExpiresAt, client);
+      await recordPendingSignUp(input, passwordHash, codeExpiresAt);
       return { email: input.email, codeExpiresAt };
     },
 
@@ -269,9 +308,13 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (!match) throw wrongCode();
       const user = await prisma.$transaction(async (tx) => {
         const pending = await tx.pendingRegistration.update({ where: { id: match.id }, data: { consumedAt: now } });
-        if (await tx.user.findUnique({ where: { email: pending.email }, select: { id: true } })) {
-          throw conflict("This email address already has an account; sign in instead");
+        const holder = await tx.user.findUnique({ where: { email: pending.email } });
+        // An account made at once by this very sign-up (confirmation `none`): the code verifies its address.
+        if (holder && !holder.emailVerifiedAt && holder.username === pending.username) {
+          await tx.pendingRegistration.deleteMany({ where: { email: pending.email } });
+          return tx.user.update({ where: { id: holder.id }, data: { emailVerifiedAt: now } });
         }
+        if (holder) throw conflict("This email address already has an account; sign in instead");
         if (await tx.user.findUnique({ where: { username: pending.username }, select: { id: true } })) {
           throw conflict(`The username "${pending.username}" was taken while this sign-up waited; register again with another`, {
             fields: [{ field: "input.email", message: "its sign-up's username is taken" }],
