@@ -10,8 +10,16 @@ import { requestScope } from "./request-context.js";
 
 /** A raw connection, used by the migrator and the health check. */
 /** A unique constraint refused the write (two requests claimed the same name at once). */
+/**
+ * A unique constraint refused the write: Prisma's P2002, or, from some interactive transactions on
+ * a driver adapter, the adapter's own error (its `cause` names the violation).
+ */
 export const isUniqueViolation = (error: unknown) =>
-  error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
+  (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") ||
+  (error instanceof Error && error.name === "DriverAdapterError" && isUniqueCause(error.cause as { kind?: string; code?: string } | undefined));
+
+/** The adapter's cause: classified (`pg`), or PostgreSQL's own SQLSTATE (PGlite). */
+const isUniqueCause = (cause: { kind?: string; code?: string } | undefined) => cause?.kind === "UniqueConstraintViolation" || cause?.code === "23505";
 
 export interface SqlConnection {
   exec(sql: string): Promise<void>;

@@ -1,5 +1,6 @@
 // The domain services, built once per server from the shared dependencies. Each module owns its
 // rules; resolvers call these, and the REST layer will call the same GraphQL operations.
+import { createAgentService } from "./agent/agent.service.js";
 import { createAuditService } from "./audit/audit.service.js";
 import { createDeploymentService } from "./deployment/deployment.service.js";
 import { createEventService } from "./event/event.service.js";
@@ -21,6 +22,7 @@ export function createDomainServices(deps: MailingDeps & { db: Pick<Database, "w
   const guards = createStreamGuards(deps);
   const workers = createWorkerService(deps);
   const deployments = createDeploymentService(deps);
+  const agents = createAgentService(deps);
   return {
     workspaces: createWorkspaceService(deps),
     // A machine that becomes able to take work picks up the workers and services that wait for one.
@@ -31,7 +33,8 @@ export function createDomainServices(deps: MailingDeps & { db: Pick<Database, "w
       },
     }),
     workers,
-    tasks: createTaskService(deps),
+    agents,
+    tasks: createTaskService(deps, { agentTarget: agents.target }),
     flows: createFlowService(deps),
     deployments,
     logs: createLogService({ ...deps, guards }),

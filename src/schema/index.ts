@@ -8,6 +8,7 @@ import "../modules/workspace/workspace.schema.js";
 import "../modules/machine/machine.schema.js";
 import "../modules/worker/worker.schema.js";
 import "../modules/task/task.schema.js";
+import "../modules/agent/agent.schema.js";
 import "../modules/flow/flow.schema.js";
 import "../modules/deployment/deployment.schema.js";
 import "../modules/log/log.schema.js";

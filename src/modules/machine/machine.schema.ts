@@ -244,6 +244,7 @@ const CreateMachineInput = builder.inputType("CreateMachineInput", {
     labels: t.stringList({ description: "At most 50, no spaces" }),
     hardware: t.field({ type: "JSON", description: "A JSON object, at most 16 KB" }),
     group: t.string({ description: "api-v1 worker group" }),
+    maxAgents: t.int({ description: "How many agents may live on it (api-v1 max_agents); left out: no limit" }),
     idempotencyKey: t.string({ description: `${IDEMPOTENCY_KEY_DESCRIPTION} A replay answers null secrets (they are shown only once).` }),
   }),
 });

@@ -69,6 +69,7 @@ const createMachineInput = z.object({
   workspaceId: id,
   ...machineFields,
   group: groupSchema.nullish(),
+  maxAgents: z.int("must be a whole number").min(0, "must be 0 or more").max(10_000, "must be at most 10000").nullish(),
   idempotencyKey: idempotencyKey.nullish(),
 });
 
@@ -460,6 +461,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
             labels: input.labels ?? [],
             hardware: input.hardware ?? {},
             group: input.group ?? null,
+            maxAgents: input.maxAgents ?? null,
             approval,
           },
           secrets,

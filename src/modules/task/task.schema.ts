@@ -148,6 +148,8 @@ export const TaskType = builder.prismaObject("Task", {
       description: "A machine must have all of these capabilities to claim the task (api-v1 required_tools)",
     }),
     targetMachineId: t.exposeID("targetMachineId", { nullable: true, description: "Only this machine may claim the task" }),
+    targetAgentId: t.exposeID("targetAgentId", { nullable: true, description: "The agent the task is for (api-v1 agent_id); its machine is targetMachineId" }),
+    targetAgent: t.relation("targetAgent", { nullable: true }),
     input: t.expose("input", { type: "JSON", nullable: true }),
     output: t.expose("output", { type: "JSON", nullable: true, description: "The result (api-v1 result, flow run output)" }),
     error: t.exposeString("error", { nullable: true }),
@@ -247,7 +249,8 @@ builder.prismaObjectFields("Workspace", (t) => ({
       priority: t.arg({ type: [TaskPriorityEnum] }),
       projectId: t.arg.id(),
       machineId: t.arg.id({ description: "Tasks whose current or last attempt ran on this machine" }),
-      targetMachineId: t.arg.id({ description: "Tasks only this machine may claim (api-v1 agent_id)" }),
+      targetMachineId: t.arg.id({ description: "Tasks only this machine may claim (whether for one of its agents or not)" }),
+      targetAgentId: t.arg.id({ description: "Tasks for this agent (api-v1 agent_id)" }),
       flowId: t.arg.id({ description: "Runs of this flow" }),
       flowRuns: t.arg.boolean({ description: "true: only flow runs; false: only tasks that are not flow runs" }),
       search: t.arg.string({ description: "Case-insensitive text in the title or description" }),
@@ -263,6 +266,8 @@ builder.prismaObjectFields("Workspace", (t) => ({
       if (machineId) where.machineId = machineId;
       const targetMachineId = filterId(args.targetMachineId, "targetMachineId");
       if (targetMachineId) where.targetMachineId = targetMachineId;
+      const targetAgentId = filterId(args.targetAgentId, "targetAgentId");
+      if (targetAgentId) where.targetAgentId = targetAgentId;
       const flowId = filterId(args.flowId, "flowId");
       if (flowId) where.flowId = flowId;
       if (args.flowRuns != null) where.flowId = flowId ?? (args.flowRuns ? { not: null } : null);
@@ -295,6 +300,7 @@ const CreateTaskInput = builder.inputType("CreateTaskInput", {
     deadline: t.field({ type: "DateTime" }),
     requiredCapabilities: t.stringList({ description: "Capabilities a machine needs to claim the task" }),
     targetMachineId: t.id({ description: "Only this machine (of the same workspace) may claim the task" }),
+    targetAgentId: t.id({ description: "For this agent (api-v1 agent_id): only the agent's machine may claim the task" }),
     input: t.field({ type: "JSON", description: `At most ${MAX_INPUT_BYTES / 1024} KiB` }),
     stages: t.field({ type: [TaskStageInput], description: `Up to ${MAX_STAGES}, in order. Left out: the project's pipeline.stages (stage definitions or plain names), if it has any` }),
     idempotencyKey: t.string({ description: IDEMPOTENCY_KEY_DESCRIPTION }),
@@ -303,7 +309,7 @@ const CreateTaskInput = builder.inputType("CreateTaskInput", {
 
 const UpdateTaskInput = builder.inputType("UpdateTaskInput", {
   description:
-    "Fields left out stay as they are; null clears an optional one. instructions, requiredCapabilities, targetMachineId and input change only while the task is PENDING.",
+    "Fields left out stay as they are; null clears an optional one. instructions, requiredCapabilities, targetMachineId, targetAgentId and input change only while the task is PENDING; a new target is named whole (a machine alone clears the agent).",
   fields: (t) => ({
     id: t.id({ required: true }),
     title: t.string(),
@@ -313,6 +319,7 @@ const UpdateTaskInput = builder.inputType("UpdateTaskInput", {
     deadline: t.field({ type: "DateTime" }),
     requiredCapabilities: t.stringList(),
     targetMachineId: t.id(),
+    targetAgentId: t.id(),
     projectId: t.id(),
     input: t.field({ type: "JSON" }),
   }),

@@ -66,6 +66,7 @@ const createInput = z
     deadline: future.nullish(),
     requiredCapabilities: capabilities.nullish(),
     targetMachineId: uuid("a machine").nullish(),
+    targetAgentId: uuid("an agent").nullish(),
     input: jsonValue(MAX_INPUT_BYTES).nullish(),
     stages: list(stageDefinition, MAX_STAGES, "stages").nullish(),
     idempotencyKey: idempotencyKey.nullish(),
@@ -88,6 +89,7 @@ const updateInput = z.object({
   deadline: future.nullish(),
   requiredCapabilities: capabilities.optional(),
   targetMachineId: uuid("a machine").nullish(),
+  targetAgentId: uuid("an agent").nullish(),
   projectId: uuid("a project").nullish(),
   input: jsonValue(MAX_INPUT_BYTES).nullish(),
 });
@@ -153,6 +155,7 @@ export interface NewTask {
   deadline?: Date | null;
   requiredCapabilities?: string[] | null;
   targetMachineId?: string | null;
+  targetAgentId?: string | null;
   input?: unknown;
   triggeredBy?: string | null;
   stages?: StageDefinition[] | null;
@@ -178,6 +181,7 @@ export async function insertTask(tx: Tx, ctx: RequestCtx, task: NewTask): Promis
       deadline: task.deadline ?? null,
       requiredCapabilities: task.requiredCapabilities ?? [],
       targetMachineId: task.targetMachineId ?? null,
+      targetAgentId: task.targetAgentId ?? null,
       input: json(task.input),
       triggeredBy: task.triggeredBy ?? null,
       // RUNNING without a lease: the claim only takes a RUNNING task whose lease ran out.
@@ -276,7 +280,12 @@ function claimableScan(workspaceId: string, limit: number, state: Prisma.Sql): P
        FOR UPDATE OF t SKIP LOCKED`;
 }
 
-export function createTaskService(deps: DomainDeps) {
+/** What the task module asks of others: the agent module resolves a task's target agent. */
+export interface TaskCollaborators {
+  agentTarget(workspaceId: string, agentId: string | null | undefined, field: string): Promise<{ agentId: string; machineId: string } | null>;
+}
+
+export function createTaskService(deps: DomainDeps, collaborators: TaskCollaborators) {
   const { prisma, config } = deps;
   const live = liveFor(deps);
 
@@ -321,6 +330,19 @@ export function createTaskService(deps: DomainDeps) {
       throw validationError([{ field, message: `the project's pipeline.stages${issue.path.length ? `.${issue.path.join(".")}` : ""} is not a valid stage list (${issue.message}): give stages, or fix the project's pipeline` }]);
     }
     return parsed.data;
+  }
+
+  /**
+   * Where a task may run: an agent's task is its machine's (naming both, they must agree). A change
+   * of target names the new one whole: a machine alone leaves no agent, no agent leaves no machine.
+   */
+  async function targetOf(workspaceId: string, input: { targetMachineId?: string | null; targetAgentId?: string | null }) {
+    const agent = await collaborators.agentTarget(workspaceId, input.targetAgentId, "input.targetAgentId");
+    const machineId = await machineIn(workspaceId, input.targetMachineId ?? agent?.machineId, input.targetMachineId ? "input.targetMachineId" : "input.targetAgentId");
+    if (agent && machineId !== agent.machineId) {
+      throw validationError([{ field: "input.targetMachineId", message: "the agent lives on another machine: leave targetMachineId out" }]);
+    }
+    return { targetMachineId: machineId, targetAgentId: agent?.agentId ?? null };
   }
 
   async function machineIn(workspaceId: string, machineId: string | null | undefined, field: string) {
@@ -377,7 +399,7 @@ export function createTaskService(deps: DomainDeps) {
       const project = await projectIn(workspaceId, { id: input.projectId, key: input.projectKey }, projectField);
       const projectId = project?.id ?? null;
       const stages = input.stages ?? (project ? pipelineStages(project.pipeline, projectField) : undefined);
-      const targetMachineId = await machineIn(workspaceId, input.targetMachineId, "input.targetMachineId");
+      const { targetMachineId, targetAgentId } = await targetOf(workspaceId, input);
       const taskTitle = input.title ?? input.description!.trim().split("\n")[0]!.slice(0, 200);
       return live.run((batch) => idempotentCreate(prisma, ctx.viewer, "createTask", input.idempotencyKey, raw, batch.within(async (tx) => {
         const task = await insertTask(tx, ctx, {
@@ -390,6 +412,7 @@ export function createTaskService(deps: DomainDeps) {
           deadline: input.deadline,
           requiredCapabilities: input.requiredCapabilities,
           targetMachineId,
+          targetAgentId,
           input: input.input,
           stages,
         });
@@ -415,7 +438,7 @@ export function createTaskService(deps: DomainDeps) {
       const scheduling: Record<string, unknown> = {};
       if (input.instructions !== undefined) scheduling.instructions = input.instructions;
       if (input.requiredCapabilities !== undefined) scheduling.requiredCapabilities = input.requiredCapabilities;
-      if (input.targetMachineId !== undefined) scheduling.targetMachineId = await machineIn(task.workspaceId, input.targetMachineId, "input.targetMachineId");
+      if (input.targetMachineId !== undefined || input.targetAgentId !== undefined) Object.assign(scheduling, await targetOf(task.workspaceId, input));
       if (input.input !== undefined) scheduling.input = json(input.input);
       const fields = [...Object.keys(data), ...Object.keys(scheduling)].filter((f) => f !== "priorityRank");
       if (fields.length === 0) throw validationError([{ field: "input", message: "change at least one field" }]);
