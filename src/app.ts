@@ -28,7 +28,8 @@ import { legacyRoutes } from "./rest/index.js";
 import { readInventory } from "./rest/inventory.js";
 import { openApiDocument } from "./rest/openapi.js";
 import { createRestRouter } from "./rest/router.js";
-import { AGENT_SOCKET_PATH, createAgentSocket } from "./rest/spunto-agent-socket.js";
+import { API_V1_SOCKET_PATH, createApiV1Socket, type ApiV1SocketDeps } from "./rest/api-v1/socket.js";
+import { AGENT_SOCKET_PATH, createAgentSocket, type AgentSocketDeps } from "./rest/spunto-agent-socket.js";
 import { printOperation } from "./rest/shared.js";
 import { SPINDLE_VERSION } from "./version.js";
 import { offlineGraphiQL } from "./http/graphiql-page.js";
@@ -373,6 +374,7 @@ export function buildApp(deps: AppDeps): App {
             requestId,
             health,
             connectedMachines: () => services.machines.connectedCount(),
+            metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
             graphql: async (request) => yoga.fetch(request, { requestId, client: clientOf(req), transport: "http" }),
           }),
       },
@@ -380,6 +382,7 @@ export function buildApp(deps: AppDeps): App {
     upgrades: [
       { path: "/graphql", handle: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req)) },
       { path: AGENT_SOCKET_PATH, handle: (req, socket, head) => agentSocket.handleUpgrade(req, socket, head) },
+      { path: API_V1_SOCKET_PATH, handle: (req, socket, head) => apiV1Socket.handleUpgrade(req, socket, head) },
     ],
     originAllowed: (req) => originAllowed(req, config.http.corsOrigins),
     refuseOrigin(res, route, origin) {
@@ -507,8 +510,9 @@ export function buildApp(deps: AppDeps): App {
     };
   }
 
-  // Spunto's node connection: a WebSocket of its own on /api/agent/connect (rest/spunto-agent-socket.ts).
-  const agentSocket = createAgentSocket({
+  // The REST dialects' own WebSockets: each authenticates a token from its query or messages, and
+  // runs typed operations in-process as that viewer, through yoga's envelop like graphql-ws.
+  const socketDeps: AgentSocketDeps & ApiV1SocketDeps = {
     log,
     authenticate: (token) => authenticate({ authorization: `Bearer ${token}`, csrfSafe: true }),
     async run(viewer, request, document, variables) {
@@ -518,7 +522,11 @@ export function buildApp(deps: AppDeps): App {
       const subscription = (document.definitions[0] as { operation?: string }).operation === "subscription";
       return (await runInScope(prepared, subscription ? "subscribe" : "execute")) as ExecutionResult | AsyncIterable<ExecutionResult>;
     },
-  });
+  };
+  // Spunto's node connection: a WebSocket of its own on /api/agent/connect (rest/spunto-agent-socket.ts).
+  const agentSocket = createAgentSocket(socketDeps);
+  // api-v1's event stream on /api/v1/ws (rest/api-v1/socket.ts).
+  const apiV1Socket = createApiV1Socket(socketDeps);
 
   type Runner = (args: ExecutionArgs) => unknown;
   function runInScope(args: ExecutionArgs, kind: "execute" | "subscribe") {
@@ -566,6 +574,7 @@ export function buildApp(deps: AppDeps): App {
         streams.closeAll();
         for (const client of wss.clients) client.close(1001, "Server shutting down");
         agentSocket.close();
+        apiV1Socket.close();
         await wsServer.dispose();
         const grace = new Promise<void>((resolve) => setTimeout(resolve, config.http.shutdownGraceMs).unref());
         await Promise.race([closed, grace]);
@@ -573,6 +582,7 @@ export function buildApp(deps: AppDeps): App {
         server.closeAllConnections();
         for (const client of wss.clients) client.terminate();
         agentSocket.terminate();
+        apiV1Socket.terminate();
         await closed;
         await yoga.dispose();
         await services.logs.stop();

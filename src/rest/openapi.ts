@@ -42,7 +42,7 @@ function operation(route: Route): JsonSchema {
   const responses: Record<string, unknown> = {
     [String(route.status ?? 200)]: {
       description: "Success",
-      content: { "application/json": { schema: route.response ? toSchema(route.response) : { type: "object" } } },
+      content: { [route.produces ?? "application/json"]: { schema: route.response ? toSchema(route.response) : { type: "object" } } },
     },
   };
   const add = (code: string, description: string) => {

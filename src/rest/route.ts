@@ -28,6 +28,8 @@ export interface RouteRequest<P, Q, B> {
   health(): Promise<{ status: "ok" | "degraded" | "down" }>;
   /** How many machines of every workspace were heard from lately (a count, nothing else). */
   connectedMachines(): Promise<number>;
+  /** The server's Prometheus metrics, as `/metrics` answers them (api-v1's metrics route). */
+  metrics(): Promise<{ contentType: string; text: string }>;
 }
 
 export interface Route<P = any, Q = any, B = any> {
@@ -44,6 +46,8 @@ export interface Route<P = any, Q = any, B = any> {
   response?: z.ZodType;
   /** Success status (200 unless said). */
   status?: number;
+  /** The success answer's content type when it is not JSON (the handler answers an Answer with it). */
+  produces?: string;
   /** On a path two dialects share (`POST /api/auth/login`): whether a body is this route's. */
   accepts?: (body: unknown) => boolean;
   handler(request: RouteRequest<P, Q, B>): Promise<unknown>;
@@ -67,6 +71,17 @@ export class RestError extends Error {
     super(message);
     this.name = "RestError";
   }
+}
+
+/**
+ * A success answer beyond a route's usual JSON: another status (api-v1's 202 for a sign-up still to
+ * be confirmed) and/or a text body sent as is with its own content type (Prometheus metrics).
+ */
+export class Answer {
+  constructor(
+    readonly body: unknown,
+    readonly options: { status?: number; contentType?: string } = {},
+  ) {}
 }
 
 export const restNotFound = (what: string) => new RestError("NOT_FOUND", `No such ${what}`);

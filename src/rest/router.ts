@@ -12,7 +12,7 @@ import { MAX_BODY_BYTES, readBodyUpTo } from "../http/body.js";
 import type { Logger } from "../infra/logger.js";
 import { DIALECT_STYLES } from "./dialects.js";
 import { routerPath, type InventoryRow } from "./inventory.js";
-import { RestError, type Credential, type Method, type Route, type Run } from "./route.js";
+import { Answer, RestError, type Credential, type Method, type Route, type Run } from "./route.js";
 import { printOperation } from "./shared.js";
 
 /** What the server hands the layer for one request. */
@@ -23,6 +23,8 @@ export interface RestRequestContext {
   health(): Promise<{ status: "ok" | "degraded" | "down" }>;
   /** Machines of every workspace heard from lately, for api-web's public worker health check. */
   connectedMachines(): Promise<number>;
+  /** The server's Prometheus metrics (as `/metrics` answers them), for api-v1's metrics route. */
+  metrics(): Promise<{ contentType: string; text: string }>;
 }
 
 export interface RestRouter {
@@ -33,11 +35,12 @@ export interface RestRouter {
 
 type Entry = { kind: "routes"; routes: Route[] } | { kind: "unbuilt"; row: InventoryRow };
 
-function send(res: ServerResponse, status: number, body: unknown, cookies: string[] = []) {
-  const headers: Record<string, string | string[]> = { "content-type": "application/json; charset=utf-8" };
+/** JSON, unless a content type says the body is text to send as is. */
+function send(res: ServerResponse, status: number, body: unknown, cookies: string[] = [], contentType?: string) {
+  const headers: Record<string, string | string[]> = { "content-type": contentType ?? "application/json; charset=utf-8" };
   if (cookies.length) headers["set-cookie"] = cookies;
   res.writeHead(status, headers);
-  res.end(JSON.stringify(body ?? {}));
+  res.end(contentType ? String(body) : JSON.stringify(body ?? {}));
 }
 
 async function readJsonBody(req: IncomingMessage): Promise<unknown> {
@@ -127,8 +130,18 @@ export function createRestRouter(options: { routes: Route[]; inventory: Inventor
       const parsedBody = parsePart(route.body, body ?? {}, "body");
       const run = runner(context, credentials, cookies);
       const idempotencyKey = typeof req.headers["idempotency-key"] === "string" ? req.headers["idempotency-key"] : undefined;
-      const answer = await route.handler({ params, query, body: parsedBody, run, idempotencyKey, health: context.health, connectedMachines: context.connectedMachines });
-      send(res, route.status ?? 200, answer, cookies);
+      const answer = await route.handler({
+        params,
+        query,
+        body: parsedBody,
+        run,
+        idempotencyKey,
+        health: context.health,
+        connectedMachines: context.connectedMachines,
+        metrics: context.metrics,
+      });
+      const { body: out, options } = answer instanceof Answer ? answer : { body: answer, options: {} as Answer["options"] };
+      send(res, options.status ?? route.status ?? 200, out, cookies, options.contentType);
     } catch (error) {
       if (error instanceof RestError) {
         const status = style.status(error.code);

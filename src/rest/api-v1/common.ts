@@ -45,4 +45,10 @@ export function badInput(field: string, message: string): RestError {
 }
 
 export const lower = <T extends string>(value: T) => value.toLowerCase() as Lowercase<T>;
+
+/**
+ * A Spindle enum value as api-v1 shows it: lower-case, except a task's SUCCEEDED, which api-v1 calls
+ * "completed" (its event is task.completed). The task routes and the event stream both use this.
+ */
+export const apiV1Enum = (value: string) => (value === "SUCCEEDED" ? "completed" : value.toLowerCase());
 export const time = z.string().describe("ISO-8601 UTC, e.g. 2026-01-01T00:00:00.000Z");
