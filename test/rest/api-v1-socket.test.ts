@@ -8,9 +8,9 @@ import { API_V1_EVENT_TYPES, toApiV1Event, type SpindleEvent } from "../../src/r
 import { createMachineDirect } from "../authz/world.js";
 import {
   ClaimTasksDocument,
+  CreateAgentDocument,
   CompleteTaskDocument,
   CreateApiKeyDocument,
-  CreateTaskDocument,
   CurrentSessionDocument,
   DeployWorkerDocument,
   LogoutDocument,
@@ -79,10 +79,20 @@ async function notify(token: string, workspaceId: string, data: unknown) {
   return ok(await server.execute(PublishWorkspaceEventDocument, { input: { workspaceId, type: "notification", data } }, { token })).publishWorkspaceEvent;
 }
 
-/** A task created by the owner, then claimed, started and completed by the workspace's machine. */
-async function runTask(workspaceId: string, ownerToken: string, machine: { credential: string }) {
+/**
+ * A task created by the owner over api-v1 (POST /api/v1/tasks/), then claimed, started and
+ * completed by the workspace's machine (api-v1 has no route for that: workers report through
+ * Spindle's machine API).
+ */
+async function runTask(ownerToken: string, machine: { credential: string }) {
   const title = unique("task");
-  const task = ok(await server.execute(CreateTaskDocument, { input: { workspaceId, title } }, { token: ownerToken })).createTask;
+  const res = await fetch(`${server.url}/api/v1/tasks/`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ownerToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ title }),
+  });
+  expect(res.status).toBe(201);
+  const task = (await res.json()) as { id: string };
   const as = { token: machine.credential };
   const [claimed] = ok(await server.execute(ClaimTasksDocument, { input: { limit: 1 } }, as)).claimTasks;
   expect(claimed?.id).toBe(task.id);
@@ -192,15 +202,20 @@ describe(`api-v1 WebSocket: events (${backend})`, () => {
     const client = await connected({ token: owner.accessToken });
 
     ok(await server.execute(MachineHeartbeatDocument, { input: {} }, { token: machine.credential }));
-    const task = await runTask(workspaceId, owner.accessToken, machine);
+    const task = await runTask(owner.accessToken, machine);
     // A worker unit deployed on the machine comes online: Spindle's worker.online, not api-v1's.
     const unit = ok(
       await server.execute(DeployWorkerDocument, { input: { workspaceId, kind: "CONTAINER", name: "web", image: "nginx:1" } }, { token: owner.accessToken }),
     ).deployWorker;
     ok(await server.execute(ReportWorkerStatusDocument, { input: { workerId: unit.id, revision: unit.revision, status: "RUNNING" } }, { token: machine.credential }));
+    // An agent made on the machine: api-v1's agent.status.
+    const agent = ok(await server.execute(CreateAgentDocument, { input: { machineId: machine.id, name: "coder" } }, { token: owner.accessToken })).createAgent;
     const sentinel = await notify(owner.accessToken, workspaceId, { text: "end" });
 
     const frames = await framesUntil(client, (f) => f.id === sentinel.cursor);
+    expect(frames.filter((f) => f.type === "agent.status").map((f) => f.data)).toEqual([
+      { agent_id: agent.id, worker_id: machine.id, name: "coder", status: "offline", action: "created" },
+    ]);
     const online = frames.filter((f) => f.type === "worker.online");
     expect(online).toEqual([{ type: "worker.online", id: expect.any(String), data: { worker_id: machine.id, status: "online" }, timestamp: expect.any(String) }]);
     expect(frames.find((f) => f.type === "task.created")).toEqual({
@@ -227,7 +242,7 @@ describe(`api-v1 WebSocket: events (${backend})`, () => {
     client.send({ type: "subscribe", event: "task.completed" });
     expect(await client.frames.next()).toEqual({ type: "subscribed", events: ["task.completed"] });
 
-    const task = await runTask(workspaceId, owner.accessToken, machine);
+    const task = await runTask(owner.accessToken, machine);
     const completed = await client.frames.next(10_000);
     expect(completed).toMatchObject({ type: "task.completed", data: { task_id: task.id } });
 
@@ -239,7 +254,7 @@ describe(`api-v1 WebSocket: events (${backend})`, () => {
 
     client.send({ type: "unsubscribe", event: "task.completed" });
     expect(await client.frames.next()).toEqual({ type: "subscribed", events: ["notification"] });
-    await runTask(workspaceId, owner.accessToken, machine);
+    await runTask(owner.accessToken, machine);
     const last = await notify(owner.accessToken, workspaceId, { n: 2 });
     expect(await client.frames.next(10_000)).toMatchObject({ type: "notification", id: last.cursor });
   });
@@ -250,7 +265,7 @@ describe(`api-v1 WebSocket: events (${backend})`, () => {
     const client = await connected({ token: other.owner.accessToken });
     expect(client.hello.workspace_id).toBe(other.workspaceId);
     const machine = await createMachineDirect(server, workspaceId);
-    await runTask(workspaceId, owner.accessToken, machine);
+    await runTask(owner.accessToken, machine);
     await notify(owner.accessToken, workspaceId, { secret: true });
     const theirs = await notify(other.owner.accessToken, other.workspaceId, { mine: true });
     // Theirs is the first and only event they get.

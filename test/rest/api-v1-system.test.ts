@@ -22,9 +22,10 @@ describe(`api-v1 REST dialect, health and metrics (${backend})`, () => {
     expect(health.version).toBe(SPINDLE_VERSION);
     // Degraded only while Redis (postgres+redis) is still connecting; the embedded pub/sub is always up.
     expect(backend === "embedded" ? ["ok"] : ["ok", "degraded"]).toContain(health.status);
-    // The server's own report agrees.
+    // The server's own report agrees, but for timing:
     const report = await (await fetch(`${server.url}/health`)).json();
-    expect(report.status).toBe(health.status);
+    // Redis may finish connecting between the two reads (degraded, then ok), never the other way.
+    expect(health.status === "degraded" ? ["degraded", "ok"] : ["ok"]).toContain(report.status);
   });
 
   it("GET /api/v1/health ignores a bearer token, even a bad one", async () => {
