@@ -41,6 +41,6 @@ export const DIALECT_STYLES: Record<Dialect, DialectStyle> = {
   // Spunto and api-web document no error body: {"error"}, as their JavaScript families answer.
   spunto: style(error),
   "api-web": style(error),
-  // Not built yet: FastAPI's {"detail"} and 422, as its document's framework answers.
+  // FastAPI-style, as its document's framework answers: {"detail"}, 422 for validation.
   "api-v1": style(detail, { VALIDATION: 422, BAD_REQUEST: 422, BAD_USER_INPUT: 422 }),
 };

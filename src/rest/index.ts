@@ -9,6 +9,6 @@ import { spuntoRoutes } from "./spunto.js";
 import { spuntoAccountRoutes } from "./spunto-account.js";
 import { agentConnectRoute } from "./spunto-agent-socket.js";
 
-export const BUILT_DIALECTS: readonly Dialect[] = ["aispinner", "flows", "spunto", "api-web"];
+export const BUILT_DIALECTS: readonly Dialect[] = ["aispinner", "flows", "spunto", "api-web", "api-v1"];
 
 export const legacyRoutes: Route[] = [...aispinnerRoutes, ...flowsRoutes, ...spuntoRoutes, ...spuntoAccountRoutes, agentConnectRoute, ...apiWebRoutes, ...apiV1Routes];
