@@ -1,9 +1,10 @@
 // What the legacy REST layer itself costs: a read through a legacy route, side by side with the one
 // GraphQL query a GraphQL client would send for the same answer, on one server, with one token.
-// Three routes, one per kind of route:
+// Four routes, one per kind of route:
 //   aispinner  GET /workers/{ws}/{node}/status          runs one operation (AiWorkerByNode): the layer alone
 //   spunto     GET /api/orgs/:o/projects/:p/workers/:w   runs `worker(id)`, then checks org and project
 //   api-web    GET /api/web/tasks/:id                    runs `defaultWorkspace` and `task(id)` (paths name no workspace)
+//   api-v1     GET /api/v1/tasks/{id}                    runs `defaultWorkspace` and `task(id)` in one request
 // Each kind gets the same bounded number of requests at a fixed concurrency, in alternating rounds
 // (so machine noise hits both alike); it prints requests per second of each and their ratio.
 //
@@ -19,7 +20,7 @@ import { print } from "graphql";
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
-const CASES = (process.env.BENCH_CASES ?? "aispinner,spunto,api-web").split(",");
+const CASES = (process.env.BENCH_CASES ?? "aispinner,spunto,api-web,api-v1").split(",");
 
 const { AiWorkerByNodeDocument } = await import("../src/generated/rest-graphql.js");
 const { createMachineDirect } = await import("../test/authz/world.js");
@@ -84,6 +85,15 @@ const setups: Record<string, () => Promise<Case>> = {
       rest: { label: "GET /api/web/tasks/:id", url: `${server.url}/api/web/tasks/${task.id}`, init: { headers } },
       graphql: graphqlRequest("task(id)", query, { id: task.id }),
       agree: (rest, graphql) => rest.id === graphql.data.task.id && rest.status === graphql.data.task.status.toLowerCase(),
+    };
+  },
+  async "api-v1"() {
+    const task = await call("/api/v1/tasks/", "POST", { title: "benchmark task", priority: "high" });
+    const query = "query($id: ID!) { task(id: $id) { id workspaceId title description instructions status priority targetAgentId targetMachineId requiredCapabilities deadline output error createdAt updatedAt startedAt finishedAt machine { id } } }";
+    return {
+      rest: { label: "GET /api/v1/tasks/{id}", url: `${server.url}/api/v1/tasks/${task.id}`, init: { headers } },
+      graphql: graphqlRequest("task(id)", query, { id: task.id }),
+      agree: (rest, graphql) => rest.id === graphql.data.task.id && rest.priority === graphql.data.task.priority.toLowerCase(),
     };
   },
 };
