@@ -269,16 +269,22 @@ const statusFilter = z
 
 // ---- Lookups ---------------------------------------------------------------------------------
 
-/** An object only if it is in the caller's workspace: one of another workspace is the same 404 as an unknown id. */
-async function inWorkspace<T extends { workspaceId: string }>(run: Run, lookup: Promise<T>, what: string): Promise<T> {
-  const [workspaceId, found] = await Promise.all([workspaceOf(run), lookup]);
-  if (found.workspaceId !== workspaceId) throw restNotFound(what);
+type WithWorkspace = { defaultWorkspace?: { id: string } | null };
+
+/**
+ * An object only if it is in the caller's workspace: one of another workspace is the same 404 as an
+ * unknown id. The operation reads the caller's workspace beside the object, in one request.
+ */
+async function inWorkspace<R extends WithWorkspace, T extends { workspaceId: string }>(answer: Promise<R>, pick: (r: R) => T, what: string): Promise<T> {
+  const read = await answer;
+  const found = pick(read);
+  if (found.workspaceId !== read.defaultWorkspace?.id) throw restNotFound(what);
   return found;
 }
 
-const ownTask = (run: Run, id: string) => inWorkspace(run, run(ApiWebTaskDocument, { id }).then((r) => r.task), "task");
-const requireOwnTask = (run: Run, id: string) => inWorkspace(run, run(ApiWebTaskWorkspaceDocument, { id }).then((r) => r.task), "task");
-const ownMachine = (run: Run, id: string) => inWorkspace(run, run(ApiWebMachineDocument, { id }).then((r) => r.machine), "machine");
+const ownTask = (run: Run, id: string) => inWorkspace(run(ApiWebTaskDocument, { id }), (r) => r.task, "task");
+const requireOwnTask = (run: Run, id: string) => inWorkspace(run(ApiWebTaskWorkspaceDocument, { id }), (r) => r.task, "task");
+const ownMachine = (run: Run, id: string) => inWorkspace(run(ApiWebMachineDocument, { id }), (r) => r.machine, "machine");
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -498,7 +504,7 @@ const taskRoutes: Route[] = [
     params: idParam,
     response: pendingConfirmShape,
     async handler({ params, run }) {
-      const task = await inWorkspace(run, run(ApiWebPendingConfirmDocument, { id: params.id }).then((r) => r.task), "task");
+      const task = await inWorkspace(run(ApiWebPendingConfirmDocument, { id: params.id }), (r) => r.task, "task");
       const pending = task.pendingConfirmation;
       return { taskId: task.id, status: lower(task.status), pending: Boolean(pending), stageIndex: pending?.stageIndex ?? null, stageName: pending?.stageName ?? null, prompt: pending?.prompt ?? null };
     },
