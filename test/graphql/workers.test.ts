@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkerStatus } from "../../src/generated/prisma/client.js";
 import { createLogger } from "../../src/infra/logger.js";
 import { WAITING_FOR_MACHINE } from "../../src/modules/worker/placement.js";
-import { createWorkerService, WORKER_ACTIONS, WORKER_STATUSES, type WorkerAction } from "../../src/modules/worker/worker.service.js";
+import { createWorkerService, WORKER_ACTIONS, type WorkerAction } from "../../src/modules/worker/worker.service.js";
+import { WORKER_STATUSES } from "../../src/modules/worker/worker-statuses.js";
 import {
   ApproveMachineDocument,
   AssignedWorkersDocument,

@@ -13,6 +13,7 @@ import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import { liveFor, noteLogSourcesFinished, noteStatus } from "../shared/live.js";
 import { placeOn, WAITING_FOR_MACHINE } from "../worker/placement.js";
+import { LIVE_SERVICE_STATUSES } from "../worker/worker-statuses.js";
 import { JSON_MAX_BYTES, type RequestContext } from "../worker/worker.service.js";
 
 type Tx = Prisma.TransactionClient;
@@ -490,7 +491,7 @@ export function createDeploymentService(deps: DomainDeps) {
     assignedArgs(ctx: RequestContext) {
       const machine = requireMachine(ctx.viewer);
       return {
-        where: { machineId: machine.machineId, workspaceId: machine.workspaceId, status: { in: ["DEPLOYING", "RUNNING"] } },
+        where: { machineId: machine.machineId, workspaceId: machine.workspaceId, status: { in: [...LIVE_SERVICE_STATUSES] } },
         orderBy: [{ createdAt: "asc" }, { id: "asc" }],
       } satisfies Prisma.ServiceFindManyArgs;
     },

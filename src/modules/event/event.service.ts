@@ -7,13 +7,15 @@
 import { z } from "zod";
 import { requireUser } from "../../auth/viewer.js";
 import type { Context } from "../../context.js";
-import { Prisma, type TaskStatus } from "../../generated/prisma/client.js";
+import { Prisma } from "../../generated/prisma/client.js";
 import type { AccountEvent } from "../../infra/pubsub.js";
 import { on, type LiveStreams } from "../../infra/streams.js";
 import { AppError, notFound, parseInput, requireId } from "../../schema/errors.js";
 import { streamCursor } from "../../schema/validation.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
+import { FINISHED_TASK_STATUSES, HELD_TASK_STATUSES } from "../task/task-statuses.js";
+import { LIVE_WORKER_STATUSES } from "../worker/worker-statuses.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import {
   failureItem,
@@ -48,7 +50,6 @@ const ACCOUNT_EVENTS_KEPT = 100;
 /** Events read per database round trip while replaying; the next page is read once these went out. */
 export const EVENT_PAGE = 100;
 const MAX_EVENT_DATA_BYTES = 64 * 1024;
-const FINISHED_TASK: TaskStatus[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
 
 const cursorSchema = streamCursor("must be a cursor from an earlier event (digits), or 0 for the start");
 const typesSchema = z
@@ -236,7 +237,7 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
         if (!row) return null;
         // Stages change without touching the task row's status: they are part of "what changed".
         const stages = await prisma.taskStage.findMany({ where: { taskId: id }, select: { index: true, status: true }, orderBy: { index: "asc" } });
-        return { row, compare: { row, stages }, last: FINISHED_TASK.includes(row.status) };
+        return { row, compare: { row, stages }, last: FINISHED_TASK_STATUSES.includes(row.status) };
       });
     },
 
@@ -252,8 +253,8 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
           include: {
             _count: {
               select: {
-                tasks: { where: { status: { in: ["ASSIGNED", "RUNNING", "SUSPENDED"] } } },
-                workers: { where: { status: { in: ["DEPLOYING", "RUNNING"] } } },
+                tasks: { where: { status: { in: HELD_TASK_STATUSES } } },
+                workers: { where: { status: { in: [...LIVE_WORKER_STATUSES] } } },
               },
             },
           },

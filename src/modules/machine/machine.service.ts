@@ -16,7 +16,7 @@ import { sha256 } from "../../auth/secrets.js";
 import type { MachineViewer } from "../../auth/viewer.js";
 import type { Context } from "../../context.js";
 import { isUniqueViolation } from "../../infra/db.js";
-import { Prisma, type MachineApproval, type TaskStatus, type WorkerStatus } from "../../generated/prisma/client.js";
+import { Prisma, type MachineApproval, type WorkerStatus } from "../../generated/prisma/client.js";
 import { conflict, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import { id, idempotencyKey, int, jsonObject, name, number, tags } from "../../schema/validation.js";
 import type { WorkspaceNeed } from "../shared/access.js";
@@ -24,6 +24,8 @@ import { actorOf, audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import { liveFor, noteLogSourcesFinished, noteStatus, noteEvent, noteEvents, type EventInput } from "../shared/live.js";
+import { HELD_TASK_STATUSES } from "../task/task-statuses.js";
+import { LIVE_SERVICE_STATUSES, LIVE_WORKER_STATUSES } from "../worker/worker-statuses.js";
 
 export type RequestCtx = Pick<Context, "viewer" | "access" | "requestId">;
 
@@ -32,10 +34,6 @@ export type MachineStatus = (typeof machineStatuses)[number];
 export const enrollmentTokenStatuses = ["ACTIVE", "USED", "EXPIRED", "REVOKED"] as const;
 export type EnrollmentTokenStatus = (typeof enrollmentTokenStatuses)[number];
 
-/** Tasks a machine holds: they keep a draining machine DRAINING and their leases renew on heartbeat. */
-export const HELD_TASK_STATUSES: TaskStatus[] = ["ASSIGNED", "RUNNING", "SUSPENDED"];
-/** Workers that keep a draining machine DRAINING. */
-export const BUSY_WORKER_STATUSES: WorkerStatus[] = ["DEPLOYING", "RUNNING"];
 
 const DAY = 24 * 60 * 60;
 const MAX_HARDWARE_BYTES = 16 * 1024;
@@ -98,7 +96,7 @@ export const machineStatusSelect = {
   _count: {
     select: {
       tasks: { where: { status: { in: HELD_TASK_STATUSES } } },
-      workers: { where: { status: { in: BUSY_WORKER_STATUSES } } },
+      workers: { where: { status: { in: [...LIVE_WORKER_STATUSES] } } },
     },
   },
 } satisfies Prisma.MachineSelect;
@@ -177,7 +175,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
 
   const busyWhere: Prisma.MachineWhereInput[] = [
     { tasks: { some: { status: { in: HELD_TASK_STATUSES } } } },
-    { workers: { some: { status: { in: BUSY_WORKER_STATUSES } } } },
+    { workers: { some: { status: { in: [...LIVE_WORKER_STATUSES] } } } },
   ];
 
   function statusWhere(status: MachineStatus, cutoff: Date): Prisma.MachineWhereInput {
@@ -783,7 +781,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
         }
 
         const failedServices = await tx.service.updateManyAndReturn({
-          where: { machineId: id, status: { in: ["DEPLOYING", "RUNNING"] } },
+          where: { machineId: id, status: { in: [...LIVE_SERVICE_STATUSES] } },
           data: { status: "FAILED", statusReason: reason, machineId: null },
           select: { id: true, deploymentId: true },
         });

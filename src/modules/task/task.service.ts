@@ -18,16 +18,14 @@ import { actorOf, audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import { liveFor, noteLogSourcesFinished, noteStatus, noteEvent, noteEvents, type WorkspaceEventType } from "../shared/live.js";
+import { FINISHED_TASK_STATUSES, HELD_TASK_STATUSES } from "./task-statuses.js";
 
 export type RequestCtx = Pick<Context, "viewer" | "access" | "requestId">;
 type Tx = Prisma.TransactionClient;
 
 export const PRIORITY_RANK: Record<TaskPriority, number> = { LOW: 0, NORMAL: 1, HIGH: 2, URGENT: 3 };
 
-/** Statuses in which a machine holds the task (and its lease). */
-export const HELD_STATUSES: TaskStatus[] = ["ASSIGNED", "RUNNING", "SUSPENDED"];
-export const FINISHED_STATUSES: TaskStatus[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
-const CANCELLABLE: TaskStatus[] = ["PENDING", ...HELD_STATUSES];
+const CANCELLABLE: TaskStatus[] = ["PENDING", ...HELD_TASK_STATUSES];
 const RETRYABLE: TaskStatus[] = ["FAILED", "CANCELLED"];
 
 export const MAX_CLAIM = 20;
@@ -248,7 +246,7 @@ async function announceTask(
   noteStatus(tx, "TASK", task.id, task.workspaceId);
   for (const machineId of new Set(machineIds)) noteStatus(tx, "MACHINE", machineId, task.workspaceId);
   await noteEvent(tx, { workspaceId: task.workspaceId, type, subjectType: "TASK", subjectId: task.id, data: { taskId: task.id, ...data } as Prisma.InputJsonValue });
-  if (FINISHED_STATUSES.includes(data.status)) {
+  if (FINISHED_TASK_STATUSES.includes(data.status)) {
     await noteLogSourcesFinished(tx, [{ sourceId: task.id, sourceType: "TASK", workspaceId: task.workspaceId }]);
   }
 }
@@ -769,7 +767,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
       const me = requireMachine(ctx.viewer);
       const input = parseInput(failInput, raw);
       return live.transaction(prisma, async (tx) => {
-        const task = await holdLease(tx, me, input.taskId, input.leaseToken, "fail", HELD_STATUSES);
+        const task = await holdLease(tx, me, input.taskId, input.leaseToken, "fail", HELD_TASK_STATUSES);
         const now = new Date();
         await tx.task.update({
           where: { id: task.id },
@@ -789,7 +787,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
       const me = requireMachine(ctx.viewer);
       const input = parseInput(eventInput, raw);
       return prisma.$transaction(async (tx) => {
-        const task = await holdLease(tx, me, input.taskId, input.leaseToken, "add an event to", HELD_STATUSES);
+        const task = await holdLease(tx, me, input.taskId, input.leaseToken, "add an event to", HELD_TASK_STATUSES);
         const created = await event(tx, ctx, task, input.type, input.message, input.data === null || input.data === undefined ? undefined : (input.data as Prisma.InputJsonValue));
         await audit(tx, ctx, { workspaceId: task.workspaceId, action: "task.addEvent", targetType: "Task", targetId: task.id, data: { type: input.type } });
         return created;
@@ -799,13 +797,13 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
     /** Where-clause for the calling machine's own tasks in the statuses it holds. */
     assignedFilter(ctx: RequestCtx, statuses: TaskStatus[] | null | undefined): Prisma.TaskWhereInput {
       const me = requireMachine(ctx.viewer);
-      const wanted = statuses?.length ? statuses.filter((s) => HELD_STATUSES.includes(s)) : HELD_STATUSES;
+      const wanted = statuses?.length ? statuses.filter((s) => HELD_TASK_STATUSES.includes(s)) : HELD_TASK_STATUSES;
       return { machineId: me.machineId, workspaceId: me.workspaceId, status: { in: wanted } };
     },
 
     /** Whether the viewer is the machine holding this task's lease (only it may see the token). */
     holdsLease(ctx: Pick<Context, "viewer">, task: { machineId: string | null; status: TaskStatus }): boolean {
-      return ctx.viewer.kind === "machine" && task.machineId === ctx.viewer.machineId && HELD_STATUSES.includes(task.status);
+      return ctx.viewer.kind === "machine" && task.machineId === ctx.viewer.machineId && HELD_TASK_STATUSES.includes(task.status);
     },
   };
 }

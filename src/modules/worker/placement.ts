@@ -1,6 +1,7 @@
 // Where a worker or a service runs. Shared by workers and deployments so that both count the same
 // load: a machine's live workers plus its live services.
 import type { Prisma } from "../../generated/prisma/client.js";
+import { LIVE_SERVICE_STATUSES, LIVE_WORKER_STATUSES } from "./worker-statuses.js";
 
 export const WAITING_FOR_MACHINE = "waiting for a machine";
 
@@ -30,8 +31,8 @@ export async function placeOn(
       id: true,
       _count: {
         select: {
-          workers: { where: { status: { in: ["DEPLOYING", "RUNNING"] } } },
-          services: { where: { status: { in: ["DEPLOYING", "RUNNING"] } } },
+          workers: { where: { status: { in: [...LIVE_WORKER_STATUSES] } } },
+          services: { where: { status: { in: [...LIVE_SERVICE_STATUSES] } } },
         },
       },
     },

@@ -5,7 +5,8 @@ import { builder, pageSize } from "../../schema/builder.js";
 import { readById } from "../shared/point-read.js";
 import { maySeeSecrets, membersOrAssignedMachine } from "../shared/object-auth.js";
 import { ActorTypeEnum, IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
-import { CODE_MAX_BYTES, JSON_MAX_BYTES, WORKER_STATUSES } from "./worker.service.js";
+import { CODE_MAX_BYTES, JSON_MAX_BYTES } from "./worker.service.js";
+import { WORKER_STATUSES } from "./worker-statuses.js";
 
 export const WorkerKindEnum = builder.enumType("WorkerKind", {
   values: {

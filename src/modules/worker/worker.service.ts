@@ -12,14 +12,12 @@ import { actorOf, audit, type Actor } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import { liveFor, noteLogSourcesFinished, noteStatus, noteTicks, noteEvent } from "../shared/live.js";
+import { LIVE_WORKER_STATUSES } from "./worker-statuses.js";
 import { placeOn, WAITING_FOR_MACHINE } from "./placement.js";
 
 export type RequestContext = Pick<Context, "viewer" | "access" | "requestId">;
 type Tx = Prisma.TransactionClient;
 
-export const WORKER_STATUSES = ["DEPLOYING", "RUNNING", "STOPPED", "FAILED", "DESTROYED"] as const satisfies readonly WorkerStatus[];
-/** Statuses in which a worker should be running on its machine. */
-export const LIVE_WORKER_STATUSES = ["DEPLOYING", "RUNNING"] as const satisfies readonly WorkerStatus[];
 
 /**
  * The worker state machine, the only place it is written down. `deploy` (creation) has no entry:
