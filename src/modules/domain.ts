@@ -23,15 +23,16 @@ export function createDomainServices(deps: MailingDeps & { db: Pick<Database, "w
   const workers = createWorkerService(deps);
   const deployments = createDeploymentService(deps);
   const agents = createAgentService(deps);
+  // A machine that becomes able to take work picks up the workers and services that wait for one.
+  const machines = createMachineService(deps, {
+    capacityAdded: async (workspaceId) => {
+      await workers.placeWaiting(workspaceId);
+      await deployments.placeWaiting(workspaceId);
+    },
+  });
   return {
     workspaces: createWorkspaceService(deps),
-    // A machine that becomes able to take work picks up the workers and services that wait for one.
-    machines: createMachineService(deps, {
-      capacityAdded: async (workspaceId) => {
-        await workers.placeWaiting(workspaceId);
-        await deployments.placeWaiting(workspaceId);
-      },
-    }),
+    machines,
     workers,
     agents,
     tasks: createTaskService(deps, { agentTarget: agents.target }),
@@ -40,7 +41,7 @@ export function createDomainServices(deps: MailingDeps & { db: Pick<Database, "w
     logs: createLogService({ ...deps, guards }),
     audit: createAuditService(deps),
     /** Live streams and machine presence; `events.start()` / `events.stop()` run its periodic sweep. */
-    events: createEventService({ ...deps, guards }),
+    events: createEventService({ ...deps, guards }, { machineStatusOf: machines.statusOf }),
     /** The machines' push channel (machineAssignments). */
     assignments: createAssignmentStreams({ ...deps, guards }),
   };

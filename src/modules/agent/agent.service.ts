@@ -11,7 +11,7 @@ import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import { liveFor, noteEvent } from "../shared/live.js";
-import type { RequestContext } from "../workspace/common.js";
+import type { RequestContext } from "../shared/request.js";
 
 type Tx = Prisma.TransactionClient;
 

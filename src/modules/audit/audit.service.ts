@@ -2,7 +2,7 @@
 // written by each mutation itself (shared/audit.ts), in its own transaction.
 import type { Prisma } from "../../generated/prisma/client.js";
 import { requireId } from "../../schema/errors.js";
-import type { Context } from "../../context.js";
+import type { RequestContext } from "../shared/request.js";
 import type { DomainDeps } from "../shared/deps.js";
 
 export interface AuditFilter {
@@ -23,7 +23,7 @@ export function createAuditService(deps: DomainDeps) {
   void deps;
   return {
     /** The where clause of a workspace's log, after checking that the caller administers it. */
-    async logFilter(ctx: Pick<Context, "access">, workspaceId: string, filter: AuditFilter = {}): Promise<Prisma.AuditEntryWhereInput> {
+    async logFilter(ctx: Pick<RequestContext, "access">, workspaceId: string, filter: AuditFilter = {}): Promise<Prisma.AuditEntryWhereInput> {
       await ctx.access.requireToRead(requireId(workspaceId, "workspace"), "admin");
       const at = {
         ...(filter.since ? { gte: filter.since } : {}),

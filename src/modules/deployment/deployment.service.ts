@@ -14,7 +14,8 @@ import { idempotentCreate } from "../shared/idempotency.js";
 import { liveFor, noteLogSourcesFinished, noteStatus } from "../shared/live.js";
 import { placeOn, WAITING_FOR_MACHINE } from "../worker/placement.js";
 import { LIVE_SERVICE_STATUSES } from "../worker/worker-statuses.js";
-import { JSON_MAX_BYTES, type RequestContext } from "../worker/worker.service.js";
+import { JSON_MAX_BYTES } from "../worker/worker.service.js";
+import type { RequestContext } from "../shared/request.js";
 
 type Tx = Prisma.TransactionClient;
 

@@ -6,7 +6,8 @@
 // guard in shared/live.ts: role changed or removed, session or key revoked, credential expired).
 import { z } from "zod";
 import { requireUser } from "../../auth/viewer.js";
-import type { Context } from "../../context.js";
+import type { MachineStatus, MachineStatusRow } from "../machine/machine.service.js";
+import type { RequestContext } from "../shared/request.js";
 import { Prisma } from "../../generated/prisma/client.js";
 import type { AccountEvent } from "../../infra/pubsub.js";
 import { on, type LiveStreams } from "../../infra/streams.js";
@@ -29,7 +30,6 @@ import {
   type StreamGuards,
 } from "../shared/live.js";
 
-type StreamCtx = Pick<Context, "viewer" | "access" | "requestId" | "services">;
 
 /** One item of the `events` subscription (cursor as a string: it is a BigInt). */
 export interface WorkspaceEventItem {
@@ -79,7 +79,12 @@ const toItem = (row: {
 /** Stable text of a row for "did it change" checks (BigInt columns as strings). */
 const fingerprint = (value: unknown) => JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? v.toString() : v));
 
-export function createEventService(deps: DomainDeps & { streams: LiveStreams; guards: StreamGuards }) {
+/** What the event service asks of the machine module: a machine's derived status. */
+export interface EventCollaborators {
+  machineStatusOf(row: MachineStatusRow): MachineStatus;
+}
+
+export function createEventService(deps: DomainDeps & { streams: LiveStreams; guards: StreamGuards }, collaborators: EventCollaborators) {
   const { prisma, config, log, streams, guards } = deps;
   const live = liveFor(deps);
   const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
@@ -90,7 +95,7 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
    * subject woken together share the load.
    */
   async function statusStream<T>(
-    ctx: StreamCtx,
+    ctx: RequestContext,
     subject: { kind: string; id: string; workspaceId: string },
     load: () => Promise<{ row: T; compare: unknown; last: boolean } | null>,
   ): Promise<AsyncIterable<T | StreamFailure>> {
@@ -119,7 +124,7 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
 
   const service = {
     /** An administrator's event for the workspace stream (notification, message.new, system.alert). */
-    async publish(ctx: Pick<Context, "viewer" | "access" | "requestId">, raw: unknown): Promise<WorkspaceEventItem> {
+    async publish(ctx: RequestContext, raw: unknown): Promise<WorkspaceEventItem> {
       const input = parseInput(publishInput, raw);
       await ctx.access.require(input.workspaceId, "admin");
       const { id } = await live.run((batch) =>
@@ -151,7 +156,7 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
      * Stored events after `after` (or, without it, from now on), then live ones, each once and in
      * cursor order. A client that reconnects with the last cursor it saw misses nothing.
      */
-    async events(ctx: StreamCtx, args: { workspaceId: string; types?: readonly string[] | null; after?: string | null }) {
+    async events(ctx: RequestContext, args: { workspaceId: string; types?: readonly string[] | null; after?: string | null }) {
       const workspaceId = requireId(args.workspaceId, "workspace");
       const types = parseInput(typesSchema, args.types, "types");
       const after = args.after != null ? parseInput(cursorSchema, args.after, "after") : null;
@@ -192,7 +197,7 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
      * Ends after the event that revoked the subscribing session or key, or with an error when its
      * credential expires.
      */
-    async accountEvents(ctx: StreamCtx) {
+    async accountEvents(ctx: RequestContext) {
       const viewer = requireUser(ctx.viewer);
       let waiting: AccountEvent[] = [];
       return streams.open<AccountEvent | StreamFailure>({
@@ -215,7 +220,7 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
     },
 
     /** Ends after the worker is DESTROYED. */
-    async workerStatus(ctx: StreamCtx, id: string) {
+    async workerStatus(ctx: RequestContext, id: string) {
       requireId(id, "worker");
       const found = await prisma.worker.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
       if (!found) throw notFound("worker", id);
@@ -227,7 +232,7 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
     },
 
     /** Ends once the task finished (SUCCEEDED, FAILED, CANCELLED); after a retry, subscribe again. */
-    async taskStatus(ctx: StreamCtx, id: string) {
+    async taskStatus(ctx: RequestContext, id: string) {
       requireId(id, "task");
       const found = await prisma.task.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
       if (!found) throw notFound("task", id);
@@ -242,7 +247,7 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
     },
 
     /** Ends after the machine is DECOMMISSIONED. */
-    async machineStatus(ctx: StreamCtx, id: string) {
+    async machineStatus(ctx: RequestContext, id: string) {
       requireId(id, "machine");
       const found = await prisma.machine.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
       if (!found) throw notFound("machine", id);
@@ -260,7 +265,7 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
           },
         });
         if (!row) return null;
-        const status = ctx.services.machines.statusOf(row);
+        const status = collaborators.machineStatusOf(row);
         // Usage figures change with every heartbeat, and `status` already says online or not: only
         // what a client sees as the machine's state makes an item.
         const { cpuPercent: _c, memoryPercent: _m, diskPercent: _d, lastHeartbeatAt: _h, updatedAt: _u, announcedOnline: _a, _count, ...rest } = row;
@@ -269,7 +274,7 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
     },
 
     /** The deployment and its services; ends when the deployment is deleted. */
-    async deploymentStatus(ctx: StreamCtx, id: string) {
+    async deploymentStatus(ctx: RequestContext, id: string) {
       requireId(id, "deployment");
       const found = await prisma.deployment.findUnique({ where: { id }, select: { id: true, workspaceId: true } });
       if (!found) throw notFound("deployment", id);

@@ -11,7 +11,8 @@ import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate, requestHash } from "../shared/idempotency.js";
 import { liveFor } from "../shared/live.js";
 import { id, idempotencyKey, jsonValue, list, name as nameOf, text, utf8Text, uuid } from "../../schema/validation.js";
-import { insertTask, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES, stageDefinition, type RequestCtx } from "../task/task.service.js";
+import { insertTask, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES, stageDefinition } from "../task/task.service.js";
+import type { RequestContext } from "../shared/request.js";
 
 export const MAX_DEFINITION_BYTES = 256 * 1024;
 
@@ -141,7 +142,7 @@ export function createFlowService(deps: DomainDeps) {
   const { prisma } = deps;
   const live = liveFor(deps);
 
-  async function loadForUser(ctx: RequestCtx, id: string, need: WorkspaceNeed) {
+  async function loadForUser(ctx: RequestContext, id: string, need: WorkspaceNeed) {
     const flow = await prisma.flow.findUnique({
       where: { id: requireId(id, "flow") },
       select: { id: true, workspaceId: true, status: true, version: true, name: true, definition: true, definitionText: true },
@@ -152,7 +153,7 @@ export function createFlowService(deps: DomainDeps) {
   }
 
   return {
-    async create(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async create(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(createInput, raw);
       const { definition, definitionText } = definitionOf(input) ?? { definition: parseDefinition(null, "input.definition"), definitionText: null };
       const workspaceId = requireId(input.workspaceId, "workspace");
@@ -172,7 +173,7 @@ export function createFlowService(deps: DomainDeps) {
      * differs from the current one bumps the version. The status moves as setStatus moves it (its
      * current value is no move); archiving comes after the other changes, leaving ARCHIVED before.
      */
-    async update(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async update(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(updateInput, raw);
       const next = definitionOf(input);
       const flow = await loadForUser(ctx, input.id, "write");
@@ -225,7 +226,7 @@ export function createFlowService(deps: DomainDeps) {
     },
 
     /** DRAFT <-> ACTIVE, either -> ARCHIVED, ARCHIVED -> DRAFT; anything else (same status too) is CONFLICT. */
-    async setStatus(ctx: RequestCtx, id: string, status: FlowStatus): Promise<{ id: string }> {
+    async setStatus(ctx: RequestContext, id: string, status: FlowStatus): Promise<{ id: string }> {
       const flow = await loadForUser(ctx, id, "write");
       return prisma.$transaction(async (tx) => {
         const { count } = await tx.flow.updateMany({ where: { id: flow.id, status: { in: TRANSITIONS[status] } }, data: { status } });
@@ -239,7 +240,7 @@ export function createFlowService(deps: DomainDeps) {
     },
 
     /** Runs (PENDING, RUNNING ...) survive as tasks without their flow; the flow's name stays their title. */
-    async delete(ctx: RequestCtx, id: string): Promise<{ id: string }> {
+    async delete(ctx: RequestContext, id: string): Promise<{ id: string }> {
       const flow = await loadForUser(ctx, id, "admin");
       return prisma.$transaction(async (tx) => {
         await tx.flow.delete({ where: { id: flow.id } });
@@ -249,7 +250,7 @@ export function createFlowService(deps: DomainDeps) {
     },
 
     /** A run: a PENDING task titled after the flow, one stage per step, of this flow version. */
-    async run(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async run(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(runInput, raw);
       const flow = await loadForUser(ctx, input.flowId, "write");
       if (input.projectId) {
@@ -292,7 +293,7 @@ export function createFlowService(deps: DomainDeps) {
      * its current version, with the given status, times, output and error, that no machine claims.
      * Its log stays open: the lines of a run recorded afterwards can still be written.
      */
-    async record(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async record(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(recordInput, raw);
       const flow = await loadForUser(ctx, input.flowId, "write");
       const now = new Date();

@@ -15,7 +15,7 @@ import type { Logger } from "../../infra/logger.js";
 import type { PubSubService } from "../../infra/pubsub.js";
 import { conflict, notFound, parseInput, requireId } from "../../schema/errors.js";
 import { id, list, name, text, utf8Text } from "../../schema/validation.js";
-import type { RequestContext } from "../worker/worker.service.js";
+import type { RequestContext } from "../shared/request.js";
 
 export const MAX_LINES_PER_BATCH = 1000;
 export const MAX_LINE_BYTES = 16 * 1024;

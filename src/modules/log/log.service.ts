@@ -11,7 +11,7 @@ import type { Database } from "../../infra/db.js";
 import type { LiveStreams } from "../../infra/streams.js";
 import type { DomainDeps } from "../shared/deps.js";
 import type { StreamGuards } from "../shared/live.js";
-import type { RequestContext } from "../worker/worker.service.js";
+import type { RequestContext } from "../shared/request.js";
 import { createLogAnnouncer, createLogIngest } from "./ingest.js";
 import { pruneLogs, startLogRetention } from "./retention.js";
 import { logStream, type LogStreamItem } from "./stream.js";

@@ -14,7 +14,6 @@ import {
 } from "../../auth/api-key-format.js";
 import { sha256 } from "../../auth/secrets.js";
 import type { MachineViewer } from "../../auth/viewer.js";
-import type { Context } from "../../context.js";
 import { isUniqueViolation } from "../../infra/db.js";
 import { Prisma, type MachineApproval, type WorkerStatus } from "../../generated/prisma/client.js";
 import { conflict, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
@@ -26,8 +25,8 @@ import { idempotentCreate } from "../shared/idempotency.js";
 import { liveFor, noteLogSourcesFinished, noteStatus, noteEvent, noteEvents, type EventInput } from "../shared/live.js";
 import { HELD_TASK_STATUSES } from "../task/task-statuses.js";
 import { LIVE_SERVICE_STATUSES, LIVE_WORKER_STATUSES } from "../worker/worker-statuses.js";
+import type { RequestContext } from "../shared/request.js";
 
-export type RequestCtx = Pick<Context, "viewer" | "access" | "requestId">;
 
 export const machineStatuses = ["ONLINE", "OFFLINE", "DRAINING", "DRAINED", "DECOMMISSIONED"] as const;
 export type MachineStatus = (typeof machineStatuses)[number];
@@ -207,7 +206,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
   }
 
   /** A machine the viewer may act on with `need`; a stranger gets the same NOT_FOUND as a missing id. */
-  async function loadForUser(ctx: RequestCtx, id: string, need: WorkspaceNeed) {
+  async function loadForUser(ctx: RequestContext, id: string, need: WorkspaceNeed) {
     const machine = await prisma.machine.findUnique({ where: { id: requireId(id, "machine") } });
     if (!machine) throw notFound("machine", id);
     await ctx.access.require(machine.workspaceId, need, { type: "machine", id });
@@ -218,7 +217,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
    * The machine an operation that both machines and users may call acts on: a machine acts on
    * itself (naming another is NOT_FOUND), a user names the machine and needs `need` in its workspace.
    */
-  async function targetMachine(ctx: RequestCtx, machineId: string | null | undefined, need: WorkspaceNeed, field: string) {
+  async function targetMachine(ctx: RequestContext, machineId: string | null | undefined, need: WorkspaceNeed, field: string) {
     if (ctx.viewer.kind === "machine") {
       if (machineId != null && machineId !== ctx.viewer.machineId) throw notFound("machine", machineId);
       return prisma.machine.findUniqueOrThrow({ where: { id: ctx.viewer.machineId } });
@@ -309,26 +308,26 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
       return { OR: statuses.map((status) => tokenStatusWhere(status, now)) };
     },
 
-    async getEnrollmentToken(ctx: RequestCtx, id: string) {
+    async getEnrollmentToken(ctx: RequestContext, id: string) {
       const token = await prisma.enrollmentToken.findUnique({ where: { id: requireId(id, "enrollment token") } });
       if (!token) throw notFound("enrollment token", id);
       await ctx.access.requireToRead(token.workspaceId, "admin", { type: "enrollment token", id });
       return { id };
     },
 
-    async requireMember(ctx: RequestCtx, workspaceId: string) {
+    async requireMember(ctx: RequestContext, workspaceId: string) {
       await ctx.access.require(workspaceId, "read");
       return true;
     },
 
     /** Workspace admins may see enrollment tokens (and which token a machine came from). */
     /** For admin-only fields: the role is checked, so an admin's read-only key may read them. */
-    async requireAdmin(ctx: RequestCtx, workspaceId: string) {
+    async requireAdmin(ctx: RequestContext, workspaceId: string) {
       await ctx.access.requireToRead(workspaceId, "admin");
       return true;
     },
 
-    async createEnrollmentToken(ctx: RequestCtx, raw: unknown): Promise<{ id: string; token: string | null }> {
+    async createEnrollmentToken(ctx: RequestContext, raw: unknown): Promise<{ id: string; token: string | null }> {
       const input = parseInput(createTokenInput, raw);
       const workspaceId = requireId(input.workspaceId, "workspace");
       const grant = await ctx.access.require(workspaceId, "admin");
@@ -358,7 +357,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
       return { id: created.id, token: created.replayed ? null : token };
     },
 
-    async revokeEnrollmentToken(ctx: RequestCtx, id: string) {
+    async revokeEnrollmentToken(ctx: RequestContext, id: string) {
       const token = await prisma.enrollmentToken.findUnique({ where: { id: requireId(id, "enrollment token") } });
       if (!token) throw notFound("enrollment token", id);
       await ctx.access.require(token.workspaceId, "admin", { type: "enrollment token", id });
@@ -382,7 +381,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
      * conditional update, so of two registrations racing with one token exactly one wins. A failure
      * after that (a taken externalId) rolls back, leaving the token usable.
      */
-    async register(ctx: RequestCtx, raw: unknown): Promise<IssuedSecrets> {
+    async register(ctx: RequestContext, raw: unknown): Promise<IssuedSecrets> {
       const token = (raw as { token?: unknown } | null)?.token;
       if (typeof token !== "string" || !isWellFormedSecret(ENROLLMENT_TOKEN_PREFIX, token)) {
         throw notAuthenticated("The enrollment token is malformed (check that it was copied whole; it starts with spe_)");
@@ -441,7 +440,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
      * A user registers a machine directly (Spunto "register node", api-v1 "register worker"):
      * workspace admins' machines are approved at once, members' wait for an admin (PENDING).
      */
-    async create(ctx: RequestCtx, raw: unknown): Promise<ReplayableSecrets> {
+    async create(ctx: RequestContext, raw: unknown): Promise<ReplayableSecrets> {
       const input = parseInput(createMachineInput, raw);
       const workspaceId = requireId(input.workspaceId, "workspace");
       const grant = await ctx.access.require(workspaceId, "write");
@@ -485,7 +484,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
      * the leases of the tasks it holds. Only a machine coming back online does more: the flag flip,
      * its status notice and event, and the scheduler's look at waiting work.
      */
-    async heartbeat(ctx: RequestCtx, raw: unknown) {
+    async heartbeat(ctx: RequestContext, raw: unknown) {
       const input = parseInput(heartbeatInput, raw);
       let machine: { id: string; workspaceId: string };
       if (ctx.viewer.kind === "machine") {
@@ -551,7 +550,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     },
 
     /** A new credential; the old one stops working at once. A machine rotates its own, an admin any. */
-    async rotateCredential(ctx: RequestCtx, machineId: string | null | undefined) {
+    async rotateCredential(ctx: RequestContext, machineId: string | null | undefined) {
       const machine = await targetMachine(ctx, machineId, "admin", "machineId");
       const credential = generateSecret(MACHINE_CREDENTIAL_PREFIX);
       // The machine's assignment stream hears of it and ends: it was opened with the old credential.
@@ -572,7 +571,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
      * recovery secret (both old ones stop working). An unknown machine and a wrong secret get the
      * same answer, so the endpoint tells nothing about which machines exist.
      */
-    async recover(ctx: RequestCtx, raw: { machineId?: unknown; externalId?: unknown; recoverySecret?: unknown }): Promise<IssuedSecrets> {
+    async recover(ctx: RequestContext, raw: { machineId?: unknown; externalId?: unknown; recoverySecret?: unknown }): Promise<IssuedSecrets> {
       const refused = () => notAuthenticated("The recovery secret does not match this machine");
       const { machineId, externalId, recoverySecret } = raw;
       if (typeof recoverySecret !== "string" || !isWellFormedSecret(MACHINE_RECOVERY_PREFIX, recoverySecret)) {
@@ -613,7 +612,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
       return { id: machine.id, ...secrets };
     },
 
-    async update(ctx: RequestCtx, id: string, raw: unknown) {
+    async update(ctx: RequestContext, id: string, raw: unknown) {
       const input = parseInput(updateInput, raw);
       const machine = await loadForUser(ctx, id, "admin");
       await live.transaction(prisma, async (tx) => {
@@ -633,7 +632,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     },
 
     /** api-v1 approve/reject (is_approved, group). A rejected machine's credential is refused. */
-    async approve(ctx: RequestCtx, id: string, raw: unknown) {
+    async approve(ctx: RequestContext, id: string, raw: unknown) {
       const input = parseInput(approveInput, raw);
       const machine = await loadForUser(ctx, id, "admin");
       const approval: MachineApproval = input.approved ? "APPROVED" : "REJECTED";
@@ -657,7 +656,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
       return { id };
     },
 
-    async setSchedulable(ctx: RequestCtx, id: string, schedulable: boolean) {
+    async setSchedulable(ctx: RequestContext, id: string, schedulable: boolean) {
       const machine = await loadForUser(ctx, id, "admin");
       await live.transaction(prisma, async (tx) => {
         const { count } = await tx.machine.updateMany({ where: { id, decommissionedAt: null }, data: { schedulable } });
@@ -676,7 +675,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     },
 
     /** Stops new work; what runs keeps running until it ends (the machine shows DRAINING, then DRAINED). */
-    async drain(ctx: RequestCtx, id: string) {
+    async drain(ctx: RequestContext, id: string) {
       const machine = await loadForUser(ctx, id, "write");
       await live.transaction(prisma, async (tx) => {
         const { count } = await tx.machine.updateMany({
@@ -693,7 +692,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
       return { id };
     },
 
-    async undrain(ctx: RequestCtx, id: string) {
+    async undrain(ctx: RequestContext, id: string) {
       const machine = await loadForUser(ctx, id, "write");
       await live.transaction(prisma, async (tx) => {
         const { count } = await tx.machine.updateMany({
@@ -717,7 +716,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
      * work fails with the reason, its workers fail and lose their machine, its services fail and lose
      * their machine; then its credential stops working.
      */
-    async decommission(ctx: RequestCtx, id: string, raw: unknown) {
+    async decommission(ctx: RequestContext, id: string, raw: unknown) {
       const input = parseInput(decommissionInput, raw);
       const machine = await loadForUser(ctx, id, "admin");
       const reason = input.reason ?? `Machine ${machine.name} was decommissioned`;
@@ -842,7 +841,7 @@ export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {})
     },
 
     /** Fleet counts in one statement. Statuses partition the machines that are not decommissioned. */
-    async fleetOverview(ctx: RequestCtx, workspaceId: string) {
+    async fleetOverview(ctx: RequestContext, workspaceId: string) {
       await ctx.access.require(requireId(workspaceId, "workspace"), "read");
       const offlineAfter = config.domain.machineOfflineAfterSeconds;
       const [row] = await prisma.$queryRaw<Record<string, number>[]>`

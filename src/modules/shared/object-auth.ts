@@ -2,7 +2,7 @@
 // caller may see it. Root resolvers already refuse strangers; these stop a path through nested
 // fields (a machine's task -> its workspace -> other machines' secrets, say) from crossing over.
 // Memberships are cached per request, so the checks add no SQL per row.
-import type { Context } from "../../context.js";
+import type { RequestContext } from "./request.js";
 
 /** Users with a role in the object's workspace. */
 export const workspaceMembers = (row: { workspaceId: string }) => ({ workspaceMember: row.workspaceId });
@@ -18,7 +18,7 @@ export const membersOrAssignedMachine = (row: { workspaceId: string; machineId: 
  * from read-only roles too).
  */
 export async function maySeeSecrets(
-  ctx: Pick<Context, "viewer" | "access">,
+  ctx: Pick<RequestContext, "viewer" | "access">,
   row: { workspaceId: string; machineId: string | null },
 ): Promise<boolean> {
   if (ctx.viewer.kind === "machine") return row.machineId !== null && ctx.viewer.machineId === row.machineId;

@@ -9,7 +9,6 @@
 // Lease times use the database clock, as the heartbeat's renewal does.
 import { z } from "zod";
 import { requireMachine, type MachineViewer } from "../../auth/viewer.js";
-import type { Context } from "../../context.js";
 import { Prisma, type StageStatus, type TaskPriority, type TaskStatus } from "../../generated/prisma/client.js";
 import { AppError, conflict, forbidden, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import { id, idempotencyKey, int, jsonValue, list, name, text, uuid } from "../../schema/validation.js";
@@ -19,8 +18,8 @@ import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import { liveFor, noteLogSourcesFinished, noteStatus, noteEvent, noteEvents, type WorkspaceEventType } from "../shared/live.js";
 import { FINISHED_TASK_STATUSES, HELD_TASK_STATUSES } from "./task-statuses.js";
+import type { RequestContext } from "../shared/request.js";
 
-export type RequestCtx = Pick<Context, "viewer" | "access" | "requestId">;
 type Tx = Prisma.TransactionClient;
 
 export const PRIORITY_RANK: Record<TaskPriority, number> = { LOW: 0, NORMAL: 1, HIGH: 2, URGENT: 3 };
@@ -162,7 +161,7 @@ export interface NewTask {
 }
 
 /** Inserts a task with its stages and its first event; the caller audits. */
-export async function insertTask(tx: Tx, ctx: RequestCtx, task: NewTask): Promise<{ id: string }> {
+export async function insertTask(tx: Tx, ctx: RequestContext, task: NewTask): Promise<{ id: string }> {
   const actor = actorOf(ctx.viewer);
   const p = task.priority ?? "NORMAL";
   const created = await tx.task.create({
@@ -287,7 +286,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
   const { prisma, config } = deps;
   const live = liveFor(deps);
 
-  async function loadForUser(ctx: RequestCtx, id: string, need: WorkspaceNeed) {
+  async function loadForUser(ctx: RequestContext, id: string, need: WorkspaceNeed) {
     const task = await prisma.task.findUnique({
       where: { id: requireId(id, "task") },
       select: { id: true, workspaceId: true, status: true, attempt: true, title: true },
@@ -351,7 +350,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
     return machine.id;
   }
 
-  async function event(tx: Tx, ctx: RequestCtx, task: { id: string; workspaceId: string; attempt: number }, type: string, message: string, data?: Prisma.InputJsonValue) {
+  async function event(tx: Tx, ctx: RequestContext, task: { id: string; workspaceId: string; attempt: number }, type: string, message: string, data?: Prisma.InputJsonValue) {
     const actor = actorOf(ctx.viewer);
     return tx.taskEvent.create({
       data: { taskId: task.id, workspaceId: task.workspaceId, type, message, data, attempt: task.attempt, actorType: actor.actorType, actorId: actor.actorId },
@@ -389,7 +388,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
   }
 
   return {
-    async create(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async create(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(createInput, raw);
       const workspaceId = requireId(input.workspaceId, "workspace");
       await ctx.access.require(workspaceId, "write");
@@ -424,7 +423,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
      * what decides where and how the task runs (instructions, capabilities, target machine, input)
      * only while it is PENDING.
      */
-    async update(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async update(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(updateInput, raw);
       const task = await loadForUser(ctx, input.id, "write");
       const data: Prisma.TaskUncheckedUpdateManyInput = {};
@@ -458,7 +457,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
       });
     },
 
-    async cancel(ctx: RequestCtx, id: string, reason: string | null | undefined): Promise<{ id: string }> {
+    async cancel(ctx: RequestContext, id: string, reason: string | null | undefined): Promise<{ id: string }> {
       const why = parseInput(text(1000).nullish(), reason, "reason");
       const task = await loadForUser(ctx, id, "write");
       return live.transaction(prisma, async (tx) => {
@@ -480,7 +479,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
     },
 
     /** Back to the queue as it was created: no machine, no lease, stages and results cleared. */
-    async retry(ctx: RequestCtx, id: string): Promise<{ id: string }> {
+    async retry(ctx: RequestContext, id: string): Promise<{ id: string }> {
       const task = await loadForUser(ctx, id, "write");
       return live.transaction(prisma, async (tx) => {
         const { count } = await tx.task.updateMany({
@@ -514,7 +513,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
      * lease is left alone: a live machine's heartbeats kept it fresh while the task waited, and a
      * dead machine's lease has run out, so the task goes to another machine at once.
      */
-    async confirmStage(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async confirmStage(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(confirmInput, raw);
       const task = await loadForUser(ctx, input.taskId, "write");
       return live.transaction(prisma, async (tx) => {
@@ -549,7 +548,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
     /**
      * Counts by status and by priority (two grouped statements). `flowId` narrows to one flow's runs.
      */
-    async stats(ctx: RequestCtx, args: { workspaceId: string; projectId?: string | null; flowId?: string | null }) {
+    async stats(ctx: RequestContext, args: { workspaceId: string; projectId?: string | null; flowId?: string | null }) {
       const workspaceId = requireId(args.workspaceId, "workspace");
       await ctx.access.require(workspaceId, "read");
       const where: Prisma.TaskWhereInput = { workspaceId };
@@ -576,7 +575,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
      * A machine that is not approved gets FORBIDDEN; one that is draining or not schedulable gets an
      * empty list (it keeps polling and finishes what it holds).
      */
-    async claim(ctx: RequestCtx, raw: unknown): Promise<string[]> {
+    async claim(ctx: RequestContext, raw: unknown): Promise<string[]> {
       const me = requireMachine(ctx.viewer);
       const input = parseInput(claimInput, raw ?? {});
       const limit = input.limit ?? 1;
@@ -675,7 +674,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
       });
     },
 
-    async start(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async start(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const me = requireMachine(ctx.viewer);
       const input = parseInput(leaseInput, raw);
       return live.transaction(prisma, async (tx) => {
@@ -692,7 +691,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
      * A stage's progress. SUSPENDED (only for a stage that requires confirmation) suspends the task
      * until a person confirms it.
      */
-    async reportStage(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async reportStage(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const me = requireMachine(ctx.viewer);
       const input = parseInput(reportInput, raw);
       const allowedFrom: Record<typeof input.status, StageStatus[]> = {
@@ -749,7 +748,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
       });
     },
 
-    async complete(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async complete(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const me = requireMachine(ctx.viewer);
       const input = parseInput(completeInput, raw);
       return live.transaction(prisma, async (tx) => {
@@ -763,7 +762,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
       });
     },
 
-    async fail(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async fail(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const me = requireMachine(ctx.viewer);
       const input = parseInput(failInput, raw);
       return live.transaction(prisma, async (tx) => {
@@ -783,7 +782,7 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
     },
 
     /** A machine's note on the task it holds (progress, a warning); readers see it among the events. */
-    async addEvent(ctx: RequestCtx, raw: unknown): Promise<{ id: string }> {
+    async addEvent(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const me = requireMachine(ctx.viewer);
       const input = parseInput(eventInput, raw);
       return prisma.$transaction(async (tx) => {
@@ -795,14 +794,14 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
     },
 
     /** Where-clause for the calling machine's own tasks in the statuses it holds. */
-    assignedFilter(ctx: RequestCtx, statuses: TaskStatus[] | null | undefined): Prisma.TaskWhereInput {
+    assignedFilter(ctx: RequestContext, statuses: TaskStatus[] | null | undefined): Prisma.TaskWhereInput {
       const me = requireMachine(ctx.viewer);
       const wanted = statuses?.length ? statuses.filter((s) => HELD_TASK_STATUSES.includes(s)) : HELD_TASK_STATUSES;
       return { machineId: me.machineId, workspaceId: me.workspaceId, status: { in: wanted } };
     },
 
     /** Whether the viewer is the machine holding this task's lease (only it may see the token). */
-    holdsLease(ctx: Pick<Context, "viewer">, task: { machineId: string | null; status: TaskStatus }): boolean {
+    holdsLease(ctx: Pick<RequestContext, "viewer">, task: { machineId: string | null; status: TaskStatus }): boolean {
       return ctx.viewer.kind === "machine" && task.machineId === ctx.viewer.machineId && HELD_TASK_STATUSES.includes(task.status);
     },
   };

@@ -4,7 +4,6 @@
 // WorkerTransition row in the same transaction, so two concurrent actions cannot both win.
 import { z } from "zod";
 import { requireMachine } from "../../auth/viewer.js";
-import type { Context } from "../../context.js";
 import type { Prisma, Worker, WorkerStatus } from "../../generated/prisma/client.js";
 import { conflict, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import { envVars, id, idempotencyKey, int, jsonObject, name as nameOf, number, text, utf8Text, uuid } from "../../schema/validation.js";
@@ -14,8 +13,8 @@ import { idempotentCreate } from "../shared/idempotency.js";
 import { liveFor, noteLogSourcesFinished, noteStatus, noteTicks, noteEvent } from "../shared/live.js";
 import { LIVE_WORKER_STATUSES } from "./worker-statuses.js";
 import { placeOn, WAITING_FOR_MACHINE } from "./placement.js";
+import type { RequestContext } from "../shared/request.js";
 
-export type RequestContext = Pick<Context, "viewer" | "access" | "requestId">;
 type Tx = Prisma.TransactionClient;
 
 

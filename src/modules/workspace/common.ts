@@ -1,11 +1,7 @@
 // Pieces the workspace, project and graph services share.
 import { randomBytes } from "node:crypto";
-import type { Context } from "../../context.js";
 import { Prisma, type WorkspaceRole } from "../../generated/prisma/client.js";
 import { notFound } from "../../schema/errors.js";
-
-/** What a service method needs from the request. */
-export type RequestContext = Pick<Context, "viewer" | "access" | "requestId">;
 
 export type Tx = Prisma.TransactionClient;
 

@@ -15,7 +15,8 @@ import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { blockTypeOf } from "./block-types.js";
 import { id, jsonObject, list, storableNumber, text } from "../../schema/validation.js";
-import { asJson, generatedId, jsonBytes, type RequestContext, type Tx } from "./common.js";
+import { asJson, generatedId, jsonBytes, type Tx } from "./common.js";
+import type { RequestContext } from "../shared/request.js";
 
 export const GRAPH_LIMITS = {
   blocks: 2000,

@@ -10,7 +10,8 @@ import { conflict, forbidden, notFound, parseInput, requireId } from "../../sche
 import { audit } from "../shared/audit.js";
 import type { MailingDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
-import { isUniqueViolation, lockWorkspace, type RequestContext } from "./common.js";
+import { isUniqueViolation, lockWorkspace } from "./common.js";
+import type { RequestContext } from "../shared/request.js";
 
 /** How long an invitation can be accepted; inviting the address again renews it. */
 export const INVITATION_TTL_MS = 7 * 24 * 60 * 60 * 1000;

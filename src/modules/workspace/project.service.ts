@@ -11,7 +11,8 @@ import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import { id, idempotencyKey, jsonObject, name, text, uuid } from "../../schema/validation.js";
-import { asJson, isUniqueViolation, roleRank, type RequestContext } from "./common.js";
+import { asJson, isUniqueViolation, roleRank } from "./common.js";
+import type { RequestContext } from "../shared/request.js";
 
 export const MAX_PIPELINE_BYTES = 64 * 1024;
 
