@@ -11,13 +11,18 @@ import { createMachineService } from "./machine/machine.service.js";
 import type { Database } from "../infra/db.js";
 import type { LiveStreams } from "../infra/streams.js";
 import type { MailingDeps } from "./shared/deps.js";
-import { createStreamGuards } from "./shared/live.js";
+import { createLive, createStreamGuards } from "./shared/live.js";
 import { createTaskService } from "./task/task.service.js";
 import { createWorkerService } from "./worker/worker.service.js";
 import { createWorkspaceService } from "./workspace/workspace.service.js";
 
-/** Log ingestion writes without Prisma (`db`); live streams run on the server's one engine (`streams`). */
-export function createDomainServices(deps: MailingDeps & { db: Pick<Database, "withConnection">; streams: LiveStreams }) {
+/**
+ * Log ingestion writes without Prisma (`db`); live streams run on the server's one engine
+ * (`streams`); every service announces its committed changes through the one `live` made here.
+ */
+export function createDomainServices(base: Omit<MailingDeps, "live"> & { db: Pick<Database, "withConnection">; streams: LiveStreams }) {
+  const live = createLive(base.pubsub, base.log);
+  const deps = { ...base, live };
   // The one guard every live stream is checked by (logs, events, status, account events).
   const guards = createStreamGuards(deps);
   const workers = createWorkerService(deps);
@@ -40,7 +45,7 @@ export function createDomainServices(deps: MailingDeps & { db: Pick<Database, "w
     deployments,
     logs: createLogService({ ...deps, guards }),
     audit: createAuditService(deps),
-    /** Live streams and machine presence; `events.start()` / `events.stop()` run its periodic sweep. */
+    /** Live streams and machine presence; `events.start()` / `events.stop()` run its periodic sweep (stop also ends `live`). */
     events: createEventService({ ...deps, guards }, { machineStatusOf: machines.statusOf }),
     /** The machines' push channel (machineAssignments). */
     assignments: createAssignmentStreams({ ...deps, guards }),

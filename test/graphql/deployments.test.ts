@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServiceStatus } from "../../src/generated/prisma/client.js";
-import { createLogger } from "../../src/infra/logger.js";
-import { createDeploymentService, SERVICE_ACTIONS, SERVICE_STATUSES } from "../../src/modules/deployment/deployment.service.js";
+import { SERVICE_ACTIONS, SERVICE_STATUSES } from "../../src/modules/deployment/deployment.service.js";
 import {
   AddServiceDocument,
   AssignedServicesDocument,
@@ -262,7 +261,7 @@ describe(`deploying, starting and stopping services (${backend})`, () => {
     ]);
 
     // A machine arrives: the waiting services get it.
-    const deployments = createDeploymentService({ prisma: prisma(), pubsub: server.pubsub, config: server.config, log: createLogger("silent") });
+    const deployments = server.app.services.deployments;
     const arrived = await createMachineDirect(server, t.workspaceId);
     expect(await deployments.placeWaiting(t.workspaceId)).toBe(2);
     expect((await prisma().service.findMany({ where: { deploymentId: d.id } })).map((s) => [s.machineId, s.statusReason])).toEqual([

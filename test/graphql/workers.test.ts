@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkerStatus } from "../../src/generated/prisma/client.js";
-import { createLogger } from "../../src/infra/logger.js";
 import { WAITING_FOR_MACHINE } from "../../src/modules/worker/placement.js";
-import { createWorkerService, WORKER_ACTIONS, type WorkerAction } from "../../src/modules/worker/worker.service.js";
+import { WORKER_ACTIONS, type WorkerAction } from "../../src/modules/worker/worker.service.js";
 import { WORKER_STATUSES } from "../../src/modules/worker/worker-statuses.js";
 import {
   ApproveMachineDocument,
@@ -484,7 +483,7 @@ describe(`placement (${backend})`, () => {
     expect(placed).toMatchObject({ machineId: idle.id, statusReason: null });
 
     // The waiting worker gets a machine once one is there.
-    const workers = createWorkerService({ prisma: prisma(), pubsub: server.pubsub, config: server.config, log: createLogger("silent") });
+    const workers = server.app.services.workers;
     expect(await workers.placeWaiting(t.workspaceId)).toBe(1);
     const now = await prisma().worker.findUniqueOrThrow({ where: { id: waiting.id } });
     expect(now.machineId).toBe(idle.id);

@@ -10,7 +10,7 @@ import { id, idempotencyKey, name, text, uuid } from "../../schema/validation.js
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
-import { liveFor, noteEvent } from "../shared/live.js";
+import { noteEvent } from "../shared/live.js";
 import type { RequestContext } from "../shared/request.js";
 
 type Tx = Prisma.TransactionClient;
@@ -38,7 +38,7 @@ const nameTaken = (agentName: string) =>
 
 export function createAgentService(deps: DomainDeps) {
   const { prisma } = deps;
-  const live = liveFor(deps);
+  const live = deps.live;
 
   /** The `agent.status` event every change makes: its status now, and what happened. */
   async function announce(tx: Tx, agent: Agent, action: "created" | "updated" | "status" | "deleted") {

@@ -11,7 +11,7 @@ import { envVars, id, idempotencyKey, list, name as nameOf, text, uuid } from ".
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
-import { liveFor, noteLogSourcesFinished, noteStatus } from "../shared/live.js";
+import { noteLogSourcesFinished, noteStatus } from "../shared/live.js";
 import { placeOn, WAITING_FOR_MACHINE } from "../worker/placement.js";
 import { LIVE_SERVICE_STATUSES } from "../worker/worker-statuses.js";
 import { JSON_MAX_BYTES } from "../worker/worker.service.js";
@@ -128,7 +128,7 @@ const newDomainToken = () => `spindle-verify-${randomBytes(24).toString("base64u
 export function createDeploymentService(deps: DomainDeps) {
   const { prisma, config } = deps;
   const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
-  const live = liveFor(deps);
+  const live = deps.live;
 
   /** A service changed: its deployment's status stream (which shows the services) and the machines involved re-read. */
   function noteService(tx: Tx, service: { id: string; workspaceId: string; deploymentId: string }, machineIds: (string | null | undefined)[] = []) {

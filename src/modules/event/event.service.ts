@@ -20,7 +20,6 @@ import { LIVE_WORKER_STATUSES } from "../worker/worker-statuses.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import {
   failureItem,
-  liveFor,
   noteStatus,
   PUBLISHABLE_EVENT_TYPES,
   recordEvent,
@@ -86,7 +85,7 @@ export interface EventCollaborators {
 
 export function createEventService(deps: DomainDeps & { streams: LiveStreams; guards: StreamGuards }, collaborators: EventCollaborators) {
   const { prisma, config, log, streams, guards } = deps;
-  const live = liveFor(deps);
+  const live = deps.live;
   const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
 
   /**

@@ -9,7 +9,6 @@ import type { WorkspaceNeed } from "../shared/access.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate, requestHash } from "../shared/idempotency.js";
-import { liveFor } from "../shared/live.js";
 import { id, idempotencyKey, jsonValue, list, name as nameOf, text, utf8Text, uuid } from "../../schema/validation.js";
 import { insertTask, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES, stageDefinition } from "../task/task.service.js";
 import type { RequestContext } from "../shared/request.js";
@@ -140,7 +139,7 @@ function definitionOf(input: { definition?: unknown; definitionText?: string | n
 
 export function createFlowService(deps: DomainDeps) {
   const { prisma } = deps;
-  const live = liveFor(deps);
+  const live = deps.live;
 
   async function loadForUser(ctx: RequestContext, id: string, need: WorkspaceNeed) {
     const flow = await prisma.flow.findUnique({

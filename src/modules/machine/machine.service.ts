@@ -22,7 +22,7 @@ import type { WorkspaceNeed } from "../shared/access.js";
 import { actorOf, audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
-import { liveFor, noteLogSourcesFinished, noteStatus, noteEvent, noteEvents, type EventInput } from "../shared/live.js";
+import { noteLogSourcesFinished, noteStatus, noteEvent, noteEvents, type EventInput } from "../shared/live.js";
 import { HELD_TASK_STATUSES } from "../task/task-statuses.js";
 import { LIVE_SERVICE_STATUSES, LIVE_WORKER_STATUSES } from "../worker/worker-statuses.js";
 import type { RequestContext } from "../shared/request.js";
@@ -144,7 +144,7 @@ export interface MachineHooks {
 
 export function createMachineService(deps: DomainDeps, hooks: MachineHooks = {}) {
   const { prisma, config } = deps;
-  const live = liveFor(deps);
+  const live = deps.live;
 
   /**
    * For the live streams: the machine's status stream re-reads it, and the workspace stream gets

@@ -3,6 +3,7 @@ import type { PrismaClient } from "../../generated/prisma/client.js";
 import type { Logger } from "../../infra/logger.js";
 import type { Mailer } from "../../infra/mailer.js";
 import type { PubSubService } from "../../infra/pubsub.js";
+import type { Live } from "./live.js";
 
 /** What every domain service is built from (see domain.ts). */
 export interface DomainDeps {
@@ -10,6 +11,8 @@ export interface DomainDeps {
   pubsub: PubSubService;
   config: Config;
   log: Logger;
+  /** The server's one announcer of committed changes (live.ts). */
+  live: Live;
 }
 
 /** For the services that send mail (invitations); tests may build the others without one. */

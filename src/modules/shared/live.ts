@@ -188,7 +188,7 @@ export async function recordEvent(tx: Tx, event: EventInput): Promise<{ workspac
   return stored ?? { workspaceId: event.workspaceId, cursor: 0n };
 }
 
-/** Announces committed batches; one per server (per pub/sub service), see `liveFor`. */
+/** Announces committed batches; one per server, built by the composition root (modules/domain.ts). */
 export interface Live {
   /** A transaction whose notices are announced once it has committed (never if it rolls back). */
   transaction<T>(prisma: PrismaClient, fn: (tx: Tx, batch: LiveBatch) => Promise<T>): Promise<T>;
@@ -202,18 +202,7 @@ export interface Live {
   stop(): void;
 }
 
-const lives = new WeakMap<PubSubService, Live>();
-
-export function liveFor(deps: { pubsub: PubSubService; log?: Logger }): Live {
-  let live = lives.get(deps.pubsub);
-  if (!live) {
-    live = createLive(deps.pubsub, deps.log);
-    lives.set(deps.pubsub, live);
-  }
-  return live;
-}
-
-function createLive(pubsubService: PubSubService, log?: Logger): Live {
+export function createLive(pubsubService: PubSubService, log?: Logger): Live {
   const { pubsub } = pubsubService;
   let stopped = false;
   // Per worker: when its last tick notice went out, and the trailing one waiting, if any.

@@ -16,7 +16,7 @@ import type { WorkspaceNeed } from "../shared/access.js";
 import { actorOf, audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
-import { liveFor, noteLogSourcesFinished, noteStatus, noteEvent, noteEvents, type WorkspaceEventType } from "../shared/live.js";
+import { noteLogSourcesFinished, noteStatus, noteEvent, noteEvents, type WorkspaceEventType } from "../shared/live.js";
 import { FINISHED_TASK_STATUSES, HELD_TASK_STATUSES } from "./task-statuses.js";
 import type { RequestContext } from "../shared/request.js";
 
@@ -284,7 +284,7 @@ export interface TaskCollaborators {
 
 export function createTaskService(deps: DomainDeps, collaborators: TaskCollaborators) {
   const { prisma, config } = deps;
-  const live = liveFor(deps);
+  const live = deps.live;
 
   async function loadForUser(ctx: RequestContext, id: string, need: WorkspaceNeed) {
     const task = await prisma.task.findUnique({

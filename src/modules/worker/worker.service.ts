@@ -10,7 +10,7 @@ import { envVars, id, idempotencyKey, int, jsonObject, name as nameOf, number, t
 import { actorOf, audit, type Actor } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
-import { liveFor, noteLogSourcesFinished, noteStatus, noteTicks, noteEvent } from "../shared/live.js";
+import { noteLogSourcesFinished, noteStatus, noteTicks, noteEvent } from "../shared/live.js";
 import { LIVE_WORKER_STATUSES } from "./worker-statuses.js";
 import { placeOn, WAITING_FOR_MACHINE } from "./placement.js";
 import type { RequestContext } from "../shared/request.js";
@@ -161,7 +161,7 @@ const staleRevision = (id: string, reported: number, current: number) =>
 export function createWorkerService(deps: DomainDeps) {
   const { prisma, config } = deps;
   const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
-  const announcer = liveFor(deps);
+  const announcer = deps.live;
 
   /**
    * Moves a worker along WORKER_ACTIONS: a conditional update on the status it was read with (and

@@ -8,7 +8,7 @@ import { conflict, forbidden, notFound, parseInput, requireId } from "../../sche
 import { audit } from "../shared/audit.js";
 import type { MailingDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
-import { liveFor, noteAccess } from "../shared/live.js";
+import { noteAccess } from "../shared/live.js";
 import { lockWorkspace } from "./common.js";
 import type { RequestContext } from "../shared/request.js";
 import { createGraphService } from "./graph.service.js";
@@ -125,7 +125,7 @@ export function createWorkspaceService(deps: MailingDeps) {
     /** Deletes the workspace and everything in it. Its audit entry outlives it (no workspace id). */
     async delete(ctx: RequestContext, id: string): Promise<string> {
       await ctx.access.require(requireId(id, "workspace"), "owner");
-      await liveFor(deps).transaction(prisma, async (tx) => {
+      await deps.live.transaction(prisma, async (tx) => {
         const workspace = await tx.workspace.findUnique({ where: { id }, select: { name: true } });
         if (!workspace) throw notFound("workspace", id);
         // Every member's live streams on the workspace re-check, find no membership and end.
@@ -144,7 +144,7 @@ export function createWorkspaceService(deps: MailingDeps) {
       const workspaceId = requireId(input.workspaceId, "workspace");
       const grant = await ctx.access.require(workspaceId, "admin");
       const userId = requireId(input.userId, "workspace member");
-      await liveFor(deps).transaction(prisma, async (tx) => {
+      await deps.live.transaction(prisma, async (tx) => {
         if (!(await lockWorkspace(tx, workspaceId))) throw notFound("workspace", workspaceId);
         const member = await tx.workspaceMember.findUnique({ where: { workspaceId_userId: { workspaceId, userId } } });
         if (!member) throw notFound("workspace member", userId);
@@ -181,7 +181,7 @@ export function createWorkspaceService(deps: MailingDeps) {
       const leaving = input.userId === me.userId;
       const grant = await ctx.access.require(workspaceId, leaving ? "read" : "admin");
       const userId = requireId(input.userId, "workspace member");
-      await liveFor(deps).transaction(prisma, async (tx) => {
+      await deps.live.transaction(prisma, async (tx) => {
         if (!(await lockWorkspace(tx, workspaceId))) throw notFound("workspace", workspaceId);
         const member = await tx.workspaceMember.findUnique({ where: { workspaceId_userId: { workspaceId, userId } } });
         if (!member) throw notFound("workspace member", userId);
