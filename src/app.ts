@@ -38,6 +38,7 @@ import type { Config } from "./config.js";
 import type { Context, Services } from "./context.js";
 import { createUserAdminService } from "./modules/account/user-admin.js";
 import { createDomainServices } from "./modules/domain.js";
+import { createRequestLoaders } from "./modules/loaders.js";
 import { createWorkspaceAccess } from "./modules/shared/access.js";
 import { isDatabaseUnavailable, type Database, type Listener } from "./infra/db.js";
 import { createRowReader } from "./infra/rows.js";
@@ -269,6 +270,7 @@ export function buildApp(deps: AppDeps): App {
         requestId,
         viewer,
         access: createWorkspaceAccess(viewer, prisma, db.sql),
+        loaders: createRequestLoaders(prisma),
         prisma,
         rows,
         services,

@@ -10,6 +10,7 @@ import type { AccountService, ClientInfo } from "./modules/account/account.servi
 import type { UserAdminService } from "./modules/account/user-admin.js";
 import type { ApiKeyService } from "./modules/api-key/api-key.service.js";
 import type { DomainServices } from "./modules/domain.js";
+import type { RequestLoaders } from "./modules/loaders.js";
 import type { WorkspaceAccess } from "./modules/shared/access.js";
 
 export interface Services extends DomainServices {
@@ -25,6 +26,8 @@ export interface Context {
   viewer: Viewer;
   /** Workspace authorization for this request (memberships cached per request). */
   access: WorkspaceAccess;
+  /** Batch loaders for this request only (modules/loaders.ts). */
+  loaders: RequestLoaders;
   prisma: PrismaClient;
   /** Rows by id without Prisma's engine, for point reads of scalars (infra/rows.ts). */
   rows: RowReader;

@@ -1,6 +1,5 @@
-import DataLoader from "dataloader";
-import type { GraphBlock, Prisma } from "../../generated/prisma/client.js";
-import type { Context } from "../../context.js";
+import type { Prisma } from "../../generated/prisma/client.js";
+import { graphBlockKey } from "../loaders.js";
 import { builder, pageSize } from "../../schema/builder.js";
 import { readById } from "../shared/point-read.js";
 import { maySeeSecrets, membersOrAssignedMachine } from "../shared/object-auth.js";
@@ -37,26 +36,6 @@ const WorkerTransitionType = builder.prismaObject("WorkerTransition", {
   }),
 });
 
-// Worker.blockId is the client's block id, not a foreign key, so the prisma plugin cannot batch it:
-// one loader per request does.
-const blockLoaders = new WeakMap<object, DataLoader<string, GraphBlock | null>>();
-const blockKey = (workspaceId: string, blockId: string) => `${workspaceId} ${blockId}`;
-function blockLoader(ctx: Context) {
-  let loader = blockLoaders.get(ctx);
-  if (!loader) {
-    loader = new DataLoader(async (keys: readonly string[]) => {
-      const pairs = keys.map((key) => key.split(" ") as [string, string]);
-      const blocks = await ctx.prisma.graphBlock.findMany({
-        where: { workspaceId: { in: [...new Set(pairs.map(([w]) => w))] }, id: { in: [...new Set(pairs.map(([, b]) => b))] } },
-      });
-      const byKey = new Map(blocks.map((b) => [blockKey(b.workspaceId, b.id), b]));
-      return keys.map((key) => byKey.get(key) ?? null);
-    });
-    blockLoaders.set(ctx, loader);
-  }
-  return loader;
-}
-
 export const WorkerType = builder.prismaObject("Worker", {
   authScopes: membersOrAssignedMachine,
   description: "A long-lived unit a machine keeps running: a CODE worker bound to a graph block, or a CONTAINER worker.",
@@ -73,7 +52,8 @@ export const WorkerType = builder.prismaObject("Worker", {
       description: "The graph block a CODE worker runs; null once the block was removed from the graph",
       select: { workspaceId: true, blockId: true },
       resolve: (_query, worker, _args, ctx) =>
-        worker.blockId ? blockLoader(ctx).load(blockKey(worker.workspaceId, worker.blockId)) : null,
+        // Worker.blockId is the client's block id, not a foreign key: the request's loader batches it.
+        worker.blockId ? ctx.loaders.graphBlock.load(graphBlockKey(worker.workspaceId, worker.blockId)) : null,
     }),
     code: t.exposeString("code", { nullable: true }),
     runtime: t.exposeString("runtime", { nullable: true, description: "Null: the machine's default runtime" }),
