@@ -30,7 +30,7 @@ import { openApiDocument } from "./rest/openapi.js";
 import { createRestRouter } from "./rest/router.js";
 import { API_V1_SOCKET_PATH, createApiV1Socket, type ApiV1SocketDeps } from "./rest/api-v1/socket.js";
 import { AGENT_SOCKET_PATH, createAgentSocket, type AgentSocketDeps } from "./rest/spunto-agent-socket.js";
-import { printOperation } from "./rest/shared.js";
+import { createOperationPrinter } from "./rest/shared.js";
 import { SPINDLE_VERSION } from "./version.js";
 import { offlineGraphiQL } from "./http/graphiql-page.js";
 import type { Viewer } from "./auth/viewer.js";
@@ -306,7 +306,8 @@ export function buildApp(deps: AppDeps): App {
   }
 
   const inventory = readInventory();
-  const legacyRest = createRestRouter({ routes: legacyRoutes, inventory, log });
+  const printOperation = createOperationPrinter();
+  const legacyRest = createRestRouter({ routes: legacyRoutes, inventory, log, printOperation });
   let openApiCache: unknown;
   const openApi = () => (openApiCache ??= openApiDocument(legacyRest.routes, inventory, SPINDLE_VERSION));
 

@@ -13,7 +13,7 @@ import type { Logger } from "../infra/logger.js";
 import { DIALECT_STYLES } from "./dialects.js";
 import { routerPath, type InventoryRow } from "./inventory.js";
 import { Answer, RestError, type Credential, type Method, type Route, type Run } from "./route.js";
-import { printOperation } from "./shared.js";
+import type { OperationPrinter } from "./shared.js";
 
 /** What the server hands the layer for one request. */
 export interface RestRequestContext {
@@ -67,8 +67,8 @@ function parsePart<T>(schema: z.ZodType<T> | undefined, value: unknown, part: "p
   throw new RestError("VALIDATION", `Invalid input. ${fields.map((f) => `${f.field}: ${f.message}`).join("; ")}`, { fields });
 }
 
-export function createRestRouter(options: { routes: Route[]; inventory: InventoryRow[]; log: Logger }): RestRouter {
-  const { log } = options;
+export function createRestRouter(options: { routes: Route[]; inventory: InventoryRow[]; log: Logger; printOperation: OperationPrinter }): RestRouter {
+  const { log, printOperation } = options;
   const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false });
   const entries = new Map<string, Entry>();
   const noop = () => {};

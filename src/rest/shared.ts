@@ -61,14 +61,21 @@ export async function collect<N>(
   }
 }
 
-const printed = new WeakMap<object, string>();
+/** An operation document as the text a GraphQL request carries. */
+export type OperationPrinter = (document: TypedDocumentNode<any, any>) => string;
 
-/** An operation document as the text a GraphQL request carries (printed once per document). */
-export function printOperation(document: TypedDocumentNode<any, any>): string {
-  let text = printed.get(document);
-  if (!text) {
-    text = print(document);
-    printed.set(document, text);
-  }
-  return text;
+/**
+ * A printer that prints each document once and keeps the text: one per server, made by the
+ * composition root (app.ts) for the REST router and the dialects' sockets.
+ */
+export function createOperationPrinter(): OperationPrinter {
+  const printed = new WeakMap<object, string>();
+  return (document) => {
+    let text = printed.get(document);
+    if (!text) {
+      text = print(document);
+      printed.set(document, text);
+    }
+    return text;
+  };
 }
