@@ -28,6 +28,7 @@ export function createDomainServices(base: Omit<MailingDeps, "live"> & { db: Pic
   const workers = createWorkerService(deps);
   const deployments = createDeploymentService(deps);
   const agents = createAgentService(deps);
+  const tasks = createTaskService(deps, { agentTarget: agents.target });
   // A machine that becomes able to take work picks up the workers and services that wait for one.
   const machines = createMachineService(deps, {
     capacityAdded: async (workspaceId) => {
@@ -40,8 +41,8 @@ export function createDomainServices(base: Omit<MailingDeps, "live"> & { db: Pic
     machines,
     workers,
     agents,
-    tasks: createTaskService(deps, { agentTarget: agents.target }),
-    flows: createFlowService(deps),
+    tasks,
+    flows: createFlowService(deps, { insertTask: tasks.insert }),
     deployments,
     logs: createLogService({ ...deps, guards }),
     audit: createAuditService(deps),

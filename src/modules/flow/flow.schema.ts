@@ -4,7 +4,7 @@ import { builder, pageSize } from "../../schema/builder.js";
 import { workspaceMembers } from "../shared/object-auth.js";
 import { IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
 import { offsetSkip, searchText, TaskStatusEnum, TaskType } from "../task/task.schema.js";
-import { MAX_OUTPUT_BYTES } from "../task/task.service.js";
+import { MAX_OUTPUT_BYTES } from "../task/task-limits.js";
 import { MAX_DEFINITION_BYTES } from "./flow.service.js";
 
 export const FlowStatusEnum = builder.enumType("FlowStatus", {

@@ -10,7 +10,8 @@ import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate, requestHash } from "../shared/idempotency.js";
 import { id, idempotencyKey, jsonValue, list, name as nameOf, text, utf8Text, uuid } from "../../schema/validation.js";
-import { insertTask, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES, stageDefinition } from "../task/task.service.js";
+import { MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES, stageDefinition } from "../task/task-limits.js";
+import type { TaskService } from "../task/task.service.js";
 import type { RequestContext } from "../shared/request.js";
 
 export const MAX_DEFINITION_BYTES = 256 * 1024;
@@ -137,7 +138,12 @@ function definitionOf(input: { definition?: unknown; definitionText?: string | n
   return { definition: parseDefinition(input.definition, "input.definition"), definitionText: null };
 }
 
-export function createFlowService(deps: DomainDeps) {
+/** What flows ask of the task module: a run is a task, inserted in the flow's own transaction. */
+export interface FlowCollaborators {
+  insertTask: TaskService["insert"];
+}
+
+export function createFlowService(deps: DomainDeps, { insertTask }: FlowCollaborators) {
   const { prisma } = deps;
   const live = deps.live;
 

@@ -5,7 +5,7 @@ import { validationError } from "../../schema/errors.js";
 import { readById } from "../shared/point-read.js";
 import { isUuid } from "../../schema/validation.js";
 import { ActorTypeEnum, IDEMPOTENCY_KEY_DESCRIPTION } from "../shared/common.schema.js";
-import { MAX_CLAIM, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES } from "./task.service.js";
+import { MAX_CLAIM, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES } from "./task-limits.js";
 
 export const TaskStatusEnum = builder.enumType("TaskStatus", {
   values: {

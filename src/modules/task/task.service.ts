@@ -17,6 +17,7 @@ import { actorOf, audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { idempotentCreate } from "../shared/idempotency.js";
 import { noteLogSourcesFinished, noteStatus, noteEvent, noteEvents, type WorkspaceEventType } from "../shared/live.js";
+import { MAX_CLAIM, MAX_EVENT_DATA_BYTES, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_PROMPT_BYTES, MAX_STAGES, stageDefinition, type StageDefinition } from "./task-limits.js";
 import { FINISHED_TASK_STATUSES, HELD_TASK_STATUSES } from "./task-statuses.js";
 import type { RequestContext } from "../shared/request.js";
 
@@ -27,13 +28,6 @@ export const PRIORITY_RANK: Record<TaskPriority, number> = { LOW: 0, NORMAL: 1, 
 const CANCELLABLE: TaskStatus[] = ["PENDING", ...HELD_TASK_STATUSES];
 const RETRYABLE: TaskStatus[] = ["FAILED", "CANCELLED"];
 
-export const MAX_CLAIM = 20;
-const KIB = 1024;
-export const MAX_INPUT_BYTES = 256 * KIB;
-export const MAX_OUTPUT_BYTES = 256 * KIB;
-const MAX_PROMPT_BYTES = 16 * KIB;
-const MAX_EVENT_DATA_BYTES = 64 * KIB;
-export const MAX_STAGES = 100;
 const MAX_CAPABILITIES = 50;
 const MAX_TEXT = 10_000;
 const MAX_INSTRUCTIONS = 100_000;
@@ -43,13 +37,6 @@ const capabilities = list(name(100), MAX_CAPABILITIES, "capabilities").transform
 const priority = z.enum(["LOW", "NORMAL", "HIGH", "URGENT"]);
 const future = z.date().refine((d) => d.getTime() > Date.now(), "must be in the future");
 const leaseToken = z.uuid("must be the lease token the claim returned").transform((token) => token.toLowerCase());
-
-export const stageDefinition = z.object({
-  name: name(200),
-  requiresConfirmation: z.boolean().nullish(),
-  prompt: jsonValue(MAX_PROMPT_BYTES).nullish(),
-});
-export type StageDefinition = z.output<typeof stageDefinition>;
 
 const createInput = z
   .object({
@@ -388,6 +375,9 @@ export function createTaskService(deps: DomainDeps, collaborators: TaskCollabora
   }
 
   return {
+    /** For other modules' transactions (flow runs): inserts a task, its stages and first event; the caller audits. */
+    insert: insertTask,
+
     async create(ctx: RequestContext, raw: unknown): Promise<{ id: string }> {
       const input = parseInput(createInput, raw);
       const workspaceId = requireId(input.workspaceId, "workspace");
