@@ -1,5 +1,5 @@
 // The domain services, built once per server from the shared dependencies. Each module owns its
-// rules; resolvers call these, and the REST layer will call the same GraphQL operations.
+// rules; resolvers call these, and the REST layer reaches them through the same GraphQL operations.
 import { createAgentService } from "./agent/agent.service.js";
 import { createAuditService } from "./audit/audit.service.js";
 import { createDeploymentService } from "./deployment/deployment.service.js";

@@ -1,5 +1,5 @@
 // The audit log query: workspace admins and owners read who did what, newest first. Entries are
-// written by each mutation itself (shared/audit.ts), in its own transaction.
+// written by the mutations that change something (shared/audit.ts), each in its own transaction.
 import type { Prisma } from "../../generated/prisma/client.js";
 import { requireId } from "../../schema/errors.js";
 import type { RequestContext } from "../shared/request.js";

@@ -1,5 +1,6 @@
-// The audit log: one row per mutation, written in the mutation's own transaction, so a change and
-// its record commit or roll back together.
+// The audit log: the mutations that change a workspace's things (and account administration) write
+// their rows here, in the mutation's own transaction, so a change and its record commit or roll back
+// together. Not every mutation writes one: README, "What the audit log holds", lists those that don't.
 import type { Viewer } from "../../auth/viewer.js";
 import type { ActorType, Prisma } from "../../generated/prisma/client.js";
 

@@ -27,7 +27,7 @@ const WorkerTransitionType = builder.prismaObject("WorkerTransition", {
     from: t.expose("from", { type: WorkerStatusEnum, nullable: true, description: "Null for the deploy that created the worker" }),
     to: t.expose("to", { type: WorkerStatusEnum }),
     action: t.exposeString("action", {
-      description: "deploy, start, stop, restart, redeploy, destroy (users); running, fail (the machine); heal, reschedule (the system)",
+      description: "deploy, start, stop, restart, redeploy, destroy (users); running, fail (the machine); heal (the system); machine.decommission (a decommissioned machine's workers)",
     }),
     reason: t.exposeString("reason", { nullable: true }),
     actorType: t.expose("actorType", { type: ActorTypeEnum }),

@@ -23,7 +23,9 @@ type Tx = Prisma.TransactionClient;
  * it is the one transition from nothing, to DEPLOYING.
  * - user actions: start, stop, restart, redeploy, destroy
  * - machine reports: running, fail (also the error budget running out)
- * - system: heal (auto-heal after the error budget ran out), reschedule (its machine went away)
+ * - system: heal (auto-heal after the error budget ran out)
+ * Decommissioning a machine fails its workers outside this table: machine.service.ts moves them to
+ * FAILED itself and records the transition as `machine.decommission`.
  */
 export const WORKER_ACTIONS = {
   start: { from: ["STOPPED", "FAILED"], to: "DEPLOYING" },
