@@ -2,7 +2,7 @@
 // wrote them, reading a whole connection page by page, and an operation's text.
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { print } from "graphql";
-import { RestError, route, type Dialect, type Route, type RouteRequest, type Run } from "./route.js";
+import { RestError, restNotFound, route, type Dialect, type Route, type RouteRequest, type Run } from "./route.js";
 
 /** `[graphql, dialect]` field-name prefixes, first match wins: `["input.projectKey", "body.projectKey"]`. */
 export type FieldNames = readonly (readonly [graphql: string, dialect: string])[];
@@ -34,6 +34,26 @@ export function dialectRoute(dialect: Dialect, names: FieldNames) {
       dialect,
       handler: (request: RouteRequest<P, Q, B>) => definition.handler({ ...request, run: namingFields(request.run, names) }),
     });
+}
+
+/** An answer that read the caller's default workspace beside what it is about (`defaultWorkspace { id }`). */
+export type WithDefaultWorkspace = { defaultWorkspace?: { id: string } | null };
+
+/** The caller's default workspace from such an answer; a caller in none gets a 404 saying so. */
+export function defaultWorkspaceId(answer: WithDefaultWorkspace): string {
+  if (!answer.defaultWorkspace) throw new RestError("NOT_FOUND", "You are in no workspace yet: create one or accept an invitation");
+  return answer.defaultWorkspace.id;
+}
+
+/**
+ * For dialects whose paths name no workspace: the object `pick` takes from an answer that also read
+ * the caller's default workspace, only if it belongs to it. One of another workspace (or a caller in
+ * none) is the same 404 as an unknown id.
+ */
+export function inDefaultWorkspace<R extends WithDefaultWorkspace, T extends { workspaceId: string }>(answer: R, pick: (r: R) => T, what: string): T {
+  const found = pick(answer);
+  if (found.workspaceId !== answer.defaultWorkspace?.id) throw restNotFound(what);
+  return found;
 }
 
 /** Connections hand out at most this many nodes a page. */

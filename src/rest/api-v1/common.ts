@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { ApiV1DefaultWorkspaceDocument } from "../../generated/rest-api-v1-graphql.js";
 import { RestError, type Credential, type Run } from "../route.js";
-import { dialectRoute, type FieldNames } from "../shared.js";
+import { defaultWorkspaceId, dialectRoute, type FieldNames } from "../shared.js";
 
 export const BEARER: Credential[] = ["bearer"];
 export const OPEN: Credential[] = ["none"];
@@ -34,9 +34,7 @@ export const apiV1Route = dialectRoute("api-v1", API_V1_FIELDS);
  * workspace-bound token is bound to, else the first the caller joined).
  */
 export async function workspaceOf(run: Run): Promise<string> {
-  const { defaultWorkspace } = await run(ApiV1DefaultWorkspaceDocument, {});
-  if (!defaultWorkspace) throw new RestError("NOT_FOUND", "You are in no workspace yet: create one or accept an invitation");
-  return defaultWorkspace.id;
+  return defaultWorkspaceId(await run(ApiV1DefaultWorkspaceDocument, {}));
 }
 
 /** A 422 naming one field as the client sent it (`body.priority`, `query.limit`). */

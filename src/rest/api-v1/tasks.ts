@@ -14,7 +14,8 @@ import {
   ApiV1TaskUpdateDocument,
   type TaskStatus,
 } from "../../generated/rest-api-v1-graphql.js";
-import { restNotFound, type Route, type Run } from "../route.js";
+import type { Route, Run } from "../route.js";
+import { inDefaultWorkspace } from "../shared.js";
 import { BEARER, apiV1Route, lower, workspaceOf } from "./common.js";
 import {
   API_V1_TASK_STATUSES,
@@ -116,16 +117,11 @@ const statsShape = z.object({
 // ---- Lookups ---------------------------------------------------------------------------------
 
 /** The task, if it is in the caller's workspace (else 404, as for an unknown id). */
-async function ownTask(run: Run, id: string) {
-  const { defaultWorkspace, task } = await run(ApiV1TaskGetDocument, { id });
-  if (task.workspaceId !== defaultWorkspace?.id) throw restNotFound("task");
-  return task;
-}
+const ownTask = async (run: Run, id: string) => inDefaultWorkspace(await run(ApiV1TaskGetDocument, { id }), (r) => r.task, "task");
 
 /** The same check before a change, reading only whose the task is. */
 async function requireOwnTask(run: Run, id: string): Promise<void> {
-  const { defaultWorkspace, task } = await run(ApiV1TaskScopeDocument, { id });
-  if (task.workspaceId !== defaultWorkspace?.id) throw restNotFound("task");
+  inDefaultWorkspace(await run(ApiV1TaskScopeDocument, { id }), (r) => r.task, "task");
 }
 
 /** Counts keyed by api-v1's words, every one present (zeros included) in Spindle's order. */

@@ -22,8 +22,8 @@ import {
   type ApiV1WorkerPartsFragment,
   type MachineStatus,
 } from "../../generated/rest-api-v1-graphql.js";
-import { RestError, restNotFound, type Route, type Run } from "../route.js";
-import { collect } from "../shared.js";
+import { RestError, type Route, type Run } from "../route.js";
+import { collect, inDefaultWorkspace } from "../shared.js";
 import { BEARER, apiV1Route, lower, time, workspaceOf } from "./common.js";
 import { taskShape, workspaceTasks } from "./shapes.js";
 
@@ -157,9 +157,7 @@ const approveBody = z.object({
 
 /** The caller's workspace, if the machine is in it (else 404, as for an unknown id). */
 async function ownMachineWorkspace(run: Run, id: string): Promise<string> {
-  const { defaultWorkspace, machine } = await run(ApiV1WorkerScopeDocument, { id });
-  if (machine.workspaceId !== defaultWorkspace?.id) throw restNotFound("worker");
-  return machine.workspaceId;
+  return inDefaultWorkspace(await run(ApiV1WorkerScopeDocument, { id }), (r) => r.machine, "worker").workspaceId;
 }
 
 /** Only system administrators get past (Spindle's own test, Query.users); anyone else: 403. */

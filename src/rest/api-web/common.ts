@@ -9,7 +9,7 @@ import {
   type ApiWebMachinePartsFragment,
 } from "../../generated/rest-api-web-graphql.js";
 import { RestError, type Credential, type Run } from "../route.js";
-import { dialectRoute, type FieldNames } from "../shared.js";
+import { defaultWorkspaceId, dialectRoute, type FieldNames } from "../shared.js";
 
 export const BEARER: Credential[] = ["bearer"];
 
@@ -29,9 +29,7 @@ export const apiWebRoute = dialectRoute("api-web", API_WEB_FIELDS);
  * workspace-bound token is bound to, else the first the caller joined).
  */
 export async function workspaceOf(run: Run): Promise<string> {
-  const { defaultWorkspace } = await run(ApiWebDefaultWorkspaceDocument, {});
-  if (!defaultWorkspace) throw new RestError("NOT_FOUND", "You are in no workspace yet: create one or accept an invitation");
-  return defaultWorkspace.id;
+  return defaultWorkspaceId(await run(ApiWebDefaultWorkspaceDocument, {}));
 }
 
 /** A project of the caller's workspace by its key (case-insensitive), or 404. */

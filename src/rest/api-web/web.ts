@@ -40,7 +40,7 @@ import {
   type TaskStatus,
 } from "../../generated/rest-api-web-graphql.js";
 import { RestError, restNotFound, type Credential, type Route, type Run } from "../route.js";
-import { collect, dialectRoute, type FieldNames } from "../shared.js";
+import { collect, dialectRoute, inDefaultWorkspace, type FieldNames } from "../shared.js";
 import { API_WEB_FIELDS, BEARER, badInput, done, lower, machineOut, machineShape, projectIdOf, time, workspaceOf } from "./common.js";
 
 const PUBLIC: Credential[] = ["none"];
@@ -269,22 +269,10 @@ const statusFilter = z
 
 // ---- Lookups ---------------------------------------------------------------------------------
 
-type WithWorkspace = { defaultWorkspace?: { id: string } | null };
-
-/**
- * An object only if it is in the caller's workspace: one of another workspace is the same 404 as an
- * unknown id. The operation reads the caller's workspace beside the object, in one request.
- */
-async function inWorkspace<R extends WithWorkspace, T extends { workspaceId: string }>(answer: Promise<R>, pick: (r: R) => T, what: string): Promise<T> {
-  const read = await answer;
-  const found = pick(read);
-  if (found.workspaceId !== read.defaultWorkspace?.id) throw restNotFound(what);
-  return found;
-}
-
-const ownTask = (run: Run, id: string) => inWorkspace(run(ApiWebTaskDocument, { id }), (r) => r.task, "task");
-const requireOwnTask = (run: Run, id: string) => inWorkspace(run(ApiWebTaskWorkspaceDocument, { id }), (r) => r.task, "task");
-const ownMachine = (run: Run, id: string) => inWorkspace(run(ApiWebMachineDocument, { id }), (r) => r.machine, "machine");
+// Each operation reads the caller's workspace beside the object, in one request (inDefaultWorkspace).
+const ownTask = async (run: Run, id: string) => inDefaultWorkspace(await run(ApiWebTaskDocument, { id }), (r) => r.task, "task");
+const requireOwnTask = async (run: Run, id: string) => inDefaultWorkspace(await run(ApiWebTaskWorkspaceDocument, { id }), (r) => r.task, "task");
+const ownMachine = async (run: Run, id: string) => inDefaultWorkspace(await run(ApiWebMachineDocument, { id }), (r) => r.machine, "machine");
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -504,7 +492,7 @@ const taskRoutes: Route[] = [
     params: idParam,
     response: pendingConfirmShape,
     async handler({ params, run }) {
-      const task = await inWorkspace(run(ApiWebPendingConfirmDocument, { id: params.id }), (r) => r.task, "task");
+      const task = inDefaultWorkspace(await run(ApiWebPendingConfirmDocument, { id: params.id }), (r) => r.task, "task");
       const pending = task.pendingConfirmation;
       return { taskId: task.id, status: lower(task.status), pending: Boolean(pending), stageIndex: pending?.stageIndex ?? null, stageName: pending?.stageName ?? null, prompt: pending?.prompt ?? null };
     },
