@@ -525,3 +525,73 @@ describe(`logout with a refresh token (${backend})`, () => {
     expect(errorOf(await server.execute(MeDocument, {}, { token: again.accessToken })).code).toBe("NOT_AUTHENTICATED");
   });
 });
+
+describe(`statement counts (${backend})`, () => {
+  // Every field of a user (the private ones and the co-members' git identity each have their own
+  // rule) and of a session: what an administration page or a "your devices" page asks for.
+  const USERS_AND_SESSIONS = /* GraphQL */ `
+    query NPlusOneUsersAndSessions($first: Int!) {
+      users(first: $first) {
+        edges { cursor node { id legacyId username displayName role createdAt email emailConfirmed totpEnabled gitName gitEmail dotfilesRepo plan } }
+        pageInfo { hasNextPage endCursor }
+      }
+      sessions(first: $first) {
+        edges { node { id current createdAt lastUsedAt expiresAt revokedAt userAgent ip } }
+        pageInfo { hasNextPage }
+      }
+    }
+  `;
+
+  it("runs the same number of SQL statements for 10 and 100 users with every profile field, and 10 and 100 sessions", async () => {
+    const admin = await signedInUser(server, { role: "ADMIN" });
+    const tag = unique("n1");
+    await server.db.prisma.user.createMany({
+      data: Array.from({ length: 105 }, (_, i) => ({
+        username: `${tag}_${i}`,
+        email: `${tag}_${i}@example.test`,
+        passwordHash: "not-a-hash",
+        displayName: `User ${i}`,
+        gitName: `Git ${i}`,
+        gitEmail: `git${i}@example.test`,
+        dotfilesRepo: i % 2 ? `https://example.test/${tag}/${i}.git` : null,
+        emailVerifiedAt: i % 3 ? new Date() : null,
+        totpSecret: i % 5 ? null : "JBSWY3DPEHPK3PXP",
+      })),
+    });
+    await server.db.prisma.session.createMany({
+      data: Array.from({ length: 105 }, (_, i) => ({
+        userId: admin.id,
+        userAgent: `device ${i}`,
+        ip: "192.0.2.1",
+        createdAt: new Date(Date.now() - (i + 1) * 60_000),
+        expiresAt: new Date(Date.now() + 3600_000),
+      })),
+    });
+
+    const count = async (first: number) => {
+      const before = server.db.statements.count;
+      const data = ok(await server.post({ query: USERS_AND_SESSIONS, variables: { first } }, { token: admin.accessToken }));
+      const statements = server.db.statements.count - before;
+      const users: { username: string; email: string | null; emailConfirmed: boolean; totpEnabled: boolean; gitName: string | null; plan: string }[] =
+        data.users.edges.map((e: { node: unknown }) => e.node);
+      expect(users).toHaveLength(first);
+      expect(users.every((u) => u.plan === "free" && typeof u.emailConfirmed === "boolean" && typeof u.totpEnabled === "boolean")).toBe(true);
+      // The administrator sees the private fields of the accounts made here.
+      for (const user of users.filter((u) => u.username.startsWith(`${tag}_`))) {
+        const i = Number(user.username.slice(tag.length + 1));
+        expect(user).toMatchObject({ email: `${tag}_${i}@example.test`, gitName: `Git ${i}`, emailConfirmed: i % 3 !== 0, totpEnabled: i % 5 === 0 });
+      }
+      const sessions: { current: boolean; userAgent: string | null }[] = data.sessions.edges.map((e: { node: unknown }) => e.node);
+      expect(sessions).toHaveLength(first);
+      // Newest first: the session making the request, then the ones made above.
+      expect(sessions.map((s) => s.current)).toEqual([true, ...Array(first - 1).fill(false)]);
+      expect(sessions[1]!.userAgent).toBe("device 0");
+      return statements;
+    };
+    // The first request also checks the token in the database; later ones find it cached.
+    await count(10);
+    const ten = await count(10);
+    const hundred = await count(100);
+    expect(hundred).toBe(ten);
+  });
+});

@@ -1,7 +1,10 @@
 // Agents: made on a machine within its maxAgents, renamed, reported by their machine, removed; tasks
 // that target an agent target its machine, so only that machine claims them; every change is an
 // agent.status event of the workspace stream.
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { displayPrefix, generateSecret, MACHINE_CREDENTIAL_PREFIX, MACHINE_RECOVERY_PREFIX } from "../../src/auth/api-key-format.js";
+import { sha256 } from "../../src/auth/secrets.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
 import {
   AgentDocument,
@@ -145,5 +148,72 @@ describe(`agents (${backend})`, () => {
     const task = ok(await server.execute(CreateTaskDocument, { input: { workspaceId: t.workspaceId, title: "y", targetMachineId: other.id } }, { token: t.token })).createTask;
     const moved = ok(await server.execute(UpdateTaskDocument, { input: { id: task.id, targetAgentId: agent.id } }, { token: t.token })).updateTask;
     expect(moved).toMatchObject({ targetMachineId: t.machine.id });
+  });
+});
+
+describe(`statement counts (${backend})`, () => {
+  // A workspace's agents with the machine each lives on: its derived status and its other agents.
+  const AGENTS_WITH_MACHINES = /* GraphQL */ `
+    query NPlusOneAgents($id: ID!, $first: Int!) {
+      workspace(id: $id) {
+        agents(first: $first) {
+          totalCount
+          edges { node { id workspaceId machineId name description status createdAt updatedAt machine { id name status online maxAgents agents { id name status } } } }
+          pageInfo { hasNextPage endCursor }
+        }
+      }
+    }
+  `;
+
+  it("runs the same number of SQL statements for 10 and 100 agents with their machines", async () => {
+    const { owner, workspaceId } = await ownedWorkspace(server);
+    const prisma = server.db.prisma;
+    // 55 machines (every third one silent for an hour), two agents on each.
+    const machines = Array.from({ length: 55 }, (_, i) => {
+      const credential = generateSecret(MACHINE_CREDENTIAL_PREFIX);
+      return {
+        id: randomUUID(),
+        workspaceId,
+        name: `m${i}`,
+        credentialPrefix: displayPrefix(credential),
+        credentialHash: sha256(credential),
+        recoveryHash: sha256(generateSecret(MACHINE_RECOVERY_PREFIX)),
+        lastHeartbeatAt: new Date(Date.now() - (i % 3 ? 0 : 3600_000)),
+        maxAgents: 4,
+      };
+    });
+    await prisma.machine.createMany({ data: machines });
+    const statuses = ["IDLE", "BUSY", "OFFLINE"] as const;
+    await prisma.agent.createMany({
+      data: Array.from({ length: 110 }, (_, i) => ({
+        workspaceId,
+        machineId: machines[i % 55]!.id,
+        name: `a${i}`,
+        description: i % 2 ? `agent ${i}` : null,
+        status: statuses[i % 3]!,
+        createdAt: new Date(Date.now() - (110 - i) * 1000),
+      })),
+    });
+
+    type Agent = { name: string; machineId: string; machine: { id: string; name: string; status: string; online: boolean; maxAgents: number; agents: { name: string }[] } };
+    const count = async (first: number) => {
+      const before = server.db.statements.count;
+      const data = ok(await server.post({ query: AGENTS_WITH_MACHINES, variables: { id: workspaceId, first } }, { token: owner.accessToken }));
+      const statements = server.db.statements.count - before;
+      expect(data.workspace.agents.totalCount).toBe(110);
+      const agents: Agent[] = data.workspace.agents.edges.map((e: { node: Agent }) => e.node);
+      // Oldest first, each with its own machine and that machine's two agents.
+      expect(agents.map((a) => a.name)).toEqual(Array.from({ length: first }, (_, i) => `a${i}`));
+      agents.forEach((agent, i) => {
+        expect(agent.machine).toMatchObject({ id: agent.machineId, name: `m${i % 55}`, online: i % 55 % 3 !== 0, maxAgents: 4 });
+        expect(agent.machine.agents.map((a) => a.name)).toEqual([`a${i % 55}`, `a${(i % 55) + 55}`]);
+      });
+      return statements;
+    };
+    // The first request also checks the token in the database; later ones find it cached.
+    await count(10);
+    const ten = await count(10);
+    const hundred = await count(100);
+    expect(hundred).toBe(ten);
   });
 });

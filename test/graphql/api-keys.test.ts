@@ -308,3 +308,75 @@ describe(`a workspace's keys (Spunto) (${backend})`, () => {
     ]);
   });
 });
+
+describe(`statement counts (${backend})`, () => {
+  // The viewer's keys and a workspace's keys, each with its owner's profile (the owners of the
+  // workspace's keys are co-members, each with a rule of their own for every private field).
+  const KEYS_WITH_OWNERS = /* GraphQL */ `
+    query NPlusOneApiKeys($id: ID!, $first: Int!) {
+      apiKeys(first: $first) {
+        edges { node { id name prefix scopes workspaceId expiresAt revokedAt lastUsedAt createdAt owner { id username displayName email gitName gitEmail } } }
+        pageInfo { hasNextPage }
+      }
+      workspace(id: $id) {
+        apiKeys(first: $first) {
+          edges { node { id name prefix scopes workspaceId expiresAt revokedAt lastUsedAt createdAt owner { id username displayName email gitName gitEmail dotfilesRepo } } }
+          pageInfo { hasNextPage }
+        }
+      }
+    }
+  `;
+
+  it("runs the same number of SQL statements for 10 and 100 API keys with their owners", async () => {
+    const { owner, workspaceId } = await ownedWorkspace(server);
+    const prisma = server.db.prisma;
+    const tag = unique("n1");
+    const key = (userId: string, i: number, workspace: string | null) => {
+      const secret = generateApiKey();
+      return {
+        userId,
+        name: `${tag} key ${i}`,
+        prefix: secret.slice(0, 12),
+        keyHash: sha256(secret),
+        scopes: i % 2 ? ["READ" as const] : ["READ" as const, "WRITE" as const],
+        workspaceId: workspace,
+        expiresAt: i % 3 ? null : new Date(Date.now() + 86_400_000),
+        revokedAt: i % 7 ? null : new Date(),
+        createdAt: new Date(Date.now() - (i + 1) * 1000),
+      };
+    };
+    // The owner's own keys (bound to no workspace), and one key of each of 105 members bound to the workspace.
+    await prisma.apiKey.createMany({ data: Array.from({ length: 105 }, (_, i) => key(owner.id, i, null)) });
+    await prisma.user.createMany({
+      data: Array.from({ length: 105 }, (_, i) => ({ username: `${tag}_${i}`, email: `${tag}_${i}@example.test`, passwordHash: "not-a-hash", gitName: `Git ${i}` })),
+    });
+    const members = await prisma.user.findMany({ where: { username: { startsWith: `${tag}_` } }, select: { id: true, username: true } });
+    await prisma.workspaceMember.createMany({ data: members.map((m) => ({ workspaceId, userId: m.id, role: "MEMBER" as const })) });
+    await prisma.apiKey.createMany({ data: members.map((m, i) => key(m.id, i, workspaceId)) });
+    const usernames = new Map(members.map((m) => [m.id, m.username]));
+
+    type Key = { name: string; owner: { id: string; username: string; email: string | null; gitName: string | null; dotfilesRepo?: string | null } };
+    const count = async (first: number) => {
+      const before = server.db.statements.count;
+      const data = ok(await server.post({ query: KEYS_WITH_OWNERS, variables: { id: workspaceId, first } }, { token: owner.accessToken }));
+      const statements = server.db.statements.count - before;
+      const mine: Key[] = data.apiKeys.edges.map((e: { node: Key }) => e.node);
+      expect(mine).toHaveLength(first);
+      expect(mine.every((k) => k.owner.id === owner.id && k.owner.email !== null)).toBe(true);
+      const bound: Key[] = data.workspace.apiKeys.edges.map((e: { node: Key }) => e.node);
+      expect(bound).toHaveLength(first);
+      // Each key's own owner, a co-member: their git identity shown, their email and dotfiles not.
+      for (const k of bound) {
+        const username = usernames.get(k.owner.id)!;
+        expect(k.owner).toMatchObject({ username, email: null, dotfilesRepo: null, gitName: `Git ${username.slice(tag.length + 1)}` });
+      }
+      expect(new Set(bound.map((k) => k.owner.id)).size).toBe(first);
+      return statements;
+    };
+    // The first request also checks the token in the database; later ones find it cached.
+    await count(10);
+    const ten = await count(10);
+    const hundred = await count(100);
+    expect(hundred).toBe(ten);
+  });
+});

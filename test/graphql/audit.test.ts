@@ -102,3 +102,49 @@ describe(`audit log (${backend})`, () => {
     expect((await log(key, h.workspaceId)).totalCount).toBe(4);
   });
 });
+
+describe(`statement counts (${backend})`, () => {
+  it("runs the same number of SQL statements for 10 and 100 audit entries with every field and the total", async () => {
+    const owner = await signedInUser(server);
+    const workspaceId = ok(await server.execute(CreateWorkspaceDocument, { input: { name: unique("ws") } }, as(owner))).createWorkspace.id;
+    // Entries of every kind of actor, each on its own target and request.
+    const actorTypes = ["USER", "API_KEY", "MACHINE", "SYSTEM"] as const;
+    const start = Date.now() - 3600_000;
+    await server.db.prisma.auditEntry.createMany({
+      data: Array.from({ length: 110 }, (_, i) => {
+        const actorType = actorTypes[i % 4]!;
+        return {
+          workspaceId,
+          actorType,
+          actorId: actorType === "SYSTEM" ? null : actorType === "USER" ? owner.id : `actor-${i}`,
+          userId: actorType === "USER" || actorType === "API_KEY" ? owner.id : null,
+          action: `test.entry.${i % 5}`,
+          targetType: "Project",
+          targetId: `target-${i}`,
+          data: { i },
+          requestId: `request-${i}`,
+          at: new Date(start + i * 1000),
+        };
+      }),
+    });
+
+    const count = async (first: number) => {
+      const before = server.db.statements.count;
+      const page = ok(await server.execute(AuditLogDocument, { workspaceId, first }, as(owner))).auditLog;
+      const statements = server.db.statements.count - before;
+      // The workspace's creation (just now) and the 110 entries (in the past hour), newest first.
+      expect(page.totalCount).toBe(111);
+      const [created, ...entries] = page.edges.map((e) => e.node);
+      expect(created).toMatchObject({ action: "workspace.create", actorType: "USER", actorId: owner.id, targetId: workspaceId });
+      expect(entries.map((e) => e.requestId)).toEqual(Array.from({ length: first - 1 }, (_, i) => `request-${109 - i}`));
+      entries.forEach((entry, i) => expect(entry).toMatchObject({ actorType: actorTypes[(109 - i) % 4], targetId: `target-${109 - i}`, data: { i: 109 - i } }));
+      expect(page.pageInfo.hasNextPage).toBe(true);
+      return statements;
+    };
+    // The first request also checks the token in the database; later ones find it cached.
+    await count(10);
+    const ten = await count(10);
+    const hundred = await count(100);
+    expect(hundred).toBe(ten);
+  });
+});

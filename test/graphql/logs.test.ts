@@ -201,3 +201,62 @@ describe(`reading stored logs (${backend})`, () => {
     expect(ok(await recent({}, viewer.accessToken)).workspace.recentLogLines).toHaveLength(5);
   });
 });
+
+describe(`statement counts (${backend})`, () => {
+  // A source's page and the workspace's newest lines across its workers, tasks and services.
+  const PAGE_AND_RECENT = /* GraphQL */ `
+    query NPlusOneLogs($id: ID!, $source: LogSourceInput!, $first: Int!) {
+      logLines(input: { source: $source, limit: $first }) { lines { cursor level message step at } nextCursor hasMore gap { from to } finished finishedAt }
+      workspace(id: $id) { recentLogLines(limit: $first) { sourceType sourceId cursor level message step at } }
+    }
+  `;
+
+  it("runs the same number of SQL statements for 10 and 100 log lines of a source and of a workspace's sources", async () => {
+    const t = await team();
+    const main = await worker(t.workspaceId);
+    await withLines("WORKER", main.id, t.workspaceId, 110);
+    // 105 more sources of every type, one line each, newer than the main worker's lines (its last is now).
+    const workers = await Promise.all(Array.from({ length: 35 }, () => worker(t.workspaceId)));
+    await prisma().task.createMany({ data: Array.from({ length: 35 }, (_, i) => ({ workspaceId: t.workspaceId, title: `t${i}` })) });
+    const tasks = await prisma().task.findMany({ where: { workspaceId: t.workspaceId }, select: { id: true } });
+    const deployment = await prisma().deployment.create({
+      data: { workspaceId: t.workspaceId, name: "d", services: { create: Array.from({ length: 35 }, (_, i) => ({ workspaceId: t.workspaceId, name: `s${i}`, image: "x" })) } },
+      include: { services: { select: { id: true } } },
+    });
+    const sources = [
+      ...workers.map((w) => ({ sourceId: w.id, sourceType: "WORKER" as const })),
+      ...tasks.map((task) => ({ sourceId: task.id, sourceType: "TASK" as const })),
+      ...deployment.services.map((s) => ({ sourceId: s.id, sourceType: "SERVICE" as const })),
+    ];
+    expect(sources).toHaveLength(105);
+    await prisma().logSource.createMany({ data: sources.map((s) => ({ ...s, workspaceId: t.workspaceId, lastCursor: 1n })) });
+    await prisma().logLine.createMany({
+      data: sources.map((s, i) => ({
+        sourceId: s.sourceId,
+        cursor: 1n,
+        level: levels[i % 4]!,
+        message: `${s.sourceType} ${i}`,
+        step: s.sourceType === "TASK" ? "build" : null,
+        at: new Date(Date.now() + (i + 1) * 1000),
+      })),
+    });
+
+    const count = async (first: number) => {
+      const before = server.db.statements.count;
+      const data = ok(await server.post({ query: PAGE_AND_RECENT, variables: { id: t.workspaceId, source: { type: "WORKER", id: main.id }, first } }, as(t.owner)));
+      const statements = server.db.statements.count - before;
+      expect(data.logLines).toMatchObject({ nextCursor: String(first), hasMore: true, gap: null, finished: false });
+      expect(data.logLines.lines.map((l: { message: string }) => l.message)).toEqual(Array.from({ length: first }, (_, i) => `line ${i + 1}`));
+      // Newest first: the last source's line first.
+      const recent: { sourceId: string; message: string; step: string | null }[] = data.workspace.recentLogLines;
+      expect(recent.map((l) => l.sourceId)).toEqual(sources.slice(105 - first).reverse().map((s) => s.sourceId));
+      expect(recent.every((l) => (l.message.startsWith("TASK") ? l.step === "build" : l.step === null))).toBe(true);
+      return statements;
+    };
+    // The first request also checks the token in the database; later ones find it cached.
+    await count(10);
+    const ten = await count(10);
+    const hundred = await count(100);
+    expect(hundred).toBe(ten);
+  });
+});

@@ -2,7 +2,9 @@
 // change and received; replay then live with no gap and no duplicate while events are written
 // during the switch; resuming with a cursor; the type filter; a stranger refused; a removed
 // member, a revoked key and an expired key cut off; publishWorkspaceEvent's rules.
+import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { EVENT_PAGE } from "../../src/modules/event/event.service.js";
 import { addMember, createMachineDirect } from "../authz/world.js";
 import {
   ClaimTasksDocument,
@@ -21,7 +23,7 @@ import {
   type WorkspaceEventsSubscription,
   WorkspaceEventsDocument,
 } from "../generated/graphql.js";
-import { ownedWorkspace, signedInUser } from "../helpers/factories.js";
+import { ownedWorkspace, signedInUser, unique } from "../helpers/factories.js";
 import { sseSubscribe, tracker, wsClient, wsSubscribe, type Inbox, type SseEvent, type WsResult } from "../helpers/live.js";
 import { backend, errorOf, fieldsOf, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -309,4 +311,50 @@ describe(`publishWorkspaceEvent (${backend})`, () => {
     }
     expect(await server.db.prisma.workspaceEvent.count({ where: { workspaceId } })).toBe(0);
   });
+});
+
+describe(`statement counts (${backend})`, () => {
+  it("replays 10 and 100 stored events with one read per page of the store, none per event", async () => {
+    const { owner } = await workspace();
+    const prisma = server.db.prisma;
+    const types = ["task.created", "task.updated", "worker.online", "notification"];
+    /** The statements of a stream over SSE (counted: it is a request) replaying `n` events of a fresh workspace of the owner's. */
+    const count = async (n: number) => {
+      const workspaceId = (await prisma.workspace.create({ data: { name: unique("ws") } })).id;
+      await addMember(server, workspaceId, owner.id, "OWNER");
+      const subjects = range(1, n).map(() => randomUUID());
+      await prisma.workspaceEvent.createMany({
+        data: range(1, n).map((cursor) => ({ workspaceId, cursor: BigInt(cursor), type: types[cursor % 4]!, subjectType: "TASK", subjectId: subjects[cursor - 1], data: { cursor } })),
+      });
+      await prisma.workspace.update({ where: { id: workspaceId }, data: { lastEventCursor: BigInt(n) } });
+
+      const opened = Date.now();
+      const before = server.db.statements.count;
+      const sse = await sseSubscribe(server, t, WorkspaceEventsDocument, { token: owner.accessToken, variables: { workspaceId, after: "0" } });
+      expect(sse.status).toBe(200);
+      const items = (await sse.events.until((e) => e.event === "next" && Number(e.data?.data?.events?.cursor) >= n, 15_000))
+        .filter((e) => e.event === "next")
+        .map((e) => e.data.data.events as Item);
+      expect(items.map((e) => Number(e.cursor))).toEqual(range(1, n));
+      items.forEach((e, i) => expect(e).toMatchObject({ type: types[(i + 1) % 4], subjectType: "TASK", subjectId: subjects[i], data: { cursor: i + 1 } }));
+      // Past the stream's settle re-read (500 ms after it opened), which finds nothing new; the next
+      // one is 5 s after opening.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, opened + 1_500 - Date.now())));
+      const statements = server.db.statements.count - before;
+      await t.closeAll();
+      return statements;
+    };
+    // A full page (EVENT_PAGE, 100) makes the reader read once more, which finds nothing: so 100
+    // events cost one read (one statement; the guard's membership check runs outside the count)
+    // more than 10, and no event costs a statement of its own.
+    const pageReads = (n: number) => Math.floor(n / EVENT_PAGE) + 1;
+    // The first request also checks the token in the database; later ones find it cached.
+    await count(10);
+    const ten = await count(10);
+    const hundred = await count(100);
+    // At most that one read more: a read per event would be 90 more. (Under load the settle re-read
+    // can merge with the last page read, one fewer: not an N+1 either way.)
+    expect(hundred - ten).toBeLessThanOrEqual(pageReads(100) - pageReads(10));
+    expect(hundred).toBeGreaterThanOrEqual(ten - 1);
+  }, 30_000);
 });
