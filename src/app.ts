@@ -18,9 +18,9 @@ import {
 import { useServer } from "graphql-ws/use/ws";
 import { createYoga, isAsyncIterable, type Plugin, type YogaServerInstance } from "graphql-yoga";
 import { WebSocketServer, type WebSocket } from "ws";
-import { createAuthenticator, CSRF_HEADER, isCsrfSafe } from "./auth/authenticate.js";
-import { createCredentialCache, CREDENTIAL_NOTICE_CHANNEL } from "./auth/credential-cache.js";
-import { createTokenService, type SigningKey } from "./auth/tokens.js";
+import { CSRF_HEADER, isCsrfSafe } from "./auth/authenticate.js";
+import { CREDENTIAL_NOTICE_CHANNEL } from "./auth/credential-cache.js";
+import type { SigningKey } from "./auth/tokens.js";
 import { DOCS_PAGE_PATHS, serveDocsPage } from "./http/docs-page.js";
 import { MAX_BODY_BYTES, readBodyUpTo } from "./http/body.js";
 import { createHttpTable } from "./http/routes.js";
@@ -36,20 +36,15 @@ import { offlineGraphiQL } from "./http/graphiql-page.js";
 import type { Viewer } from "./auth/viewer.js";
 import type { Config } from "./config.js";
 import type { Context, Services } from "./context.js";
-import { createUserAdminService } from "./modules/account/user-admin.js";
-import { createDomainServices } from "./modules/domain.js";
+import { createServices } from "./modules/domain.js";
 import { createRequestLoaders } from "./modules/loaders.js";
 import { createWorkspaceAccess } from "./modules/shared/access.js";
 import { isDatabaseUnavailable, type Database, type Listener } from "./infra/db.js";
 import { createRowReader } from "./infra/rows.js";
 import type { Logger } from "./infra/logger.js";
-import { createMailer } from "./infra/mailer.js";
 import { createMetrics } from "./infra/metrics.js";
-import { createLiveStreams } from "./infra/streams.js";
 import type { PubSubService } from "./infra/pubsub.js";
 import { pickRequestId, requestScope } from "./infra/request-context.js";
-import { createAccountLimits, createAccountService } from "./modules/account/account.service.js";
-import { createApiKeyService } from "./modules/api-key/api-key.service.js";
 import { notAuthenticated, serviceUnavailable } from "./schema/errors.js";
 import { schemaFor } from "./schema/index.js";
 import { useCostLimit } from "./schema/cost.js";
@@ -118,37 +113,10 @@ export function buildApp(deps: AppDeps): App {
   const { config, db, pubsub, log } = deps;
   const prisma = db.prisma;
   const metrics = createMetrics();
-  const tokens = createTokenService({
-    key: deps.signingKey,
-    issuer: config.auth.issuer,
-    audience: config.auth.audience,
-    ttlSeconds: config.auth.accessTokenTtlSeconds,
-  });
   const rows = createRowReader(db);
-  const credentialCache = createCredentialCache();
-  const authenticate = createAuthenticator({ prisma, tokens, cache: credentialCache });
+  // Every service is built by the composition root (modules/domain.ts); this file is the HTTP side.
+  const { services, authenticate, credentialCache, mailer, streams } = createServices(deps);
   let credentialNotices: Listener | undefined;
-  const mailer = createMailer({ prisma, smtpUrl: config.mail.smtpUrl, from: config.mail.from, log });
-  // Every live stream runs on this one engine; it ends them all on shutdown.
-  const streams = createLiveStreams({ pubsub, log });
-  const accounts = createAccountService({
-      prisma,
-      tokens,
-      mailer,
-      pubsub,
-      limits: createAccountLimits({ redis: pubsub.redis, prefix: config.redisKeyPrefix }, config.auth),
-      refreshTokenTtlSeconds: config.auth.refreshTokenTtlSeconds,
-    accessTokenMaxTtlSeconds: config.auth.accessTokenMaxTtlSeconds,
-    signupConfirmation: config.auth.signupConfirmation,
-    log,
-  });
-  const services: Services = {
-    accounts,
-    apiKeys: createApiKeyService({ prisma, pubsub }),
-    machineTokens: { issue: (machine) => tokens.signMachineToken(machine) },
-    userAdmin: createUserAdminService({ prisma, endSessionsOf: accounts.endSessionsOf }),
-    ...createDomainServices({ prisma, db, pubsub, config, log, mailer, streams }),
-  };
 
   const responseCookies = new WeakMap<Request, string[]>();
 
@@ -562,7 +530,7 @@ export function buildApp(deps: AppDeps): App {
           const address = server.address();
           const port = typeof address === "object" && address ? address.port : config.http.port;
           services.logs.start();
-          services.events.start();
+          services.machines.startSweep();
           resolve({ port, url: `http://${config.http.host}:${port}` });
         });
       });
@@ -570,7 +538,8 @@ export function buildApp(deps: AppDeps): App {
     stop() {
       stopping ??= (async () => {
         // First: no machine sweep or tick notice may start once shutdown has begun.
-        await services.events.stop();
+        await services.machines.stopSweep();
+        services.events.stop();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         // Live streams end cleanly ("complete" over SSE) rather than being cut.

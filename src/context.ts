@@ -6,20 +6,12 @@ import type { PrismaClient } from "./generated/prisma/client.js";
 import type { Logger } from "./infra/logger.js";
 import type { RowReader } from "./infra/rows.js";
 import type { Topics } from "./infra/pubsub.js";
-import type { AccountService, ClientInfo } from "./modules/account/account.service.js";
-import type { UserAdminService } from "./modules/account/user-admin.js";
-import type { ApiKeyService } from "./modules/api-key/api-key.service.js";
-import type { DomainServices } from "./modules/domain.js";
+import type { ClientInfo } from "./modules/account/account.service.js";
+import type { Services } from "./modules/domain.js";
 import type { RequestLoaders } from "./modules/loaders.js";
 import type { WorkspaceAccess } from "./modules/shared/access.js";
 
-export interface Services extends DomainServices {
-  accounts: AccountService;
-  /** Short-lived machine tokens (api-web's worker JWT) for a machine's current credential. */
-  machineTokens: { issue(machine: { machineId: string; credentialHash: string }): Promise<{ token: string; expiresAt: Date }> };
-  apiKeys: ApiKeyService;
-  userAdmin: UserAdminService;
-}
+export type { Services };
 
 export interface Context {
   requestId: string;

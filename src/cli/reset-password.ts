@@ -6,6 +6,7 @@ import { hashPassword } from "../auth/passwords.js";
 import { randomToken } from "../auth/secrets.js";
 import { anonymous } from "../auth/viewer.js";
 import type { PrismaClient } from "../generated/prisma/client.js";
+import { createUnitOfWork } from "../modules/shared/unit-of-work.js";
 import { audit } from "../modules/shared/audit.js";
 
 export class UnknownLoginError extends Error {}
@@ -19,7 +20,7 @@ export async function resetPassword(prisma: PrismaClient, login: string, options
   if (!user) throw new UnknownLoginError(`No account has the email or username "${wanted}"`);
   const password = randomToken(15);
   const passwordHash = await hashPassword(password);
-  const ended = await prisma.$transaction(async (tx) => {
+  const ended = await createUnitOfWork({ prisma }).run(async (tx) => {
     await tx.user.update({
       where: { id: user.id },
       data: { passwordHash, ...(options.disableTotp ? { totpSecret: null, totpPendingSecret: null, totpLastStep: null } : {}) },

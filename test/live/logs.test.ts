@@ -10,6 +10,7 @@ import { createLiveStreams } from "../../src/infra/streams.js";
 import { linesHash } from "../../src/modules/log/ingest.js";
 import { announceLogSourcesFinished, finishLogSources } from "../../src/modules/log/log-sources.js";
 import { requestHash } from "../../src/modules/shared/idempotency.js";
+import { createUnitOfWork } from "../../src/modules/shared/unit-of-work.js";
 import { logStream, type LogStreamItem } from "../../src/modules/log/stream.js";
 import { createWorkspaceAccess } from "../../src/modules/shared/access.js";
 import { createStreamGuards } from "../../src/modules/shared/live.js";
@@ -469,11 +470,11 @@ describe(`the logs subscription (${backend})`, () => {
     expect(await prisma().logLine.count({ where: { sourceId: w.id } })).toBe(50);
 
     const { pruneLogs } = await import("../../src/modules/log/retention.js");
-    expect(await pruneLogs(prisma(), { maxLinesPerSource: 20, maxAgeSeconds: 3600 })).toMatchObject({ ran: true });
+    expect(await pruneLogs(createUnitOfWork({ prisma: prisma() }), { maxLinesPerSource: 20, maxAgeSeconds: 3600 })).toMatchObject({ ran: true });
     expect(await prisma().logLine.count({ where: { sourceId: w.id } })).toBe(20);
     expect((await prisma().logSource.findUniqueOrThrow({ where: { sourceId: w.id } })).prunedThrough).toBe(30n);
     // Idempotent: a second run (another replica) finds nothing to do for this source.
-    await pruneLogs(prisma(), { maxLinesPerSource: 20, maxAgeSeconds: 3600 });
+    await pruneLogs(createUnitOfWork({ prisma: prisma() }), { maxLinesPerSource: 20, maxAgeSeconds: 3600 });
     expect(await prisma().logLine.count({ where: { sourceId: w.id } })).toBe(20);
 
     const inbox = wsLogs(tm.owner, { source, after: "12" });
@@ -490,7 +491,7 @@ describe(`the logs subscription (${backend})`, () => {
     const aged = await worker(tm);
     await append(tm, { type: "WORKER", id: aged.id }, 1, { lines: [{ level: "INFO", message: "old", at: old }, { level: "INFO", message: "old too", at: old }] });
     await append(tm, { type: "WORKER", id: aged.id }, 1);
-    await pruneLogs(prisma(), { maxLinesPerSource: 1000, maxAgeSeconds: 3600 });
+    await pruneLogs(createUnitOfWork({ prisma: prisma() }), { maxLinesPerSource: 1000, maxAgeSeconds: 3600 });
     expect((await prisma().logLine.findMany({ where: { sourceId: aged.id } })).map((l) => Number(l.cursor))).toEqual([3]);
     const gapItem = await wsLogs(tm.owner, { source: { type: "WORKER", id: aged.id } }).next();
     expect(gapItem).toMatchObject({ gap: { from: "1", to: "2" } });

@@ -283,14 +283,14 @@ describe(`machineStatus and presence (${backend})`, () => {
     expect(await presence()).toHaveLength(1);
 
     await wait(1_200);
-    await fast.app.services.events.sweepMachines();
+    await fast.app.services.machines.sweepSilent();
     expect(await next()).toMatchObject({ status: "OFFLINE" });
     expect((await presence()).map((e) => e.data)).toEqual([
       { machineId: machine.id, status: "ONLINE" },
       { machineId: machine.id, status: "OFFLINE" },
     ]);
     // Already announced offline: another sweep changes nothing.
-    expect(await fast.app.services.events.sweepMachines()).toBe(0);
+    expect(await fast.app.services.machines.sweepSilent()).toBe(0);
 
     ok(await fast.execute(MachineHeartbeatDocument, { input: {} }, asMachine));
     expect(await next()).toMatchObject({ status: "ONLINE" });
@@ -308,8 +308,8 @@ describe(`machineStatus and presence (${backend})`, () => {
       where: { id: { in: machines.map((m) => m.id) } },
       data: { announcedOnline: true, lastHeartbeatAt: new Date(Date.now() - 10_000) },
     });
-    const counts = await Promise.all([1, 2, 3].map(() => fast.app.services.events.sweepMachines()));
-    const more = await fast.app.services.events.sweepMachines();
+    const counts = await Promise.all([1, 2, 3].map(() => fast.app.services.machines.sweepSilent()));
+    const more = await fast.app.services.machines.sweepSilent();
     expect(counts.reduce((a, b) => a + b, 0) + more).toBe(machines.length);
     const events = await fast.db.prisma.workspaceEvent.findMany({ where: { workspaceId, type: "agent.status" } });
     expect(events.map((e) => e.subjectId).sort()).toEqual(machines.map((m) => m.id).sort());

@@ -14,6 +14,7 @@ import type { Mailer } from "../../infra/mailer.js";
 import type { AccountEventType, PubSubService } from "../../infra/pubsub.js";
 import type { Config } from "../../config.js";
 import { AppError, conflict, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
+import type { UnitOfWork } from "../shared/unit-of-work.js";
 
 const CODE_TTL_MS = 15 * 60 * 1000;
 const CODE_MAX_ATTEMPTS = 5;
@@ -72,6 +73,7 @@ export interface IssuedSession {
 
 export interface AccountServiceDeps {
   prisma: PrismaClient;
+  work: UnitOfWork;
   tokens: TokenService;
   mailer: Mailer;
   pubsub: PubSubService;
@@ -130,7 +132,7 @@ const wrongCode = () => validationError([{ field: "input.code", message: "wrong 
 export { requireUser };
 
 export function createAccountService(deps: AccountServiceDeps) {
-  const { prisma, tokens, mailer, limits, log } = deps;
+  const { prisma, work, tokens, mailer, limits, log } = deps;
 
   function publish(type: AccountEventType, userId: string, subjectId: string) {
     deps.pubsub.pubsub.publish("account", userId, { type, userId, subjectId, occurredAt: new Date().toISOString() });
@@ -147,7 +149,7 @@ export function createAccountService(deps: AccountServiceDeps) {
     const refreshToken = randomToken();
     const cookieSecret = randomToken();
     const refreshTokenExpiresAt = new Date(Date.now() + deps.refreshTokenTtlSeconds * 1000);
-    const session = await prisma.session.create({
+    const session = await work.run((tx) => tx.session.create({
       data: {
         userId: user.id,
         cookieSecretHash: sha256(cookieSecret),
@@ -156,7 +158,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         expiresAt: refreshTokenExpiresAt,
         refreshTokens: { create: { tokenHash: sha256(refreshToken) } },
       },
-    });
+    }));
     const lifetime = accessTokenTtl == null ? undefined : Math.min(accessTokenTtl, deps.accessTokenMaxTtlSeconds);
     const access = await tokens.signAccessToken({ userId: user.id, sessionId: session.id }, lifetime);
     return {
@@ -173,10 +175,10 @@ export function createAccountService(deps: AccountServiceDeps) {
   async function revokeSessions(where: { userId: string; NOT?: { id: string } } | { id: string }, reason: string) {
     const sessions = await prisma.session.findMany({ where: { ...where, revokedAt: null }, select: { id: true, userId: true } });
     if (sessions.length === 0) return;
-    await prisma.session.updateMany({
+    await work.run((tx) => tx.session.updateMany({
       where: { id: { in: sessions.map((s) => s.id) }, revokedAt: null },
       data: { revokedAt: new Date(), revokedReason: reason },
-    });
+    }));
     for (const s of sessions) publish("SESSION_REVOKED", s.userId, s.id);
   }
 
@@ -192,10 +194,10 @@ export function createAccountService(deps: AccountServiceDeps) {
     // The conditional update makes each code usable once, even by two requests at the same moment.
     const accepted =
       step !== null &&
-      (await prisma.user.updateMany({
+      (await work.run((tx) => tx.user.updateMany({
         where: { id: user.id, OR: [{ totpLastStep: null }, { totpLastStep: { lt: step } }] },
         data: { totpLastStep: step },
-      })).count === 1;
+      }))).count === 1;
     if (!accepted) {
       throw new AppError("NOT_AUTHENTICATED", "Wrong or already used two-factor code", {
         reason: "TOTP_INVALID",
@@ -215,7 +217,7 @@ export function createAccountService(deps: AccountServiceDeps) {
    */
   async function recordPendingSignUp(input: z.infer<typeof registerInput>, passwordHash: string, codeExpiresAt: Date) {
     const code = sixDigitCode();
-    await prisma.$transaction(async (tx) => {
+    await work.run(async (tx) => {
       // Expired sign-ups (with their password hashes) go as new ones come: no job needed.
       await tx.pendingRegistration.deleteMany({ where: { createdAt: { lt: new Date(Date.now() - CODE_TTL_MS) } } });
       await tx.pendingRegistration.create({
@@ -299,14 +301,17 @@ export function createAccountService(deps: AccountServiceDeps) {
     async confirmRegistration(raw: unknown, client: ClientInfo) {
       const input = parseInput(confirmInput, raw);
       const now = new Date();
-      const reserved = await prisma.$queryRaw<{ id: string; codeHash: string }[]>`
-        UPDATE "PendingRegistration" SET "attempts" = "attempts" + 1
-        WHERE "email" = ${input.email} AND "consumedAt" IS NULL AND "expiresAt" > ${now} AND "attempts" < ${CODE_MAX_ATTEMPTS}
-        RETURNING "id", "codeHash"`;
+      // Its own unit of work: the attempt stays counted when the code turns out wrong.
+      const reserved = await work.run(
+        (tx) => tx.$queryRaw<{ id: string; codeHash: string }[]>`
+          UPDATE "PendingRegistration" SET "attempts" = "attempts" + 1
+          WHERE "email" = ${input.email} AND "consumedAt" IS NULL AND "expiresAt" > ${now} AND "attempts" < ${CODE_MAX_ATTEMPTS}
+          RETURNING "id", "codeHash"`,
+      );
       const codeHash = sha256(input.code);
       const match = reserved.find((row) => row.codeHash === codeHash);
       if (!match) throw wrongCode();
-      const user = await prisma.$transaction(async (tx) => {
+      const user = await work.run(async (tx) => {
         const pending = await tx.pendingRegistration.update({ where: { id: match.id }, data: { consumedAt: now } });
         const holder = await tx.user.findUnique({ where: { email: pending.email } });
         // An account made at once by this very sign-up (confirmation `none`): the code verifies its address.
@@ -374,7 +379,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       const tokenHash = sha256(refreshToken);
       const next = randomToken();
       // One UPDATE claims the token: of two concurrent refreshes exactly one sees a row come back.
-      const outcome = await prisma.$transaction(async (tx) => {
+      const outcome = await work.run(async (tx) => {
         const claimed = await tx.$queryRaw<{ sessionId: string }[]>`
           UPDATE "RefreshToken" SET "rotatedAt" = now()
           WHERE "tokenHash" = ${tokenHash} AND "rotatedAt" IS NULL
@@ -435,7 +440,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       const me = requireUser(viewer);
       const input = parseInput(profileInput, raw);
       const data = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
-      const user = await prisma.user.update({ where: { id: me.userId }, data });
+      const user = await work.run((tx) => tx.user.update({ where: { id: me.userId }, data }));
       publish("PROFILE_UPDATED", me.userId, me.userId);
       return user;
     },
@@ -447,7 +452,8 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (!(await verifyPassword(input.currentPassword, user.passwordHash))) {
         throw validationError([{ field: "input.currentPassword", message: "is not your current password" }]);
       }
-      await prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(input.newPassword) } });
+      const passwordHash = await hashPassword(input.newPassword);
+      await work.run((tx) => tx.user.update({ where: { id: user.id }, data: { passwordHash } }));
       await revokeSessions({ userId: user.id, NOT: { id: viewer.sessionId } }, "password changed");
       publish("PASSWORD_CHANGED", user.id, user.id);
       return true;
@@ -458,7 +464,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       const user = await prisma.user.findUniqueOrThrow({ where: { id: me.userId } });
       if (user.totpSecret) throw new AppError("CONFLICT", "Two-factor sign-in is already on; disable it first to set up a new device");
       const { secret, uri } = newTotpSecret(user.email ?? user.username);
-      await prisma.user.update({ where: { id: user.id }, data: { totpPendingSecret: secret } });
+      await work.run((tx) => tx.user.update({ where: { id: user.id }, data: { totpPendingSecret: secret } }));
       return { secret, uri };
     },
 
@@ -470,10 +476,10 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (!user.totpPendingSecret) throw new AppError("CONFLICT", "Call setupTotp first, then confirm with a code");
       const step = matchTotp(user.totpPendingSecret, code);
       if (step === null) throw validationError([{ field: "input.code", message: "wrong code; check the device's clock" }]);
-      const updated = await prisma.user.update({
+      const updated = await work.run((tx) => tx.user.update({
         where: { id: user.id },
         data: { totpSecret: user.totpPendingSecret, totpPendingSecret: null, totpLastStep: step },
-      });
+      }));
       publish("TOTP_ENABLED", user.id, user.id);
       return updated;
     },
@@ -488,10 +494,10 @@ export function createAccountService(deps: AccountServiceDeps) {
       } catch {
         throw validationError([{ field: "input.code", message: "wrong or already used code" }]);
       }
-      const updated = await prisma.user.update({
+      const updated = await work.run((tx) => tx.user.update({
         where: { id: user.id },
         data: { totpSecret: null, totpPendingSecret: null, totpLastStep: null },
-      });
+      }));
       publish("TOTP_DISABLED", user.id, user.id);
       return updated;
     },
@@ -504,16 +510,17 @@ export function createAccountService(deps: AccountServiceDeps) {
       if ((await prisma.user.count()) > 0) return null;
       const adminEmail = (options.email ?? "admin@spindle.local").toLowerCase();
       const adminPassword = options.password ?? randomToken(15);
-      await prisma.user.create({
+      const passwordHash = await hashPassword(adminPassword);
+      await work.run((tx) => tx.user.create({
         data: {
           email: adminEmail,
           username: "admin",
           displayName: "Administrator",
-          passwordHash: await hashPassword(adminPassword),
+          passwordHash,
           role: "ADMIN",
           emailVerifiedAt: new Date(),
         },
-      });
+      }));
       return { email: adminEmail, generatedPassword: options.password ? undefined : adminPassword };
     },
   };

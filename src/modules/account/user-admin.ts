@@ -9,6 +9,7 @@ import type { PrismaClient } from "../../generated/prisma/client.js";
 import { conflict, notFound, parseInput, requireId } from "../../schema/errors.js";
 import type { WorkspaceAccess } from "../shared/access.js";
 import { audit } from "../shared/audit.js";
+import type { UnitOfWork } from "../shared/unit-of-work.js";
 
 const text = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`).nullish();
 
@@ -38,8 +39,8 @@ const updateInput = z.object({
   password: password.nullish(),
 });
 
-export function createUserAdminService(deps: { prisma: PrismaClient; endSessionsOf(userId: string, reason: string): Promise<void> }) {
-  const { prisma } = deps;
+export function createUserAdminService(deps: { prisma: PrismaClient; work: UnitOfWork; endSessionsOf(userId: string, reason: string): Promise<void> }) {
+  const { prisma, work } = deps;
   type Who = { viewer: Viewer; requestId?: string };
 
   return {
@@ -55,7 +56,7 @@ export function createUserAdminService(deps: { prisma: PrismaClient; endSessions
         throw conflict(`An account with this ${field} already exists`, { fields: [{ field: `input.${field}`, message: "already taken" }] });
       }
       const passwordHash = await hashPassword(input.password);
-      return prisma.$transaction(async (tx) => {
+      return work.run(async (tx) => {
         const user = await tx.user.create({
           data: {
             email: input.email ?? null,
@@ -86,7 +87,7 @@ export function createUserAdminService(deps: { prisma: PrismaClient; endSessions
 
     async updateUser(who: Who, raw: unknown) {
       const input = parseInput(updateInput, raw);
-      const updated = await prisma.$transaction(async (tx) => {
+      const updated = await work.run(async (tx) => {
         const user = await tx.user.findUnique({ where: { id: input.id } });
         if (!user) throw notFound("user", input.id);
         if (input.role === "USER" && user.role === "ADMIN") {
@@ -112,7 +113,7 @@ export function createUserAdminService(deps: { prisma: PrismaClient; endSessions
     },
 
     async resetUserTotp(who: Who, id: string) {
-      return prisma.$transaction(async (tx) => {
+      return work.run(async (tx) => {
         const user = await tx.user.findUnique({ where: { id: requireId(id, "user") } });
         if (!user) throw notFound("user", id);
         const updated = await tx.user.update({

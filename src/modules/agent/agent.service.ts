@@ -3,17 +3,17 @@
 // access create, rename and remove agents; an agent's status (idle, busy, offline) is reported by
 // its machine or set by a member. Every change is an `agent.status` event of the workspace stream.
 import { z } from "zod";
-import type { Agent, AgentStatus, Prisma } from "../../generated/prisma/client.js";
+import type { Agent, AgentStatus } from "../../generated/prisma/client.js";
 import { isUniqueViolation } from "../../infra/db.js";
 import { conflict, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import { id, idempotencyKey, name, text, uuid } from "../../schema/validation.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
-import { idempotentCreate } from "../shared/idempotency.js";
 import { noteEvent } from "../shared/live.js";
 import type { RequestContext } from "../shared/request.js";
+import type { WorkTx } from "../shared/unit-of-work.js";
 
-type Tx = Prisma.TransactionClient;
+type Tx = WorkTx;
 
 export const agentStatuses = ["IDLE", "BUSY", "OFFLINE"] as const satisfies readonly AgentStatus[];
 
@@ -38,7 +38,7 @@ const nameTaken = (agentName: string) =>
 
 export function createAgentService(deps: DomainDeps) {
   const { prisma } = deps;
-  const live = deps.live;
+  const { work } = deps;
 
   /** The `agent.status` event every change makes: its status now, and what happened. */
   async function announce(tx: Tx, agent: Agent, action: "created" | "updated" | "status" | "deleted") {
@@ -83,8 +83,7 @@ export function createAgentService(deps: DomainDeps) {
       await ctx.access.require(machine.workspaceId, "write", { type: "machine", id: machine.id });
       if (machine.decommissionedAt) throw conflict(`Cannot add an agent to machine ${machine.id}: it is DECOMMISSIONED`, { status: "DECOMMISSIONED" });
       try {
-        return await live.run((batch) =>
-          idempotentCreate(prisma, ctx.viewer, "createAgent", input.idempotencyKey, raw, batch.within(async (tx) => {
+        return await work.create({ viewer: ctx.viewer, operation: "createAgent", key: input.idempotencyKey, input: raw }, async (tx) => {
             if (machine.maxAgents !== null) {
               // The machine row is locked, so agents added at once cannot pass the limit together.
               await tx.$queryRaw`SELECT 1 FROM "Machine" WHERE "id" = ${machine.id}::uuid FOR UPDATE`;
@@ -107,8 +106,7 @@ export function createAgentService(deps: DomainDeps) {
             await announce(tx, agent, "created");
             await audit(tx, ctx, { workspaceId: agent.workspaceId, action: "agent.create", targetType: "Agent", targetId: agent.id, data: { name: agent.name, machineId: agent.machineId } });
             return { id: agent.id };
-          })),
-        );
+          });
       } catch (error) {
         if (isUniqueViolation(error)) throw nameTaken(input.name);
         throw error;
@@ -120,7 +118,7 @@ export function createAgentService(deps: DomainDeps) {
       const agent = await loadForUser(ctx, input.id, "write");
       if (input.name === undefined && input.description === undefined) throw validationError([{ field: "input", message: "change at least one field" }]);
       try {
-        return await live.transaction(prisma, async (tx) => {
+        return await work.run(async (tx) => {
           const updated = await tx.agent.update({
             where: { id: agent.id },
             data: { name: input.name, description: input.description },
@@ -141,7 +139,7 @@ export function createAgentService(deps: DomainDeps) {
       if (!parsed.success) throw validationError([{ field: "status", message: parsed.error.issues[0]!.message }]);
       const agent = await loadForCaller(ctx, agentId);
       if (agent.status === parsed.data) return { id: agent.id };
-      return live.transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
         const updated = await tx.agent.update({ where: { id: agent.id }, data: { status: parsed.data } });
         await announce(tx, updated, "status");
         await audit(tx, ctx, { workspaceId: agent.workspaceId, action: "agent.status", targetType: "Agent", targetId: agent.id, data: { from: agent.status, to: updated.status } });
@@ -152,7 +150,7 @@ export function createAgentService(deps: DomainDeps) {
     /** Removes the agent; tasks that targeted it keep targeting its machine. */
     async delete(ctx: RequestContext, agentId: string): Promise<{ id: string }> {
       const agent = await loadForUser(ctx, agentId, "write");
-      return live.transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
         await tx.agent.delete({ where: { id: agent.id } });
         await announce(tx, agent, "deleted");
         await audit(tx, ctx, { workspaceId: agent.workspaceId, action: "agent.delete", targetType: "Agent", targetId: agent.id, data: { name: agent.name } });

@@ -8,6 +8,7 @@ import { MACHINE_ONLY_MESSAGE, type Viewer } from "../../auth/viewer.js";
 import type { PubSubService } from "../../infra/pubsub.js";
 import type { WorkspaceAccess } from "../shared/access.js";
 import { forbidden, notAuthenticated, notFound, parseInput, requireId } from "../../schema/errors.js";
+import type { UnitOfWork } from "../shared/unit-of-work.js";
 
 const createInput = z.object({
   name: z.string().trim().min(1, "give the key a name").max(100, "must be at most 100 characters"),
@@ -27,8 +28,8 @@ function requireSession(viewer: Viewer) {
   return viewer;
 }
 
-export function createApiKeyService(deps: { prisma: PrismaClient; pubsub: PubSubService }) {
-  const { prisma } = deps;
+export function createApiKeyService(deps: { prisma: PrismaClient; work: UnitOfWork; pubsub: PubSubService }) {
+  const { prisma, work } = deps;
   const publish = (type: "API_KEY_CREATED" | "API_KEY_REVOKED", userId: string, keyId: string) =>
     deps.pubsub.pubsub.publish("account", userId, { type, userId, subjectId: keyId, occurredAt: new Date().toISOString() });
 
@@ -42,7 +43,7 @@ export function createApiKeyService(deps: { prisma: PrismaClient; pubsub: PubSub
       }
       if (input.workspaceId) await ctx.access.require(input.workspaceId, "read");
       const key = generateApiKey();
-      const apiKey = await prisma.apiKey.create({
+      const apiKey = await work.run((tx) => tx.apiKey.create({
         data: {
           userId: me.userId,
           name: input.name,
@@ -52,7 +53,7 @@ export function createApiKeyService(deps: { prisma: PrismaClient; pubsub: PubSub
           workspaceId: input.workspaceId ?? null,
           expiresAt: input.expiresAt ?? null,
         },
-      });
+      }));
       publish("API_KEY_CREATED", me.userId, apiKey.id);
       return { apiKey, key };
     },
@@ -65,7 +66,7 @@ export function createApiKeyService(deps: { prisma: PrismaClient; pubsub: PubSub
         existing && (existing.userId === me.userId || (existing.workspaceId !== null && isAdminRole(await ctx.access.roleIn(existing.workspaceId))));
       if (!existing || !mayRevoke) throw notFound("API key", id);
       if (existing.revokedAt) return existing;
-      const apiKey = await prisma.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+      const apiKey = await work.run((tx) => tx.apiKey.update({ where: { id }, data: { revokedAt: new Date() } }));
       publish("API_KEY_REVOKED", existing.userId, id);
       return apiKey;
     },

@@ -10,14 +10,14 @@ import { conflict, notFound, parseInput, requireId, validationError, type FieldP
 import { envVars, id, idempotencyKey, list, name as nameOf, text, uuid } from "../../schema/validation.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
-import { idempotentCreate } from "../shared/idempotency.js";
 import { noteLogSourcesFinished, noteStatus } from "../shared/live.js";
 import { placeOn, WAITING_FOR_MACHINE } from "../worker/placement.js";
 import { LIVE_SERVICE_STATUSES } from "../worker/worker-statuses.js";
 import { JSON_MAX_BYTES } from "../worker/worker.service.js";
 import type { RequestContext } from "../shared/request.js";
+import type { WorkTx } from "../shared/unit-of-work.js";
 
-type Tx = Prisma.TransactionClient;
+type Tx = WorkTx;
 
 export const SERVICE_STATUSES = ["STOPPED", "DEPLOYING", "RUNNING", "FAILED"] as const satisfies readonly ServiceStatus[];
 
@@ -128,7 +128,7 @@ const newDomainToken = () => `spindle-verify-${randomBytes(24).toString("base64u
 export function createDeploymentService(deps: DomainDeps) {
   const { prisma, config } = deps;
   const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
-  const live = deps.live;
+  const { work } = deps;
 
   /** A service changed: its deployment's status stream (which shows the services) and the machines involved re-read. */
   function noteService(tx: Tx, service: { id: string; workspaceId: string; deploymentId: string }, machineIds: (string | null | undefined)[] = []) {
@@ -224,7 +224,7 @@ export function createDeploymentService(deps: DomainDeps) {
     const input = parseInput(targetInput, raw);
     const deployment = await authorizeDeployment(ctx, input.id, "write");
     if (input.serviceId) requireId(input.serviceId, "service");
-    return live.transaction(prisma, async (tx) => {
+    return work.run(async (tx) => {
       const services = await tx.service.findMany({
         where: { deploymentId: input.id, ...(input.serviceId ? { id: input.serviceId } : {}) },
         orderBy: { name: "asc" },
@@ -272,7 +272,7 @@ export function createDeploymentService(deps: DomainDeps) {
         if (s.domain) seenDomains.add(s.domain);
       });
       if (problems.length) throw validationError(problems);
-      return live.run((batch) => idempotentCreate(prisma, ctx.viewer, "createDeployment", input.idempotencyKey, input, batch.within(async (tx) => {
+      return work.create({ viewer: ctx.viewer, operation: "createDeployment", key: input.idempotencyKey, input }, async (tx) => {
         if (await tx.deployment.findFirst({ where: { workspaceId: input.workspaceId, name: input.name }, select: { id: true } })) {
           throw nameTaken(input.name);
         }
@@ -304,14 +304,13 @@ export function createDeploymentService(deps: DomainDeps) {
         });
         noteStatus(tx, "DEPLOYMENT", deployment.id, input.workspaceId);
         return { id: deployment.id };
-      }))).catch(uniqueViolation);
+      }).catch(uniqueViolation);
     },
 
     async update(ctx: RequestContext, raw: unknown) {
       const input = parseInput(z.object({ id: z.string(), name }), raw);
       const deployment = await authorizeDeployment(ctx, input.id, "write");
-      return live
-        .transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
           const other = await tx.deployment.findFirst({
             where: { workspaceId: deployment.workspaceId, name: input.name, id: { not: input.id } },
             select: { id: true },
@@ -334,7 +333,7 @@ export function createDeploymentService(deps: DomainDeps) {
     /** Deletes the deployment and its services; their machines stop them (they leave assignedServices). */
     async remove(ctx: RequestContext, id: string) {
       const deployment = await authorizeDeployment(ctx, id, "write");
-      return live.transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
         const services = await tx.service.findMany({ where: { deploymentId: id }, select: { id: true, machineId: true } });
         const { count } = await tx.deployment.deleteMany({ where: { id } });
         if (count === 0) throw notFound("deployment", id);
@@ -352,7 +351,7 @@ export function createDeploymentService(deps: DomainDeps) {
     async addService(ctx: RequestContext, raw: unknown) {
       const input = parseInput(addServiceInput, raw);
       const deployment = await authorizeDeployment(ctx, input.deploymentId, "write");
-      return live.run((batch) => idempotentCreate(prisma, ctx.viewer, "addService", input.idempotencyKey, input, batch.within(async (tx) => {
+      return work.create({ viewer: ctx.viewer, operation: "addService", key: input.idempotencyKey, input }, async (tx) => {
         if (await tx.service.findFirst({ where: { deploymentId: input.deploymentId, name: input.name }, select: { id: true } })) {
           throw serviceNameTaken(input.name, "input.name");
         }
@@ -380,7 +379,7 @@ export function createDeploymentService(deps: DomainDeps) {
         });
         noteService(tx, service);
         return { id: service.id };
-      }))).catch(uniqueViolation);
+      }).catch(uniqueViolation);
     },
 
     /**
@@ -390,8 +389,7 @@ export function createDeploymentService(deps: DomainDeps) {
     async updateService(ctx: RequestContext, raw: unknown) {
       const input = parseInput(updateServiceInput, raw);
       const { workspaceId } = await authorizeService(ctx, input.id, "write");
-      return live
-        .transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
           const service = await tx.service.findUnique({ where: { id: input.id } });
           if (!service) throw notFound("service", input.id);
           const data: Prisma.ServiceUncheckedUpdateInput = {};
@@ -427,7 +425,7 @@ export function createDeploymentService(deps: DomainDeps) {
 
     async removeService(ctx: RequestContext, id: string) {
       const { workspaceId, deploymentId } = await authorizeService(ctx, id, "write");
-      return live.transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
         const machine = await tx.service.findUnique({ where: { id }, select: { machineId: true } });
         const { count } = await tx.service.deleteMany({ where: { id } });
         if (count === 0) throw notFound("service", id);
@@ -458,7 +456,7 @@ export function createDeploymentService(deps: DomainDeps) {
       const recordName = challengeRecordName(service.domain);
       const { verified, reason } = await lookUpChallenge(recordName, service.domainToken, config.domain.dnsServers);
       const host = service.domain;
-      return live.transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
         if (verified) {
           // Serializes verifications of one domain, so two services never both end VERIFIED.
           await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtext(${`service-domain:${host}`}))::text`;
@@ -502,7 +500,7 @@ export function createDeploymentService(deps: DomainDeps) {
       const machine = requireMachine(ctx.viewer);
       const input = parseInput(reportInput, raw);
       requireId(input.serviceId, "service");
-      return live.transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
         const service = await tx.service.findFirst({ where: { id: input.serviceId, machineId: machine.machineId, workspaceId: machine.workspaceId } });
         if (!service) throw notFound("service", input.serviceId);
         if (service.revision !== input.revision) throw staleRevision(service.id, input.revision, service.revision);
@@ -530,7 +528,7 @@ export function createDeploymentService(deps: DomainDeps) {
       });
       let placed = 0;
       for (const { id } of waiting) {
-        await live.transaction(prisma, async (tx) => {
+        await work.run(async (tx) => {
           const machineId = await placeOn(tx, workspaceId, null, offlineAfter());
           if (!machineId) return;
           const [moved] = await tx.service.updateManyAndReturn({

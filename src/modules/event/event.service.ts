@@ -1,6 +1,5 @@
-// The workspace event stream and the status streams (workers, tasks, machines, deployments), plus
-// machine presence: a heartbeat announces a machine online, and the sweep here announces it offline
-// once it went silent. Streams are woken by pub/sub notices and read what they send from the
+// The workspace event stream and the status streams (workers, tasks, machines, deployments). A
+// machine's presence events are written by the machine module (presence.ts). Streams are woken by pub/sub notices and read what they send from the
 // database, so they resume by cursor, never hold more than a page per subscriber, and work the same
 // across replicas. Authorization is checked when subscribing and again before every read (the
 // guard in shared/live.ts: role changed or removed, session or key revoked, credential expired).
@@ -11,19 +10,17 @@ import type { RequestContext } from "../shared/request.js";
 import { Prisma } from "../../generated/prisma/client.js";
 import type { AccountEvent } from "../../infra/pubsub.js";
 import { on, type LiveStreams } from "../../infra/streams.js";
-import { AppError, notFound, parseInput, requireId } from "../../schema/errors.js";
+import { notFound, parseInput, requireId } from "../../schema/errors.js";
 import { streamCursor } from "../../schema/validation.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { FINISHED_TASK_STATUSES, HELD_TASK_STATUSES } from "../task/task-statuses.js";
 import { LIVE_WORKER_STATUSES } from "../worker/worker-statuses.js";
-import { idempotentCreate } from "../shared/idempotency.js";
 import {
   failureItem,
-  noteStatus,
+  type Live,
   PUBLISHABLE_EVENT_TYPES,
   recordEvent,
-  recordEvents,
   WORKSPACE_EVENT_TYPES,
   type StreamFailure,
   type StreamGuards,
@@ -83,10 +80,9 @@ export interface EventCollaborators {
   machineStatusOf(row: MachineStatusRow): MachineStatus;
 }
 
-export function createEventService(deps: DomainDeps & { streams: LiveStreams; guards: StreamGuards }, collaborators: EventCollaborators) {
-  const { prisma, config, log, streams, guards } = deps;
-  const live = deps.live;
-  const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
+export function createEventService(deps: DomainDeps & { live: Live; streams: LiveStreams; guards: StreamGuards }, collaborators: EventCollaborators) {
+  const { prisma, streams, guards } = deps;
+  const { work, live } = deps;
 
   /**
    * A status stream: the subject as it is now, then again each time it changed (notices wake it;
@@ -118,16 +114,13 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
     });
   }
 
-  let sweepTimer: NodeJS.Timeout | undefined;
-  let sweeping: Promise<unknown> | undefined;
 
   const service = {
     /** An administrator's event for the workspace stream (notification, message.new, system.alert). */
     async publish(ctx: RequestContext, raw: unknown): Promise<WorkspaceEventItem> {
       const input = parseInput(publishInput, raw);
       await ctx.access.require(input.workspaceId, "admin");
-      const { id } = await live.run((batch) =>
-        idempotentCreate(prisma, ctx.viewer, "publishWorkspaceEvent", input.idempotencyKey, input, batch.within(async (tx) => {
+      const { id } = await work.create({ viewer: ctx.viewer, operation: "publishWorkspaceEvent", key: input.idempotencyKey, input }, async (tx) => {
           const stored = await recordEvent(tx, {
             workspaceId: input.workspaceId,
             type: input.type,
@@ -143,8 +136,7 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
             data: { type: input.type, cursor: stored.cursor.toString() },
           });
           return { id: stored.cursor.toString() };
-        })),
-      );
+        });
       const row = await prisma.workspaceEvent.findUniqueOrThrow({
         where: { workspaceId_cursor: { workspaceId: input.workspaceId, cursor: BigInt(id) } },
       });
@@ -284,65 +276,8 @@ export function createEventService(deps: DomainDeps & { streams: LiveStreams; gu
       });
     },
 
-    /**
-     * Announces offline every machine that was announced online and has not sent a heartbeat within
-     * SPINDLE_MACHINE_OFFLINE_AFTER. The conditional update flips each machine once, so with several
-     * replicas sweeping, exactly one announces it; rows another transaction holds are skipped and
-     * seen by the next sweep. Returns how many machines went offline.
-     */
-    async sweepMachines(): Promise<number> {
-      return live.transaction(prisma, async (tx) => {
-        const gone = await tx.$queryRaw<{ id: string; workspaceId: string }[]>`
-          WITH silent AS (
-            SELECT "id" FROM "Machine"
-             WHERE "announcedOnline" AND "decommissionedAt" IS NULL
-               AND ("lastHeartbeatAt" IS NULL
-                    OR "lastHeartbeatAt" < (now() AT TIME ZONE 'UTC') - make_interval(secs => ${offlineAfter()}::double precision))
-             ORDER BY "id"
-               FOR UPDATE SKIP LOCKED
-          )
-          UPDATE "Machine" m SET "announcedOnline" = false
-            FROM silent WHERE m."id" = silent."id" AND m."announcedOnline"
-          RETURNING m."id", m."workspaceId"`;
-        for (const machine of gone) noteStatus(tx, "MACHINE", machine.id, machine.workspaceId);
-        await recordEvents(
-          tx,
-          gone.map((m) => ({
-            workspaceId: m.workspaceId,
-            type: "agent.status" as const,
-            subjectType: "MACHINE",
-            subjectId: m.id,
-            data: { machineId: m.id, status: "OFFLINE" },
-          })),
-        );
-        return gone.length;
-      });
-    },
-
-    /** Starts the periodic machine sweep (every 5 s, or half the offline threshold if shorter). */
-    start() {
-      if (sweepTimer) return;
-      const everyMs = Math.max(500, Math.min(5_000, (offlineAfter() * 1000) / 2));
-      sweepTimer = setInterval(() => {
-        if (sweeping) return;
-        sweeping = service
-          .sweepMachines()
-          .catch((error: unknown) => {
-            // A deadlock or an outage: the next sweep tries again.
-            if (!(error instanceof AppError)) log.warn({ err: error }, "machine presence sweep failed");
-          })
-          .finally(() => {
-            sweeping = undefined;
-          });
-      }, everyMs);
-      sweepTimer.unref();
-    },
-
-    /** Stops the sweep (waiting for a running one) and the announcing of notices. */
-    async stop() {
-      if (sweepTimer) clearInterval(sweepTimer);
-      sweepTimer = undefined;
-      await sweeping;
+    /** Stops the announcing of notices (server stopping). */
+    stop() {
       live.stop();
     },
   };

@@ -8,7 +8,7 @@ import { conflict, notFound, parseInput, requireId, validationError } from "../.
 import type { WorkspaceNeed } from "../shared/access.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
-import { idempotentCreate, requestHash } from "../shared/idempotency.js";
+import { requestHash } from "../shared/idempotency.js";
 import { id, idempotencyKey, jsonValue, list, name as nameOf, text, utf8Text, uuid } from "../../schema/validation.js";
 import { MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_STAGES, stageDefinition } from "../task/task-limits.js";
 import type { TaskService } from "../task/task.service.js";
@@ -145,7 +145,7 @@ export interface FlowCollaborators {
 
 export function createFlowService(deps: DomainDeps, { insertTask }: FlowCollaborators) {
   const { prisma } = deps;
-  const live = deps.live;
+  const { work } = deps;
 
   async function loadForUser(ctx: RequestContext, id: string, need: WorkspaceNeed) {
     const flow = await prisma.flow.findUnique({
@@ -163,7 +163,7 @@ export function createFlowService(deps: DomainDeps, { insertTask }: FlowCollabor
       const { definition, definitionText } = definitionOf(input) ?? { definition: parseDefinition(null, "input.definition"), definitionText: null };
       const workspaceId = requireId(input.workspaceId, "workspace");
       await ctx.access.require(workspaceId, "write");
-      return idempotentCreate(prisma, ctx.viewer, "createFlow", input.idempotencyKey, raw, async (tx) => {
+      return work.create({ viewer: ctx.viewer, operation: "createFlow", key: input.idempotencyKey, input: raw }, async (tx) => {
         const flow = await tx.flow.create({
           data: { workspaceId, name: input.name, description: input.description ?? null, definition, definitionText, status: input.status ?? "DRAFT" },
           select: { id: true },
@@ -190,7 +190,7 @@ export function createFlowService(deps: DomainDeps, { insertTask }: FlowCollabor
       ];
       const to = input.status ?? undefined;
       if (fields.length === 0 && !to) throw validationError([{ field: "input", message: "change at least one of name, description, definition, status" }]);
-      return prisma.$transaction(async (tx) => {
+      return work.run(async (tx) => {
         const writeFields = async () => {
           if (fields.length === 0) return;
           const { count } = await tx.flow.updateMany({
@@ -233,7 +233,7 @@ export function createFlowService(deps: DomainDeps, { insertTask }: FlowCollabor
     /** DRAFT <-> ACTIVE, either -> ARCHIVED, ARCHIVED -> DRAFT; anything else (same status too) is CONFLICT. */
     async setStatus(ctx: RequestContext, id: string, status: FlowStatus): Promise<{ id: string }> {
       const flow = await loadForUser(ctx, id, "write");
-      return prisma.$transaction(async (tx) => {
+      return work.run(async (tx) => {
         const { count } = await tx.flow.updateMany({ where: { id: flow.id, status: { in: TRANSITIONS[status] } }, data: { status } });
         if (count === 0) {
           const current = (await tx.flow.findUniqueOrThrow({ where: { id: flow.id }, select: { status: true } })).status;
@@ -247,7 +247,7 @@ export function createFlowService(deps: DomainDeps, { insertTask }: FlowCollabor
     /** Runs (PENDING, RUNNING ...) survive as tasks without their flow; the flow's name stays their title. */
     async delete(ctx: RequestContext, id: string): Promise<{ id: string }> {
       const flow = await loadForUser(ctx, id, "admin");
-      return prisma.$transaction(async (tx) => {
+      return work.run(async (tx) => {
         await tx.flow.delete({ where: { id: flow.id } });
         await audit(tx, ctx, { workspaceId: flow.workspaceId, action: "flow.delete", targetType: "Flow", targetId: flow.id, data: { name: flow.name } });
         return { id: flow.id };
@@ -264,7 +264,7 @@ export function createFlowService(deps: DomainDeps, { insertTask }: FlowCollabor
         if (project.archivedAt) throw validationError([{ field: "input.projectId", message: "the project is archived" }]);
       }
       // The run's task.created event is announced once the transaction has committed.
-      return live.run((batch) => idempotentCreate(prisma, ctx.viewer, "runFlow", input.idempotencyKey, raw, batch.within(async (tx) => {
+      return work.create({ viewer: ctx.viewer, operation: "runFlow", key: input.idempotencyKey, input: raw }, async (tx) => {
         // Read inside the transaction: name, status, version and definition of one moment.
         const current = await tx.flow.findUnique({ where: { id: flow.id }, select: { name: true, status: true, version: true, definition: true } });
         if (!current) throw notFound("flow", flow.id);
@@ -290,7 +290,7 @@ export function createFlowService(deps: DomainDeps, { insertTask }: FlowCollabor
           data: { taskId: task.id, version: current.version, triggeredBy: input.triggeredBy ?? "manual" },
         });
         return task;
-      })));
+      });
     },
 
     /**
@@ -305,7 +305,7 @@ export function createFlowService(deps: DomainDeps, { insertTask }: FlowCollabor
       const finishedAt = input.status === "RUNNING" ? null : (input.finishedAt ?? now);
       const startedAt = input.startedAt ?? finishedAt ?? now;
       if (finishedAt && startedAt > finishedAt) throw validationError([{ field: "input.startedAt", message: "must not be after finishedAt (now, when left out)" }]);
-      return live.run((batch) => idempotentCreate(prisma, ctx.viewer, "recordFlowRun", input.idempotencyKey, raw, batch.within(async (tx) => {
+      return work.create({ viewer: ctx.viewer, operation: "recordFlowRun", key: input.idempotencyKey, input: raw }, async (tx) => {
         const current = await tx.flow.findUnique({ where: { id: flow.id }, select: { name: true, status: true, version: true } });
         if (!current) throw notFound("flow", flow.id);
         if (current.status === "ARCHIVED") throw conflict(`Cannot record a run of flow ${flow.id}: it is ARCHIVED`, { status: current.status });
@@ -326,7 +326,7 @@ export function createFlowService(deps: DomainDeps, { insertTask }: FlowCollabor
           data: { taskId: task.id, version: current.version, status: input.status },
         });
         return task;
-      })));
+      });
     },
   };
 }

@@ -6,7 +6,10 @@
 // The write is one SQL statement, sent without Prisma: passing 500 lines through Prisma's query
 // compiler cost about 5 ms of CPU per batch (the parameters travel as JSON through its WASM),
 // more than everything else an append does; node-postgres (or PGlite) takes the same arrays for
-// about 0.6 ms. See BENCHMARKS.md.
+// about 0.6 ms. See BENCHMARKS.md. It is the one write outside the unit of work
+// (shared/unit-of-work.ts): a single autocommit statement has no transaction to share, and its
+// notices are the coalesced per-source announcements below. Its idempotency follows the same rule
+// as every keyed write (shared/idempotency.ts, replayStored).
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { LogLevel, LogSourceType, PrismaClient } from "../../generated/prisma/client.js";
@@ -15,6 +18,7 @@ import type { Logger } from "../../infra/logger.js";
 import type { PubSubService } from "../../infra/pubsub.js";
 import { conflict, notFound, parseInput, requireId } from "../../schema/errors.js";
 import { id, list, name, text, utf8Text } from "../../schema/validation.js";
+import { replayStored } from "../shared/idempotency.js";
 import type { RequestContext } from "../shared/request.js";
 
 export const MAX_LINES_PER_BATCH = 1000;
@@ -152,6 +156,7 @@ const SOURCE_SQL: Record<LogSourceType, string> = {
   SERVICE: `SELECT "workspaceId"::text AS "workspaceId", "machineId"::text AS "machineId" FROM "Service" WHERE "id" = $1::uuid`,
 };
 
+/** node-postgres and PGlite raise PostgreSQL's own error here (no Prisma in between). */
 const isUniqueViolation = (error: unknown) => (error as { code?: unknown } | null)?.code === "23505";
 
 export function createLogIngest(deps: { prisma: PrismaClient; db: Pick<Database, "withConnection">; announcer: LogAnnouncer }) {
@@ -207,12 +212,12 @@ export function createLogIngest(deps: { prisma: PrismaClient; db: Pick<Database,
       where: { caller_operation_key: { caller, operation: "appendLogs", key: input.sequence } },
     });
     if (first) {
-      if (first.requestHash !== hash) {
-        throw conflict(`The batch with sequence "${input.sequence}" of ${sourceNames[type]} ${sourceId} was already stored with different lines`, {
+      const range = replayStored(first, hash, () =>
+        conflict(`The batch with sequence "${input.sequence}" of ${sourceNames[type]} ${sourceId} was already stored with different lines`, {
           fields: [{ field: "input.sequence", message: "already used with different lines" }],
-        });
-      }
-      const [firstCursor, lastCursor] = (first.resultId ?? "").split("-") as [string, string];
+        }),
+      );
+      const [firstCursor, lastCursor] = range.split("-") as [string, string];
       return { replayed: true, firstCursor, lastCursor, count: Number(BigInt(lastCursor) - BigInt(firstCursor) + 1n) };
     }
     const source = await prisma.logSource.findUnique({ where: { sourceId }, select: { finishedAt: true } });

@@ -182,11 +182,11 @@ export function createLogService(deps: DomainDeps & { db: Pick<Database, "withCo
     },
 
     /** One retention pass now (the periodic job calls the same). */
-    prune: (now?: Date) => pruneLogs(prisma, limits, now),
+    prune: (now?: Date) => pruneLogs(deps.work, limits, now),
 
     /** Starts the periodic retention job (app start). */
     start() {
-      retention ??= startLogRetention({ prisma, limits, intervalSeconds: deps.config.logs.retentionIntervalSeconds, log: deps.log });
+      retention ??= startLogRetention({ work: deps.work, limits, intervalSeconds: deps.config.logs.retentionIntervalSeconds, log: deps.log });
     },
 
     /** Stops retention and sends pending announcements (app stop). */

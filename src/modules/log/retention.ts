@@ -4,7 +4,7 @@
 // Every replica runs the job; a transaction-scoped advisory lock lets one at a time do the work,
 // and the statements are idempotent anyway (a second run finds nothing to do). The same job forgets
 // idempotency keys past their time to live: log batch sequences arrive by the hundred per second.
-import type { PrismaClient } from "../../generated/prisma/client.js";
+import type { UnitOfWork } from "../shared/unit-of-work.js";
 import type { Logger } from "../../infra/logger.js";
 
 export interface RetentionLimits {
@@ -25,9 +25,9 @@ export interface RetentionResult {
 /** Arbitrary, fixed: the advisory lock key of the log retention job ("spindle-logs"). */
 const RETENTION_LOCK = 7_316_420_118;
 
-export async function pruneLogs(prisma: PrismaClient, limits: RetentionLimits, now = new Date()): Promise<RetentionResult> {
+export async function pruneLogs(work: UnitOfWork, limits: RetentionLimits, now = new Date()): Promise<RetentionResult> {
   const cutoff = new Date(now.getTime() - limits.maxAgeSeconds * 1000);
-  return prisma.$transaction(
+  return work.run(
     async (tx) => {
       const [lock] = await tx.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${RETENTION_LOCK}::bigint) AS "locked"`;
       if (!lock?.locked) return { ran: false, sources: 0, linesDeleted: 0, idempotencyKeysDeleted: 0 };
@@ -64,12 +64,12 @@ export async function pruneLogs(prisma: PrismaClient, limits: RetentionLimits, n
 }
 
 /** Runs pruneLogs every `intervalSeconds` until stopped; failures are logged and retried next time. */
-export function startLogRetention(options: { prisma: PrismaClient; limits: RetentionLimits; intervalSeconds: number; log: Logger }) {
-  const { prisma, limits, log } = options;
+export function startLogRetention(options: { work: UnitOfWork; limits: RetentionLimits; intervalSeconds: number; log: Logger }) {
+  const { work, limits, log } = options;
   let running: Promise<unknown> | undefined;
   const timer = setInterval(() => {
     if (running) return;
-    running = pruneLogs(prisma, limits)
+    running = pruneLogs(work, limits)
       .then((result) => {
         if (result.linesDeleted > 0 || result.idempotencyKeysDeleted > 0) log.info(result, "retention removed old log lines and idempotency keys");
       })

@@ -13,6 +13,9 @@ import type { MachineViewer } from "../../auth/viewer.js";
 import type { Database } from "../../infra/db.js";
 import { on, type LiveStreams } from "../../infra/streams.js";
 import { failureItem, type StreamFailure, type StreamGuards } from "../shared/live.js";
+import { literalList } from "../shared/sql.js";
+import { HELD_TASK_STATUSES } from "../task/task-statuses.js";
+import { LIVE_SERVICE_STATUSES, LIVE_WORKER_STATUSES } from "../worker/worker-statuses.js";
 
 /** Read again this often without a notice: also how late a task whose lease ran out shows as claimable. */
 const POLL_MS = 5_000;
@@ -42,13 +45,13 @@ const STATE_SQL = `
          md5(concat_ws('|',
            m."approval"::text, m."schedulable"::text, (m."drainingSince" IS NOT NULL)::text, array_to_string(m."capabilities", ','),
            (SELECT string_agg(md5((to_jsonb(w) - ${WORKER_NOISE})::text), ',' ORDER BY w."id")
-              FROM "Worker" w WHERE w."machineId" = m."id" AND w."status" IN ('DEPLOYING', 'RUNNING')),
+              FROM "Worker" w WHERE w."machineId" = m."id" AND w."status" IN (${literalList(LIVE_WORKER_STATUSES)})),
            (SELECT string_agg(md5((to_jsonb(s) - ${SERVICE_NOISE})::text), ',' ORDER BY s."id")
-              FROM "Service" s WHERE s."machineId" = m."id" AND s."status" IN ('DEPLOYING', 'RUNNING')),
+              FROM "Service" s WHERE s."machineId" = m."id" AND s."status" IN (${literalList(LIVE_SERVICE_STATUSES)})),
            (SELECT string_agg(md5((to_jsonb(t) - ${TASK_NOISE})::text) || ':' ||
                    COALESCE((SELECT string_agg(st."status"::text, '' ORDER BY st."index") FROM "TaskStage" st WHERE st."taskId" = t."id"), ''),
                    ',' ORDER BY t."id")
-              FROM "Task" t WHERE t."machineId" = m."id" AND t."status" IN ('ASSIGNED', 'RUNNING', 'SUSPENDED'))
+              FROM "Task" t WHERE t."machineId" = m."id" AND t."status" IN (${literalList(HELD_TASK_STATUSES)}))
          )) AS "fingerprint",
          (m."approval" = 'APPROVED' AND m."schedulable" AND m."drainingSince" IS NULL AND EXISTS (
             SELECT 1 FROM "Task" t

@@ -3,6 +3,7 @@
 // together. Not every mutation writes one: README, "What the audit log holds", lists those that don't.
 import type { Viewer } from "../../auth/viewer.js";
 import type { ActorType, Prisma } from "../../generated/prisma/client.js";
+import type { WorkTx } from "./live.js";
 
 export interface Actor {
   actorType: ActorType;
@@ -32,7 +33,8 @@ export interface AuditRecord {
   data?: Prisma.InputJsonValue;
 }
 
-type Tx = Pick<Prisma.TransactionClient, "auditEntry">;
+/** Written only inside a unit of work (unit-of-work.ts), so the entry commits with the change. */
+type Tx = WorkTx;
 
 export async function audit(tx: Tx, who: { viewer: Viewer; requestId?: string }, record: AuditRecord): Promise<void> {
   const actor = actorOf(who.viewer);

@@ -3,7 +3,7 @@ import type { PrismaClient } from "../../generated/prisma/client.js";
 import type { Logger } from "../../infra/logger.js";
 import type { Mailer } from "../../infra/mailer.js";
 import type { PubSubService } from "../../infra/pubsub.js";
-import type { Live } from "./live.js";
+import type { UnitOfWork } from "./unit-of-work.js";
 
 /** What every domain service is built from (see domain.ts). */
 export interface DomainDeps {
@@ -11,8 +11,8 @@ export interface DomainDeps {
   pubsub: PubSubService;
   config: Config;
   log: Logger;
-  /** The server's one announcer of committed changes (live.ts). */
-  live: Live;
+  /** The one way to write: a transaction whose notices are announced after commit (unit-of-work.ts). */
+  work: UnitOfWork;
 }
 
 /** For the services that send mail (invitations); tests may build the others without one. */

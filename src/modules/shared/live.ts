@@ -3,10 +3,10 @@
 // subscriber woken by a notice always finds the change in the database. Notices carry ids; streams
 // re-read what they show, so a lost or coalesced notice costs a re-read, never a wrong answer.
 //
-// A mutation runs `live.transaction(prisma, async (tx) => ...)` (or, for the transaction that
-// idempotentCreate opens, `live.run((batch) => idempotentCreate(..., batch.within(async (tx) => ...)))`);
-// helpers deep inside (a worker's state machine, say) then note notices and events against the same
-// `tx` without it being passed around.
+// Every mutation runs in the unit of work (unit-of-work.ts), which hands it a `WorkTx`: the
+// transaction carrying the `LiveBatch` its notes go to. Helpers deep inside (a worker's state
+// machine, say) note notices and events against that `tx` without the batch being passed around,
+// and a plain transaction cannot be passed to them (it is not a `WorkTx`).
 //
 // Events noted during such a transaction are written at its end: taking the next cursors locks the
 // workspace row until commit, and taking that lock last in every transaction that also locks other
@@ -25,6 +25,12 @@ import { announceLogSourcesFinished, finishLogSources, type LogSourceRef } from 
 import type { WorkspaceAccess } from "./access.js";
 
 type Tx = Prisma.TransactionClient;
+
+/** Where a `WorkTx` keeps its batch. */
+export const LIVE_BATCH = Symbol("spindle.liveBatch");
+
+/** A transaction opened by the unit of work (unit-of-work.ts): it carries the batch of what to announce after commit. */
+export type WorkTx = Tx & { readonly [LIVE_BATCH]: LiveBatch };
 
 /** The api-v1 event types; the workspace stream carries these (and may carry more later). */
 export const WORKSPACE_EVENT_TYPES = [
@@ -66,26 +72,10 @@ export class LiveBatch {
   /** Events noted but not yet written (see `flush`). */
   readonly pendingEvents: EventInput[] = [];
 
-  /** Lets helpers find this batch from the transaction they were given. */
-  bind(tx: Tx): Tx {
-    bound.set(tx, this);
-    return tx;
-  }
-
-  /** Writes the noted events (with their cursors); the last thing a live transaction does. */
-  async flush(tx: Tx): Promise<void> {
+  /** Writes the noted events (with their cursors); the last thing a unit of work does before commit. */
+  async flush(tx: WorkTx): Promise<void> {
     const events = this.pendingEvents.splice(0);
     if (events.length > 0) await recordEvents(tx, events);
-  }
-
-  /** For a transaction opened elsewhere (idempotentCreate): binds it, runs `fn`, writes the events. */
-  within<T>(fn: (tx: Tx) => Promise<T>): (tx: Tx) => Promise<T> {
-    return async (tx) => {
-      this.bind(tx);
-      const result = await fn(tx);
-      await this.flush(tx);
-      return result;
-    };
   }
 
   get empty() {
@@ -93,51 +83,39 @@ export class LiveBatch {
   }
 }
 
-const bound = new WeakMap<object, LiveBatch>();
-
-/** The batch bound to this transaction, if the mutation opened it with live (see the file comment). */
-export const batchOf = (tx: Tx): LiveBatch | undefined => bound.get(tx);
-
 function statusNotice(subjectType: StatusSubjectType, subjectId: string, workspaceId: string): StatusNotice {
   return { subjectType, subjectId, workspaceId, at: new Date().toISOString() };
 }
 
 /** Something about the subject changed: its status stream re-reads it after commit. */
-export function noteStatus(tx: Tx, subjectType: StatusSubjectType, subjectId: string | null | undefined, workspaceId: string): void {
+export function noteStatus(tx: WorkTx, subjectType: StatusSubjectType, subjectId: string | null | undefined, workspaceId: string): void {
   if (!subjectId) return;
-  batchOf(tx)?.status.set(subjectId, statusNotice(subjectType, subjectId, workspaceId));
+  tx[LIVE_BATCH].status.set(subjectId, statusNotice(subjectType, subjectId, workspaceId));
 }
 
 /** A worker's counters moved: announced like a status change, but at most once a second per worker. */
-export function noteTicks(tx: Tx, workerId: string, workspaceId: string): void {
-  batchOf(tx)?.ticks.set(workerId, statusNotice("WORKER", workerId, workspaceId));
+export function noteTicks(tx: WorkTx, workerId: string, workspaceId: string): void {
+  tx[LIVE_BATCH].ticks.set(workerId, statusNotice("WORKER", workerId, workspaceId));
 }
 
 /** The user's access to the workspace changed: their streams re-check membership after commit. */
-export function noteAccess(tx: Tx, workspaceId: string, userId: string): void {
-  batchOf(tx)?.access.set(`${workspaceId}:${userId}`, { workspaceId, userId });
+export function noteAccess(tx: WorkTx, workspaceId: string, userId: string): void {
+  tx[LIVE_BATCH].access.set(`${workspaceId}:${userId}`, { workspaceId, userId });
 }
 
 /** Marks log sources finished in this transaction; their `logs` streams end after commit. */
-export async function noteLogSourcesFinished(tx: Tx, sources: LogSourceRef[]): Promise<void> {
+export async function noteLogSourcesFinished(tx: WorkTx, sources: LogSourceRef[]): Promise<void> {
   if (sources.length === 0) return;
   await finishLogSources(tx, sources);
-  const batch = batchOf(tx);
-  for (const source of sources) batch?.finishedSources.add(source.sourceId);
+  for (const source of sources) tx[LIVE_BATCH].finishedSources.add(source.sourceId);
 }
 
-/**
- * A workspace event of this transaction: written when the live transaction ends (see the file
- * comment), or at once in a transaction without a batch.
- */
-export async function noteEvents(tx: Tx, events: EventInput[]): Promise<void> {
-  if (events.length === 0) return;
-  const batch = batchOf(tx);
-  if (batch) batch.pendingEvents.push(...events);
-  else await recordEvents(tx, events);
+/** Workspace events of this transaction: written when the unit of work ends (see the file comment). */
+export function noteEvents(tx: WorkTx, events: EventInput[]): void {
+  tx[LIVE_BATCH].pendingEvents.push(...events);
 }
 
-export const noteEvent = (tx: Tx, event: EventInput) => noteEvents(tx, [event]);
+export const noteEvent = (tx: WorkTx, event: EventInput) => noteEvents(tx, [event]);
 
 /**
  * Stores workspace events with the next cursors of their workspaces, now. The counter row stays locked
@@ -145,7 +123,7 @@ export const noteEvent = (tx: Tx, event: EventInput) => noteEvents(tx, [event]);
  * cursor n+1 before n. Record events late in a transaction (after the rows it changes) so that the
  * workspace row is the last lock taken.
  */
-export async function recordEvents(tx: Tx, events: EventInput[]): Promise<{ workspaceId: string; cursor: bigint }[]> {
+export async function recordEvents(tx: WorkTx, events: EventInput[]): Promise<{ workspaceId: string; cursor: bigint }[]> {
   const byWorkspace = new Map<string, EventInput[]>();
   for (const event of events) {
     const list = byWorkspace.get(event.workspaceId) ?? [];
@@ -173,30 +151,22 @@ export async function recordEvents(tx: Tx, events: EventInput[]): Promise<{ work
         at,
       })),
     });
-    const batch = batchOf(tx);
-    if (batch) {
-      const known = batch.events.get(workspaceId);
-      if (known === undefined || known < last) batch.events.set(workspaceId, last);
-    }
+    const batch = tx[LIVE_BATCH];
+    const known = batch.events.get(workspaceId);
+    if (known === undefined || known < last) batch.events.set(workspaceId, last);
     list.forEach((_, i) => stored.push({ workspaceId, cursor: first + BigInt(i) }));
   }
   return stored;
 }
 
-export async function recordEvent(tx: Tx, event: EventInput): Promise<{ workspaceId: string; cursor: bigint }> {
+export async function recordEvent(tx: WorkTx, event: EventInput): Promise<{ workspaceId: string; cursor: bigint }> {
   const [stored] = await recordEvents(tx, [event]);
   return stored ?? { workspaceId: event.workspaceId, cursor: 0n };
 }
 
 /** Announces committed batches; one per server, built by the composition root (modules/domain.ts). */
 export interface Live {
-  /** A transaction whose notices are announced once it has committed (never if it rolls back). */
-  transaction<T>(prisma: PrismaClient, fn: (tx: Tx, batch: LiveBatch) => Promise<T>): Promise<T>;
-  /**
-   * For transactions opened elsewhere (idempotentCreate): pass `batch.within(async (tx) => ...)` as
-   * the transaction body; the batch is announced when `fn` resolves.
-   */
-  run<T>(fn: (batch: LiveBatch) => Promise<T>): Promise<T>;
+  /** Publishes what a committed unit of work noted (unit-of-work.ts calls it after commit). */
   announce(batch: LiveBatch): void;
   /** No more notices (server stopping): pending tick notices are dropped. */
   stop(): void;
@@ -260,18 +230,6 @@ export function createLive(pubsubService: PubSubService, log?: Logger): Live {
   }
 
   return {
-    async transaction(prisma, fn) {
-      const batch = new LiveBatch();
-      const result = await prisma.$transaction((tx) => batch.within((bound) => fn(bound, batch))(tx));
-      announce(batch);
-      return result;
-    },
-    async run(fn) {
-      const batch = new LiveBatch();
-      const result = await fn(batch);
-      announce(batch);
-      return result;
-    },
     announce,
     stop() {
       stopped = true;

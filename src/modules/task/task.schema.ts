@@ -1,6 +1,6 @@
 import type { Prisma } from "../../generated/prisma/client.js";
 import { builder, pageSize } from "../../schema/builder.js";
-import { membersOrAssignedMachine, workspaceMembers } from "../shared/object-auth.js";
+import { membersOrAssignedMachine } from "../shared/object-auth.js";
 import { validationError } from "../../schema/errors.js";
 import { readById } from "../shared/point-read.js";
 import { isUuid } from "../../schema/validation.js";

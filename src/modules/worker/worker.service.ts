@@ -9,13 +9,13 @@ import { conflict, notFound, parseInput, requireId, validationError } from "../.
 import { envVars, id, idempotencyKey, int, jsonObject, name as nameOf, number, text, utf8Text, uuid } from "../../schema/validation.js";
 import { actorOf, audit, type Actor } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
-import { idempotentCreate } from "../shared/idempotency.js";
 import { noteLogSourcesFinished, noteStatus, noteTicks, noteEvent } from "../shared/live.js";
 import { LIVE_WORKER_STATUSES } from "./worker-statuses.js";
 import { placeOn, WAITING_FOR_MACHINE } from "./placement.js";
 import type { RequestContext } from "../shared/request.js";
+import type { WorkTx } from "../shared/unit-of-work.js";
 
-type Tx = Prisma.TransactionClient;
+type Tx = WorkTx;
 
 
 /**
@@ -24,8 +24,8 @@ type Tx = Prisma.TransactionClient;
  * - user actions: start, stop, restart, redeploy, destroy
  * - machine reports: running, fail (also the error budget running out)
  * - system: heal (auto-heal after the error budget ran out)
- * Decommissioning a machine fails its workers outside this table: machine.service.ts moves them to
- * FAILED itself and records the transition as `machine.decommission`.
+ * Decommissioning a machine fails its workers outside this table: machine-loss.ts (called by the
+ * machine module) moves them to FAILED and records the transition as `machine.decommission`.
  */
 export const WORKER_ACTIONS = {
   start: { from: ["STOPPED", "FAILED"], to: "DEPLOYING" },
@@ -163,7 +163,7 @@ const staleRevision = (id: string, reported: number, current: number) =>
 export function createWorkerService(deps: DomainDeps) {
   const { prisma, config } = deps;
   const offlineAfter = () => config.domain.machineOfflineAfterSeconds;
-  const announcer = deps.live;
+  const { work } = deps;
 
   /**
    * Moves a worker along WORKER_ACTIONS: a conditional update on the status it was read with (and
@@ -267,7 +267,7 @@ export function createWorkerService(deps: DomainDeps) {
   ) {
     const { reason: why } = parseInput(z.object({ reason }), { reason: reasonText });
     await authorize(ctx, id, "write");
-    return announcer.transaction(prisma, async (tx) => {
+    return work.run(async (tx) => {
       const worker = await tx.worker.findUnique({ where: { id } });
       if (!worker) throw notFound("worker", id);
       const after = await transition(tx, worker, action, { actor: actorOf(ctx.viewer), reason: why });
@@ -313,7 +313,7 @@ export function createWorkerService(deps: DomainDeps) {
       const input = parseInput(deployInput, raw);
       await ctx.access.require(input.workspaceId, "write");
       const actor = actorOf(ctx.viewer);
-      return announcer.run((batch) => idempotentCreate(prisma, ctx.viewer, "deployWorker", input.idempotencyKey, input, batch.within(async (tx) => {
+      return work.create({ viewer: ctx.viewer, operation: "deployWorker", key: input.idempotencyKey, input }, async (tx) => {
         if (input.projectId) {
           const project = await tx.project.findFirst({ where: { id: input.projectId, workspaceId: input.workspaceId }, select: { id: true } });
           if (!project) throw validationError([{ field: "input.projectId", message: "no such project in the workspace" }]);
@@ -392,7 +392,7 @@ export function createWorkerService(deps: DomainDeps) {
           data: { kind: worker.kind, name: worker.name, blockId: worker.blockId, machineId },
         });
         return { id: worker.id };
-      })));
+      });
     },
 
     start: (ctx: RequestContext, id: string, why?: string | null) => act(ctx, id, "start", why),
@@ -404,7 +404,7 @@ export function createWorkerService(deps: DomainDeps) {
     async redeploy(ctx: RequestContext, raw: unknown) {
       const input = parseInput(redeployInput, raw);
       await authorize(ctx, input.id, "write");
-      return announcer.transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
         const worker = await tx.worker.findUnique({ where: { id: input.id } });
         if (!worker) throw notFound("worker", input.id);
         const problems = [];
@@ -435,7 +435,7 @@ export function createWorkerService(deps: DomainDeps) {
     async updateSettings(ctx: RequestContext, raw: unknown) {
       const input = parseInput(settingsInput, raw);
       await authorize(ctx, input.id, "write");
-      return announcer.transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
         const { id, ...rest } = input;
         const changes = given({ ...rest, connectedBlocks: rest.connectedBlocks as Prisma.InputJsonValue | null | undefined });
         const { count } = await tx.worker.updateMany({ where: { id, status: { not: "DESTROYED" } }, data: changes });
@@ -475,7 +475,7 @@ export function createWorkerService(deps: DomainDeps) {
      */
     async reportStatus(ctx: RequestContext, raw: unknown) {
       const input = parseInput(reportStatusInput, raw);
-      return announcer.transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
         const worker = await ownWorker(tx, ctx, input.workerId);
         if (worker.revision !== input.revision) throw staleRevision(worker.id, input.revision, worker.revision);
         const action = input.status === "RUNNING" ? "running" : "fail";
@@ -500,7 +500,7 @@ export function createWorkerService(deps: DomainDeps) {
      */
     async reportTicks(ctx: RequestContext, raw: unknown) {
       const input = parseInput(reportTicksInput, raw);
-      return announcer.transaction(prisma, async (tx) => {
+      return work.run(async (tx) => {
         const worker = await ownWorker(tx, ctx, input.workerId);
         if (worker.revision !== input.revision) throw staleRevision(worker.id, input.revision, worker.revision);
         if (!(LIVE_WORKER_STATUSES as readonly WorkerStatus[]).includes(worker.status)) {
@@ -562,7 +562,7 @@ export function createWorkerService(deps: DomainDeps) {
       });
       let placed = 0;
       for (const { id } of waiting) {
-        await announcer.transaction(prisma, async (tx) => {
+        await work.run(async (tx) => {
           const machineId = await placeOn(tx, workspaceId, null, offlineAfter());
           if (!machineId) return;
           const { count } = await tx.worker.updateMany({

@@ -2,8 +2,9 @@
 import { randomBytes } from "node:crypto";
 import { Prisma, type WorkspaceRole } from "../../generated/prisma/client.js";
 import { notFound } from "../../schema/errors.js";
+import type { WorkTx } from "../shared/unit-of-work.js";
 
-export type Tx = Prisma.TransactionClient;
+export type Tx = WorkTx;
 
 export const roleRank: Record<WorkspaceRole, number> = { VIEWER: 0, MEMBER: 1, ADMIN: 2, OWNER: 3 };
 

@@ -9,7 +9,7 @@
 // catalog unless the save asks to keep unknown ones (`allowUnknownTypes`): GraphQL callers keep
 // the check, which catches typos; a legacy client with its own node types (AiSpinner) opts out.
 import { z } from "zod";
-import type { GraphBlock, GraphEdge } from "../../generated/prisma/client.js";
+import type { GraphBlock, GraphEdge, Prisma } from "../../generated/prisma/client.js";
 import { conflict, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
@@ -175,7 +175,7 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 }
 
 export function createGraphService(deps: DomainDeps) {
-  const { prisma } = deps;
+  const { prisma, work } = deps;
 
   const staleVersion = (workspaceId: string, current: number, sent: number, field: string) =>
     conflict(
@@ -225,7 +225,7 @@ export function createGraphService(deps: DomainDeps) {
     }
   }
 
-  async function findBlock(tx: Tx, workspaceId: string, blockId: string): Promise<GraphBlock> {
+  async function findBlock(tx: Prisma.TransactionClient, workspaceId: string, blockId: string): Promise<GraphBlock> {
     const block = ELEMENT_ID.test(blockId)
       ? await tx.graphBlock.findUnique({ where: { workspaceId_id: { workspaceId, id: blockId } } })
       : null;
@@ -233,7 +233,7 @@ export function createGraphService(deps: DomainDeps) {
     return block;
   }
 
-  async function loadGraph(tx: Tx, workspaceId: string, version: number): Promise<Graph> {
+  async function loadGraph(tx: Prisma.TransactionClient, workspaceId: string, version: number): Promise<Graph> {
     const [blocks, edges] = [
       await tx.graphBlock.findMany({ where: { workspaceId }, orderBy: blockOrder }),
       await tx.graphEdge.findMany({ where: { workspaceId }, orderBy: edgeOrder }),
@@ -253,7 +253,7 @@ export function createGraphService(deps: DomainDeps) {
     change: (block: GraphBlock) => { label?: string; x?: number; y?: number; cfg?: Record<string, unknown> },
   ): Promise<BlockChange> {
     await writable(ctx, input.workspaceId);
-    return prisma.$transaction(async (tx) => {
+    return work.run(async (tx) => {
       const version = await bumpVersion(tx, input.workspaceId, input.expectedVersion, "input.expectedVersion");
       const before = await findBlock(tx, input.workspaceId, input.blockId);
       const { cfg: newCfg, ...rest } = change(before);
@@ -284,7 +284,7 @@ export function createGraphService(deps: DomainDeps) {
       const input = parseInput(saveInput, raw);
       const workspaceId = input.workspaceId;
       await writable(ctx, workspaceId);
-      return prisma.$transaction(async (tx) => {
+      return work.run(async (tx) => {
         const version = await bumpVersion(tx, workspaceId, input.version, "input.version");
         await tx.graphEdge.deleteMany({ where: { workspaceId } });
         await tx.graphBlock.deleteMany({ where: { workspaceId } });
@@ -332,7 +332,7 @@ export function createGraphService(deps: DomainDeps) {
     async addBlock(ctx: RequestContext, raw: unknown): Promise<BlockChange> {
       const input = parseInput(addBlockInput, raw);
       await writable(ctx, input.workspaceId);
-      return prisma.$transaction(async (tx) => {
+      return work.run(async (tx) => {
         const version = await bumpVersion(tx, input.workspaceId, input.expectedVersion, "input.expectedVersion");
         const id = input.id ?? generatedId("node");
         const taken = await tx.graphBlock.findUnique({ where: { workspaceId_id: { workspaceId: input.workspaceId, id } } });
@@ -395,7 +395,7 @@ export function createGraphService(deps: DomainDeps) {
       const input = parseInput(removeBlockInput, raw);
       await writable(ctx, input.workspaceId);
       const { workspaceId, blockId } = input;
-      return prisma.$transaction(async (tx) => {
+      return work.run(async (tx) => {
         const version = await bumpVersion(tx, workspaceId, input.expectedVersion, "input.expectedVersion");
         const block = await findBlock(tx, workspaceId, blockId);
         const edges = await tx.graphEdge.findMany({
@@ -421,7 +421,7 @@ export function createGraphService(deps: DomainDeps) {
       const input = parseInput(connectInput, raw);
       await writable(ctx, input.workspaceId);
       const { workspaceId, source, target } = input;
-      return prisma.$transaction(async (tx) => {
+      return work.run(async (tx) => {
         const version = await bumpVersion(tx, workspaceId, input.expectedVersion, "input.expectedVersion");
         const ends = await tx.graphBlock.findMany({
           where: { workspaceId, id: { in: [source, target].filter((id) => ELEMENT_ID.test(id)) } },
@@ -462,7 +462,7 @@ export function createGraphService(deps: DomainDeps) {
       const input = parseInput(disconnectInput, raw);
       await writable(ctx, input.workspaceId);
       const { workspaceId } = input;
-      return prisma.$transaction(async (tx) => {
+      return work.run(async (tx) => {
         const version = await bumpVersion(tx, workspaceId, input.expectedVersion, "input.expectedVersion");
         const edge = input.edgeId != null
           ? await tx.graphEdge.findUnique({ where: { workspaceId_id: { workspaceId, id: input.edgeId } } })

@@ -9,7 +9,6 @@ import { WorkspaceRole, type InvitationStatus, type Prisma } from "../../generat
 import { conflict, forbidden, notFound, parseInput, requireId } from "../../schema/errors.js";
 import { audit } from "../shared/audit.js";
 import type { MailingDeps } from "../shared/deps.js";
-import { idempotentCreate } from "../shared/idempotency.js";
 import { isUniqueViolation, lockWorkspace } from "./common.js";
 import type { RequestContext } from "../shared/request.js";
 
@@ -51,7 +50,7 @@ function notOpen(invitation: { status: InvitationStatus; expiresAt: Date }) {
 }
 
 export function createInvitationService(deps: MailingDeps) {
-  const { prisma, mailer } = deps;
+  const { prisma, work, mailer } = deps;
 
   /**
    * The invitee's answer, once: the conditional update lets exactly one of two simultaneous answers
@@ -63,7 +62,7 @@ export function createInvitationService(deps: MailingDeps) {
     const email = await ctx.access.sessionEmail();
     const alreadyMember = (workspaceId: string) =>
       conflict(`You are already a member of workspace ${workspaceId}; decline this invitation, or ask an admin to change your role`);
-    return prisma.$transaction(async (tx) => {
+    return work.run(async (tx) => {
       const invitation = await tx.workspaceInvitation.findUnique({ where: { id } });
       if (!invitation || !email || invitation.email !== email) throw notFound("invitation", id);
       const { workspaceId, role } = invitation;
@@ -102,7 +101,7 @@ export function createInvitationService(deps: MailingDeps) {
       if (input.role === "OWNER" && grant.role !== "OWNER") throw forbidden("Only an owner can invite an owner", "workspace:owner");
       const expiresAt = new Date(Date.now() + INVITATION_TTL_MS);
       const request = { workspaceId, email: input.email, role: input.role };
-      const { id, replayed } = await idempotentCreate(prisma, ctx.viewer, "inviteWorkspaceMember", input.idempotencyKey, request, async (tx) => {
+      const { id, replayed } = await work.create({ viewer: ctx.viewer, operation: "inviteWorkspaceMember", key: input.idempotencyKey, input: request }, async (tx) => {
         // Serializes invitations to the workspace, so two at once for one address make one row.
         if (!(await lockWorkspace(tx, workspaceId))) throw notFound("workspace", workspaceId);
         const open = await tx.workspaceInvitation.findFirst({ where: { workspaceId, email: input.email, status: "PENDING" }, select: { id: true } });
@@ -144,7 +143,7 @@ export function createInvitationService(deps: MailingDeps) {
       if (!found) throw notFound("invitation", id);
       const { workspaceId } = found;
       await ctx.access.require(workspaceId, "admin", { type: "invitation", id });
-      await prisma.$transaction(async (tx) => {
+      await work.run(async (tx) => {
         const taken = await tx.workspaceInvitation.updateMany({ where: { id, status: "PENDING" }, data: { status: "REVOKED", respondedAt: new Date() } });
         if (taken.count === 0) throw notOpen(await tx.workspaceInvitation.findUniqueOrThrow({ where: { id } }));
         await audit(tx, ctx, { workspaceId, action: "workspace.invitation.revoke", targetType: "WorkspaceInvitation", targetId: id });

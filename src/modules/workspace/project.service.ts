@@ -9,7 +9,6 @@ import { conflict, forbidden, notFound, parseInput, requireId, validationError }
 import type { WorkspaceGrant } from "../shared/access.js";
 import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
-import { idempotentCreate } from "../shared/idempotency.js";
 import { id, idempotencyKey, jsonObject, name, text, uuid } from "../../schema/validation.js";
 import { asJson, isUniqueViolation, roleRank } from "./common.js";
 import type { RequestContext } from "../shared/request.js";
@@ -67,7 +66,7 @@ const changeMemberInput = z.object({ projectId: id, userId: id, role: projectRol
 const removeMemberInput = z.object({ projectId: id, userId: id });
 
 export function createProjectService(deps: DomainDeps) {
-  const { prisma } = deps;
+  const { prisma, work } = deps;
 
   /** The project and the viewer's grant on its workspace; a stranger gets NOT_FOUND. */
   async function load(ctx: RequestContext, id: string, need: "read" | "write" | "admin") {
@@ -116,7 +115,7 @@ export function createProjectService(deps: DomainDeps) {
       const workspaceId = requireId(input.workspaceId, "workspace");
       const grant = await ctx.access.require(workspaceId, "write");
       try {
-        return await idempotentCreate(prisma, ctx.viewer, "createProject", idempotencyKey, input, async (tx) => {
+        return await work.create({ viewer: ctx.viewer, operation: "createProject", key: idempotencyKey, input }, async (tx) => {
           const taken = await tx.project.findUnique({ where: { workspaceId_key: { workspaceId, key: input.key } }, select: { id: true } });
           if (taken) throw keyTaken(workspaceId, input.key);
           const project = await tx.project.create({
@@ -159,7 +158,7 @@ export function createProjectService(deps: DomainDeps) {
         ...(input.pipeline !== undefined ? { pipeline: asJson(input.pipeline) } : {}),
         ...(input.agentType !== undefined ? { agentType: input.agentType } : {}),
       };
-      await prisma.$transaction(async (tx) => {
+      await work.run(async (tx) => {
         // Conditional, so an archive that lands between the check and here still wins.
         const { count } = await tx.project.updateMany({ where: { id: project.id, archivedAt: null }, data });
         if (count === 0) throw conflict(`Cannot update project ${project.key}: it is archived; unarchive it first`, { archived: true });
@@ -176,7 +175,7 @@ export function createProjectService(deps: DomainDeps) {
 
     async setArchived(ctx: RequestContext, id: string, archived: boolean): Promise<string> {
       const { project } = await load(ctx, id, "admin");
-      await prisma.$transaction(async (tx) => {
+      await work.run(async (tx) => {
         const { count } = await tx.project.updateMany({
           where: { id, archivedAt: archived ? null : { not: null } },
           data: { archivedAt: archived ? new Date() : null },
@@ -200,7 +199,7 @@ export function createProjectService(deps: DomainDeps) {
     /** Deletes the project and its members; its workers and tasks stay in the workspace without it. */
     async delete(ctx: RequestContext, id: string): Promise<string> {
       const { project } = await load(ctx, id, "admin");
-      await prisma.$transaction(async (tx) => {
+      await work.run(async (tx) => {
         const { count } = await tx.project.deleteMany({ where: { id } });
         if (count === 0) throw notFound("project", id);
         await audit(tx, ctx, {
@@ -226,7 +225,7 @@ export function createProjectService(deps: DomainDeps) {
           fields: [{ field: "input.userId", message: "already a member of the project" }],
         });
       try {
-        await prisma.$transaction(async (tx) => {
+        await work.run(async (tx) => {
           const inWorkspace = await tx.workspaceMember.findUnique({
             where: { workspaceId_userId: { workspaceId: project.workspaceId, userId } },
           });
@@ -254,7 +253,7 @@ export function createProjectService(deps: DomainDeps) {
       const { project, grant } = await load(ctx, input.projectId, "write");
       await requireManager(project, grant);
       const userId = requireId(input.userId, "project member");
-      await prisma.$transaction(async (tx) => {
+      await work.run(async (tx) => {
         const member = await tx.projectMember.findUnique({ where: { projectId_userId: { projectId: project.id, userId } } });
         if (!member) throw notFound("project member", userId);
         if (member.role === input.role) return;
@@ -277,7 +276,7 @@ export function createProjectService(deps: DomainDeps) {
       const { project, grant } = await load(ctx, input.projectId, leaving ? "read" : "write");
       if (!leaving) await requireManager(project, grant);
       const userId = requireId(input.userId, "project member");
-      await prisma.$transaction(async (tx) => {
+      await work.run(async (tx) => {
         const { count } = await tx.projectMember.deleteMany({ where: { projectId: project.id, userId } });
         if (count === 0) throw notFound("project member", userId);
         await audit(tx, ctx, {

@@ -7,13 +7,13 @@ import { WorkspaceRole } from "../../generated/prisma/client.js";
 import { conflict, forbidden, notFound, parseInput, requireId } from "../../schema/errors.js";
 import { audit } from "../shared/audit.js";
 import type { MailingDeps } from "../shared/deps.js";
-import { idempotentCreate } from "../shared/idempotency.js";
 import { noteAccess } from "../shared/live.js";
 import { lockWorkspace } from "./common.js";
 import type { RequestContext } from "../shared/request.js";
 import { createGraphService } from "./graph.service.js";
 import { createInvitationService } from "./invitation.service.js";
 import { createProjectService } from "./project.service.js";
+import { clearDefaultWorkspace, setDefaultWorkspace } from "../account/default-workspace.js";
 
 const workspaceRole = z.enum(WorkspaceRole);
 const name = z.string().trim().min(1, "give the workspace a name").max(100, "must be at most 100 characters");
@@ -24,7 +24,7 @@ const changeRoleInput = z.object({ workspaceId: z.string(), userId: z.string(), 
 const removeMemberInput = z.object({ workspaceId: z.string(), userId: z.string() });
 
 export function createWorkspaceService(deps: MailingDeps) {
-  const { prisma } = deps;
+  const { prisma, work } = deps;
 
   async function ownerCount(tx: Pick<typeof prisma, "workspaceMember">, workspaceId: string) {
     return tx.workspaceMember.count({ where: { workspaceId, role: "OWNER" } });
@@ -42,11 +42,11 @@ export function createWorkspaceService(deps: MailingDeps) {
         throw forbidden("This API key is bound to one workspace, so it cannot create workspaces; use a session or an unbound key");
       }
       const input = parseInput(createInput, raw);
-      return idempotentCreate(prisma, ctx.viewer, "createWorkspace", input.idempotencyKey, { name: input.name }, async (tx) => {
+      return work.create({ viewer: ctx.viewer, operation: "createWorkspace", key: input.idempotencyKey, input: { name: input.name } }, async (tx) => {
         const workspace = await tx.workspace.create({
           data: { name: input.name, members: { create: { userId: user.userId, role: "OWNER" } } },
         });
-        await tx.user.updateMany({ where: { id: user.userId, defaultWorkspaceId: null }, data: { defaultWorkspaceId: workspace.id } });
+        await setDefaultWorkspace(tx, user.userId, workspace.id, { ifUnset: true });
         await audit(tx, ctx, {
           workspaceId: workspace.id,
           action: "workspace.create",
@@ -97,8 +97,8 @@ export function createWorkspaceService(deps: MailingDeps) {
 
     async setDefault(ctx: RequestContext, id: string): Promise<string> {
       const grant = await ctx.access.require(requireId(id, "workspace"), "read");
-      await prisma.$transaction(async (tx) => {
-        await tx.user.update({ where: { id: grant.viewer.userId }, data: { defaultWorkspaceId: id } });
+      await work.run(async (tx) => {
+        await setDefaultWorkspace(tx, grant.viewer.userId, id);
         await audit(tx, ctx, { workspaceId: id, action: "workspace.setDefault", targetType: "User", targetId: grant.viewer.userId });
       });
       return id;
@@ -107,7 +107,7 @@ export function createWorkspaceService(deps: MailingDeps) {
     async rename(ctx: RequestContext, raw: unknown): Promise<string> {
       const input = parseInput(renameInput, raw);
       await ctx.access.require(requireId(input.id, "workspace"), "admin");
-      await prisma.$transaction(async (tx) => {
+      await work.run(async (tx) => {
         const before = await tx.workspace.findUnique({ where: { id: input.id }, select: { name: true } });
         if (!before) throw notFound("workspace", input.id);
         await tx.workspace.update({ where: { id: input.id }, data: { name: input.name } });
@@ -125,13 +125,13 @@ export function createWorkspaceService(deps: MailingDeps) {
     /** Deletes the workspace and everything in it. Its audit entry outlives it (no workspace id). */
     async delete(ctx: RequestContext, id: string): Promise<string> {
       await ctx.access.require(requireId(id, "workspace"), "owner");
-      await deps.live.transaction(prisma, async (tx) => {
+      await work.run(async (tx) => {
         const workspace = await tx.workspace.findUnique({ where: { id }, select: { name: true } });
         if (!workspace) throw notFound("workspace", id);
         // Every member's live streams on the workspace re-check, find no membership and end.
         const members = await tx.workspaceMember.findMany({ where: { workspaceId: id }, select: { userId: true } });
         for (const member of members) noteAccess(tx, id, member.userId);
-        await tx.user.updateMany({ where: { defaultWorkspaceId: id }, data: { defaultWorkspaceId: null } });
+        await clearDefaultWorkspace(tx, id);
         await tx.workspace.delete({ where: { id } });
         await audit(tx, ctx, { workspaceId: null, action: "workspace.delete", targetType: "Workspace", targetId: id, data: { name: workspace.name } });
       });
@@ -144,7 +144,7 @@ export function createWorkspaceService(deps: MailingDeps) {
       const workspaceId = requireId(input.workspaceId, "workspace");
       const grant = await ctx.access.require(workspaceId, "admin");
       const userId = requireId(input.userId, "workspace member");
-      await deps.live.transaction(prisma, async (tx) => {
+      await work.run(async (tx) => {
         if (!(await lockWorkspace(tx, workspaceId))) throw notFound("workspace", workspaceId);
         const member = await tx.workspaceMember.findUnique({ where: { workspaceId_userId: { workspaceId, userId } } });
         if (!member) throw notFound("workspace member", userId);
@@ -181,7 +181,7 @@ export function createWorkspaceService(deps: MailingDeps) {
       const leaving = input.userId === me.userId;
       const grant = await ctx.access.require(workspaceId, leaving ? "read" : "admin");
       const userId = requireId(input.userId, "workspace member");
-      await deps.live.transaction(prisma, async (tx) => {
+      await work.run(async (tx) => {
         if (!(await lockWorkspace(tx, workspaceId))) throw notFound("workspace", workspaceId);
         const member = await tx.workspaceMember.findUnique({ where: { workspaceId_userId: { workspaceId, userId } } });
         if (!member) throw notFound("workspace member", userId);
@@ -196,7 +196,7 @@ export function createWorkspaceService(deps: MailingDeps) {
         await tx.projectMember.deleteMany({ where: { userId, project: { workspaceId } } });
         await tx.workspaceMember.delete({ where: { workspaceId_userId: { workspaceId, userId } } });
         noteAccess(tx, workspaceId, userId);
-        await tx.user.updateMany({ where: { id: userId, defaultWorkspaceId: workspaceId }, data: { defaultWorkspaceId: null } });
+        await clearDefaultWorkspace(tx, workspaceId, userId);
         await audit(tx, ctx, {
           workspaceId,
           action: leaving ? "workspace.member.leave" : "workspace.member.remove",
