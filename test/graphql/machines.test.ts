@@ -294,6 +294,13 @@ describe(`decommissioning (${backend})`, () => {
     const assigned = await task(workspaceId, machine.id, "ASSIGNED");
     const suspended = await task(workspaceId, machine.id, "SUSPENDED");
     const running = await task(workspaceId, machine.id, "RUNNING");
+    await server.db.prisma.taskStage.createMany({
+      data: [
+        { taskId: running.id, index: 0, name: "fetch", status: "SUCCEEDED" },
+        { taskId: running.id, index: 1, name: "build", status: "RUNNING" },
+        { taskId: running.id, index: 2, name: "ship", status: "PENDING" },
+      ],
+    });
     const succeeded = await task(workspaceId, machine.id, "SUCCEEDED");
     const elsewhere = await task(workspaceId, bystander.id, "RUNNING");
     const liveWorker = await worker(workspaceId, machine.id, "RUNNING");
@@ -317,6 +324,13 @@ describe(`decommissioning (${backend})`, () => {
     }
     expect(tasks.get(running.id)).toMatchObject({ status: "FAILED", error: "disk died", leaseToken: null });
     expect(tasks.get(running.id)!.finishedAt).not.toBeNull();
+    // Its stages end as a reported failure ends them: the one under way failed, the rest skipped.
+    const stages = await server.db.prisma.taskStage.findMany({ where: { taskId: running.id }, orderBy: { index: "asc" } });
+    expect(stages.map((s) => [s.name, s.status, s.error])).toEqual([
+      ["fetch", "SUCCEEDED", null],
+      ["build", "FAILED", "disk died"],
+      ["ship", "SKIPPED", null],
+    ]);
     expect(tasks.get(succeeded.id)).toMatchObject({ status: "SUCCEEDED", machineId: machine.id });
     expect(tasks.get(elsewhere.id)).toMatchObject({ status: "RUNNING", machineId: bystander.id });
 

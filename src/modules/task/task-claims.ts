@@ -159,6 +159,12 @@ export async function releaseMachine(
     data: { status: "FAILED", error: reason, finishedAt: now, leaseToken: null, leaseExpiresAt: null },
     select: { id: true, attempt: true },
   });
+  if (failed.length > 0) {
+    // As a failure the machine reports (`fail`): the stage under way fails, the ones after it are skipped.
+    const taskId = { in: failed.map((task) => task.id) };
+    await tx.taskStage.updateMany({ where: { taskId, status: { in: ["RUNNING", "SUSPENDED"] } }, data: { status: "FAILED", error: reason, finishedAt: now } });
+    await tx.taskStage.updateMany({ where: { taskId, status: "PENDING" }, data: { status: "SKIPPED" } });
+  }
   const event = (task: { id: string; attempt: number }, type: string, message: string) => ({
     taskId: task.id,
     workspaceId: machine.workspaceId,
