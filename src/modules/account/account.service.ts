@@ -14,7 +14,7 @@ import type { Mailer } from "../../infra/mailer.js";
 import type { AccountEventType, PubSubService } from "../../infra/pubsub.js";
 import type { Config } from "../../config.js";
 import { AppError, conflict, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
-import type { UnitOfWork } from "../shared/unit-of-work.js";
+import type { UnitOfWork, WorkTx } from "../shared/unit-of-work.js";
 
 const CODE_TTL_MS = 15 * 60 * 1000;
 const CODE_MAX_ATTEMPTS = 5;
@@ -172,14 +172,25 @@ export function createAccountService(deps: AccountServiceDeps) {
     };
   }
 
-  async function revokeSessions(where: { userId: string; NOT?: { id: string } } | { id: string }, reason: string) {
-    const sessions = await prisma.session.findMany({ where: { ...where, revokedAt: null }, select: { id: true, userId: true } });
-    if (sessions.length === 0) return;
-    await work.run((tx) => tx.session.updateMany({
+  type SessionWhere = { userId: string; NOT?: { id: string } } | { id: string };
+
+  /** Ends the sessions in the caller's unit of work; returns them, to be announced after commit. */
+  async function endSessions(tx: WorkTx, where: SessionWhere, reason: string) {
+    const sessions = await tx.session.findMany({ where: { ...where, revokedAt: null }, select: { id: true, userId: true } });
+    if (sessions.length === 0) return sessions;
+    await tx.session.updateMany({
       where: { id: { in: sessions.map((s) => s.id) }, revokedAt: null },
       data: { revokedAt: new Date(), revokedReason: reason },
-    }));
+    });
+    return sessions;
+  }
+
+  const announceEnded = (sessions: { id: string; userId: string }[]) => {
     for (const s of sessions) publish("SESSION_REVOKED", s.userId, s.id);
+  };
+
+  async function revokeSessions(where: SessionWhere, reason: string) {
+    announceEnded(await work.run((tx) => endSessions(tx, where, reason)));
   }
 
   async function checkTotp(user: User, code: string | null | undefined, field: string) {
@@ -453,8 +464,12 @@ export function createAccountService(deps: AccountServiceDeps) {
         throw validationError([{ field: "input.currentPassword", message: "is not your current password" }]);
       }
       const passwordHash = await hashPassword(input.newPassword);
-      await work.run((tx) => tx.user.update({ where: { id: user.id }, data: { passwordHash } }));
-      await revokeSessions({ userId: user.id, NOT: { id: viewer.sessionId } }, "password changed");
+      // The new password and the end of the other sessions commit together.
+      const ended = await work.run(async (tx) => {
+        await tx.user.update({ where: { id: user.id }, data: { passwordHash } });
+        return endSessions(tx, { userId: user.id, NOT: { id: viewer.sessionId } }, "password changed");
+      });
+      announceEnded(ended);
       publish("PASSWORD_CHANGED", user.id, user.id);
       return true;
     },
