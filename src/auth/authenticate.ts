@@ -8,7 +8,7 @@ import { API_KEY_PREFIX, isWellFormedApiKey, isWellFormedSecret, MACHINE_CREDENT
 import type { CredentialCache, CredentialSubject } from "./credential-cache.js";
 import { sha256 } from "./secrets.js";
 import { InvalidTokenError, MACHINE_TOKEN_TYPE, type TokenService } from "./tokens.js";
-import { anonymous, effectiveScopes, sessionScopes, type Scope, type Viewer } from "./viewer.js";
+import { anonymous, effectiveScopes, machineViewer, sessionScopes, type Scope, type Viewer } from "./viewer.js";
 
 export const SESSION_COOKIE = "spindle_session";
 /** Browsers send this only when our own pages ask them to; cross-site forms cannot set it. */
@@ -123,15 +123,7 @@ export function createAuthenticator(deps: { prisma: PrismaClient; tokens: TokenS
   function machineChecked(machine: { id: string; workspaceId: string; approval: string; decommissionedAt: Date | null; credentialHash: string }): Checked {
     if (machine.decommissionedAt) throw notAuthenticated("This machine has been decommissioned");
     if (machine.approval === "REJECTED") throw notAuthenticated("This machine was rejected by a workspace administrator");
-    const viewer: Viewer = {
-      kind: "machine",
-      machineId: machine.id,
-      workspaceId: machine.workspaceId,
-      approved: machine.approval === "APPROVED",
-      scopes: new Set(),
-      credentialHash: machine.credentialHash,
-    };
-    return { viewer, subject: `machine:${machine.id}` };
+    return { viewer: machineViewer(machine), subject: `machine:${machine.id}` };
   }
 
   async function activeSession(where: { id: string } | { cookieSecretHash: string }) {

@@ -33,6 +33,16 @@ export interface MachineViewer {
 
 export type Viewer = { kind: "anonymous" } | UserViewer | MachineViewer;
 
+/** The viewer a machine row stands for: its credential grants no user scopes. */
+export const machineViewer = (machine: { id: string; workspaceId: string; approval: string; credentialHash: string }): MachineViewer => ({
+  kind: "machine",
+  machineId: machine.id,
+  workspaceId: machine.workspaceId,
+  approved: machine.approval === "APPROVED",
+  scopes: new Set(),
+  credentialHash: machine.credentialHash,
+});
+
 export const isUser = (viewer: Viewer): viewer is UserViewer => viewer.kind === "session" || viewer.kind === "apiKey";
 
 export const anonymous: Viewer = { kind: "anonymous" };

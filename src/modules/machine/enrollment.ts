@@ -12,6 +12,7 @@ import {
   MACHINE_RECOVERY_PREFIX,
 } from "../../auth/api-key-format.js";
 import { sha256 } from "../../auth/secrets.js";
+import { machineViewer } from "../../auth/viewer.js";
 import type { MachineApproval, Prisma } from "../../generated/prisma/client.js";
 import { isUniqueViolation } from "../../infra/db.js";
 import { conflict, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
@@ -82,7 +83,7 @@ const newSecrets = () => {
 
 export function createEnrollment(deps: DomainDeps, kit: MachineKit) {
   const { prisma, work } = deps;
-  const { targetMachine, decommissioned, asMachine } = kit;
+  const { targetMachine, decommissioned } = kit;
 
   function tokenStatusWhere(status: EnrollmentTokenStatus, now: Date): Prisma.EnrollmentTokenWhereInput {
     switch (status) {
@@ -238,7 +239,7 @@ export function createEnrollment(deps: DomainDeps, kit: MachineKit) {
           secrets,
         );
         await tx.enrollmentToken.update({ where: { id: spent.id }, data: { machineId: created.id } });
-        await audit(tx, { viewer: asMachine(created), requestId: ctx.requestId }, {
+        await audit(tx, { viewer: machineViewer(created), requestId: ctx.requestId }, {
           workspaceId: created.workspaceId,
           action: "machine.register",
           targetType: "Machine",
@@ -341,7 +342,7 @@ export function createEnrollment(deps: DomainDeps, kit: MachineKit) {
         // A concurrent recovery with the same secret spent it first.
         if (count === 0) throw refused();
         noteStatus(tx, "MACHINE", found.id, found.workspaceId);
-        await audit(tx, { viewer: asMachine(found), requestId: ctx.requestId }, {
+        await audit(tx, { viewer: machineViewer(found), requestId: ctx.requestId }, {
           workspaceId: found.workspaceId,
           action: "machine.recoverCredential",
           targetType: "Machine",

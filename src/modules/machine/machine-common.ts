@@ -1,9 +1,7 @@
 // What the parts of the machine module share (machine.service.ts builds them): the derived
 // status, how a user's or a machine's request finds its machine, and how a machine's change is
 // announced. A machine's status is derived from timestamps and from what it still holds, never stored.
-import type { MachineApproval } from "../../generated/prisma/client.js";
 import { Prisma } from "../../generated/prisma/client.js";
-import type { MachineViewer } from "../../auth/viewer.js";
 import { conflict, notFound, requireId, validationError } from "../../schema/errors.js";
 import { jsonObject, name, tags } from "../../schema/validation.js";
 import type { WorkspaceNeed } from "../shared/access.js";
@@ -110,16 +108,6 @@ export function createMachineKit(deps: DomainDeps, hooks: MachineHooks) {
   const decommissioned = (action: string, id: string) =>
     conflict(`Cannot ${action} machine ${id}: it is DECOMMISSIONED`, { status: "DECOMMISSIONED" });
 
-  /** A viewer standing for a machine, so its own registration is audited as the machine's act. */
-  const asMachine = (machine: { id: string; workspaceId: string; approval: MachineApproval; credentialHash: string }): MachineViewer => ({
-    kind: "machine",
-    machineId: machine.id,
-    workspaceId: machine.workspaceId,
-    approved: machine.approval === "APPROVED",
-    scopes: new Set(),
-    credentialHash: machine.credentialHash,
-  });
-
   async function describeStatus(tx: WorkTx, id: string): Promise<MachineStatus> {
     const row = await tx.machine.findUniqueOrThrow({ where: { id }, select: machineStatusSelect });
     return statusOf(row);
@@ -135,7 +123,7 @@ export function createMachineKit(deps: DomainDeps, hooks: MachineHooks) {
     return !machine.decommissionedAt && !!machine.lastHeartbeatAt && machine.lastHeartbeatAt >= offlineCutoff();
   }
 
-  return { announceMachine, capacityAdded, offlineCutoff, loadForUser, targetMachine, decommissioned, asMachine, describeStatus, statusOf, isOnline };
+  return { announceMachine, capacityAdded, offlineCutoff, loadForUser, targetMachine, decommissioned, describeStatus, statusOf, isOnline };
 }
 
 export type MachineKit = ReturnType<typeof createMachineKit>;
