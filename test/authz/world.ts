@@ -74,16 +74,25 @@ export const isUserActor = (actor: ActorName): actor is keyof World["users"] =>
   actor === "owner" || actor === "admin" || actor === "member" || actor === "viewer" || actor === "stranger";
 
 
+/** A fresh machine credential and the columns a machine row keeps of it (and of a recovery key). */
+export function machineSecrets() {
+  const credential = generateSecret(MACHINE_CREDENTIAL_PREFIX);
+  const columns = {
+    credentialPrefix: displayPrefix(credential),
+    credentialHash: sha256(credential),
+    recoveryHash: sha256(generateSecret(MACHINE_RECOVERY_PREFIX)),
+  };
+  return { credential, columns };
+}
+
 /** A machine row with a working credential (enrollment itself is tested over GraphQL). */
 export async function createMachineDirect(server: TestServer, workspaceId: string, extra: { capabilities?: string[] } = {}) {
-  const credential = generateSecret(MACHINE_CREDENTIAL_PREFIX);
+  const { credential, columns } = machineSecrets();
   const machine = await server.db.prisma.machine.create({
     data: {
       workspaceId,
       name: unique("machine"),
-      credentialPrefix: displayPrefix(credential),
-      credentialHash: sha256(credential),
-      recoveryHash: sha256(generateSecret(MACHINE_RECOVERY_PREFIX)),
+      ...columns,
       capabilities: extra.capabilities ?? [],
       lastHeartbeatAt: new Date(),
     },

@@ -7,8 +7,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { filesUnder, ROOT } from "../helpers/source-files.js";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
 const read = (file: string) => readFileSync(path.join(ROOT, file), "utf8");
 
 /** The documents checked: the top-level ones and everything in docs/. */
@@ -61,13 +61,9 @@ function section(file: string, start: string, end: string): string {
   return text.slice(from, to);
 }
 
-function testFiles(dir: string): string[] {
-  return readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
-    const relative = `${dir}/${entry.name}`;
-    if (entry.isDirectory()) return entry.name === "generated" ? [] : testFiles(relative);
-    return entry.name.endsWith(".test.ts") ? [relative] : [];
-  });
-}
+/** Test files under `dir`, as paths from the repository root with forward slashes. */
+const testFiles = (dir: string): string[] =>
+  filesUnder(path.join(ROOT, dir), ".test.ts").map((file) => path.relative(ROOT, file).split(path.sep).join("/"));
 
 const THIS_FILE = path.relative(ROOT, import.meta.filename).split(path.sep).join("/");
 

@@ -2,20 +2,11 @@
 // GraphQL Context (which names the services), modules offer each other capabilities through the
 // composition root instead of importing each other both ways. Read with TypeScript's own import
 // scanner; generated code is left out.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
-
-const SRC = path.resolve(import.meta.dirname, "../../src");
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) return entry.name === "generated" ? [] : sourceFiles(full);
-    return entry.name.endsWith(".ts") ? [full] : [];
-  });
-}
+import { filesUnder, SRC } from "../helpers/source-files.js";
 
 /** Each file's relative imports (`import type` and `export ... from` too), as files of src/. */
 function importGraph(files: string[]): Map<string, string[]> {
@@ -70,7 +61,7 @@ function circles(graph: Map<string, string[]>): string[][] {
 
 describe("src/ import graph", () => {
   it("has no circle, type-only imports included", () => {
-    const graph = importGraph(sourceFiles(SRC));
+    const graph = importGraph(filesUnder(SRC));
     expect(graph.size).toBeGreaterThan(50);
     expect(circles(graph)).toEqual([]);
   });

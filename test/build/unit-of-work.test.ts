@@ -4,21 +4,12 @@
 // this (notes and audit entries need the unit of work's `WorkTx`); these checks read the sources
 // for what it cannot: a bare `$transaction`, a write straight on the client, a module-level
 // registry, a write to a table of another module.
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { filesUnder, SRC } from "../helpers/source-files.js";
 
-const SRC = path.resolve(import.meta.dirname, "../../src");
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) return entry.name === "generated" ? [] : sourceFiles(full);
-    return entry.name.endsWith(".ts") ? [full] : [];
-  });
-}
-
-const files = sourceFiles(SRC).map((file) => ({ file: path.relative(SRC, file), text: readFileSync(file, "utf8") }));
+const files = filesUnder(SRC).map((file) => ({ file: path.relative(SRC, file), text: readFileSync(file, "utf8") }));
 
 /** Lines of `text` matching `pattern`, as "file:line: text". */
 function matches(pattern: RegExp, only?: (file: string) => boolean): string[] {

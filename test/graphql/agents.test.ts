@@ -3,9 +3,7 @@
 // agent.status event of the workspace stream.
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { displayPrefix, generateSecret, MACHINE_CREDENTIAL_PREFIX, MACHINE_RECOVERY_PREFIX } from "../../src/auth/api-key-format.js";
-import { sha256 } from "../../src/auth/secrets.js";
-import { addMember, createMachineDirect } from "../authz/world.js";
+import { addMember, createMachineDirect, machineSecrets } from "../authz/world.js";
 import {
   AgentDocument,
   AgentTasksDocument,
@@ -170,14 +168,11 @@ describe(`statement counts (${backend})`, () => {
     const prisma = server.db.prisma;
     // 55 machines (every third one silent for an hour), two agents on each.
     const machines = Array.from({ length: 55 }, (_, i) => {
-      const credential = generateSecret(MACHINE_CREDENTIAL_PREFIX);
       return {
         id: randomUUID(),
         workspaceId,
         name: `m${i}`,
-        credentialPrefix: displayPrefix(credential),
-        credentialHash: sha256(credential),
-        recoveryHash: sha256(generateSecret(MACHINE_RECOVERY_PREFIX)),
+        ...machineSecrets().columns,
         lastHeartbeatAt: new Date(Date.now() - (i % 3 ? 0 : 3600_000)),
         maxAgents: 4,
       };

@@ -2,10 +2,8 @@
 // decommission, lists and fleet counts, and what a machine may (not) touch.
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { displayPrefix, generateSecret, MACHINE_CREDENTIAL_PREFIX, MACHINE_RECOVERY_PREFIX } from "../../src/auth/api-key-format.js";
-import { sha256 } from "../../src/auth/secrets.js";
 import type { ServiceStatus, TaskStatus, WorkerStatus, WorkspaceRole } from "../../src/generated/prisma/client.js";
-import { addMember, createMachineDirect } from "../authz/world.js";
+import { addMember, createMachineDirect, machineSecrets } from "../authz/world.js";
 import {
   ApproveMachineDocument,
   CurrentMachineDocument,
@@ -550,14 +548,11 @@ describe(`lists and counts (${backend})`, () => {
     const { workspaceId, owner } = await workspace();
     const prisma = server.db.prisma;
     const machines = Array.from({ length: 105 }, (_, i) => {
-      const credential = generateSecret(MACHINE_CREDENTIAL_PREFIX);
       return {
         id: randomUUID(),
         workspaceId,
         name: `m${i}`,
-        credentialPrefix: displayPrefix(credential),
-        credentialHash: sha256(credential),
-        recoveryHash: sha256(generateSecret(MACHINE_RECOVERY_PREFIX)),
+        ...machineSecrets().columns,
         lastHeartbeatAt: new Date(),
         drainingSince: i % 3 === 0 ? new Date() : null,
       };
