@@ -1,9 +1,10 @@
 // The unit of work against the real database: concurrent units keep their notes apart (Prisma's
 // concurrent transaction clients share their properties, so a batch set on the client would leak
-// into another transaction), a unit's events are written with it, and one that rolls back
-// announces nothing and leaves nothing written.
+// into another transaction), a unit's events are written with it, one that rolls back announces
+// nothing and leaves nothing written, and one that made no audit decision does not commit.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MachineViewer } from "../../src/auth/viewer.js";
+import { audit, unaudited } from "../../src/modules/shared/audit.js";
 import { noteEvent, noteStatus, type LiveBatch } from "../../src/modules/shared/live.js";
 import { createUnitOfWork } from "../../src/modules/shared/unit-of-work.js";
 import { unique } from "../helpers/factories.js";
@@ -38,6 +39,7 @@ describe(`the unit of work (${backend})`, () => {
           noteStatus(tx, "MACHINE", workspaceId, workspaceId);
           noteEvent(tx, { workspaceId, type: "notification", subjectType: "WORKSPACE", subjectId: workspaceId, data: { i } });
           await tx.$queryRaw`SELECT 1`;
+          unaudited(tx, "server");
         }),
       ),
     );
@@ -72,13 +74,45 @@ describe(`the unit of work (${backend})`, () => {
     const { work } = recordingUnitOfWork();
     const viewer: MachineViewer = { kind: "machine", machineId: crypto.randomUUID(), workspaceId, approved: true, scopes: new Set(), credentialHash: "x" };
     const create = (name: string) =>
-      work.create({ viewer, operation: "testCreate", key: "k1", input: { name } }, async (tx) =>
-        tx.project.create({ data: { workspaceId, name, key: "K1" } }),
-      );
+      work.create({ viewer, operation: "testCreate", key: "k1", input: { name } }, async (tx) => {
+        const project = await tx.project.create({ data: { workspaceId, name, key: "K1" } });
+        await audit(tx, { viewer }, { workspaceId, action: "project.create", targetType: "Project", targetId: project.id });
+        return project;
+      });
     const [first, second] = await Promise.all([create("one"), create("one")]);
     expect([first.replayed, second.replayed].sort()).toEqual([false, true]);
     expect(second.id).toBe(first.id);
     expect(await server.db.prisma.project.count({ where: { workspaceId } })).toBe(1);
     await expect(create("two")).rejects.toMatchObject({ extensions: { code: "CONFLICT" } });
+    // One entry: the replay answered the first create's result and wrote none.
+    expect(await server.db.prisma.auditEntry.count({ where: { workspaceId, action: "project.create" } })).toBe(1);
+  });
+
+  it("does not commit a unit that neither wrote an audit entry nor said why it writes none", async () => {
+    const [workspaceId] = await workspaces(1);
+    const { work, announced } = recordingUnitOfWork();
+    await expect(
+      work.run(async (tx) => {
+        noteStatus(tx, "MACHINE", workspaceId, workspaceId!);
+        await tx.workspace.update({ where: { id: workspaceId }, data: { name: "renamed" } });
+      }),
+    ).rejects.toThrow(/without an audit decision/);
+    expect(announced).toEqual([]);
+    expect((await server.db.prisma.workspace.findUniqueOrThrow({ where: { id: workspaceId } })).name).not.toBe("renamed");
+  });
+
+  it("commits a unit that wrote its audit entry, or said why it writes none", async () => {
+    const [workspaceId] = await workspaces(1);
+    const { work } = recordingUnitOfWork();
+    const viewer: MachineViewer = { kind: "machine", machineId: crypto.randomUUID(), workspaceId: workspaceId!, approved: true, scopes: new Set(), credentialHash: "x" };
+    await work.run(async (tx) => {
+      await tx.workspace.update({ where: { id: workspaceId }, data: { name: "audited" } });
+      await audit(tx, { viewer }, { workspaceId: workspaceId!, action: "workspace.update", targetType: "Workspace", targetId: workspaceId });
+    });
+    await work.run(async (tx) => {
+      unaudited(tx, "unchanged");
+      await tx.$queryRaw`SELECT 1`;
+    });
+    expect(await server.db.prisma.auditEntry.count({ where: { workspaceId, action: "workspace.update" } })).toBe(1);
   });
 });

@@ -14,6 +14,7 @@ import type { Mailer } from "../../infra/mailer.js";
 import type { AccountEventType, PubSubService } from "../../infra/pubsub.js";
 import type { Config } from "../../config.js";
 import { AppError, conflict, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
+import { unaudited } from "../shared/audit.js";
 import type { UnitOfWork, WorkTx } from "../shared/unit-of-work.js";
 
 const CODE_TTL_MS = 15 * 60 * 1000;
@@ -133,6 +134,12 @@ export { requireUser };
 
 export function createAccountService(deps: AccountServiceDeps) {
   const { prisma, work, tokens, mailer, limits, log } = deps;
+  /** One's own account writes no audit entry (README, "What the audit log holds"). */
+  const ownAccount = <T>(fn: (tx: WorkTx) => Promise<T>) =>
+    work.run(async (tx) => {
+      unaudited(tx, "account");
+      return fn(tx);
+    });
 
   function publish(type: AccountEventType, userId: string, subjectId: string) {
     deps.pubsub.pubsub.publish("account", userId, { type, userId, subjectId, occurredAt: new Date().toISOString() });
@@ -149,7 +156,7 @@ export function createAccountService(deps: AccountServiceDeps) {
     const refreshToken = randomToken();
     const cookieSecret = randomToken();
     const refreshTokenExpiresAt = new Date(Date.now() + deps.refreshTokenTtlSeconds * 1000);
-    const session = await work.run((tx) => tx.session.create({
+    const session = await ownAccount((tx) => tx.session.create({
       data: {
         userId: user.id,
         cookieSecretHash: sha256(cookieSecret),
@@ -190,7 +197,7 @@ export function createAccountService(deps: AccountServiceDeps) {
   };
 
   async function revokeSessions(where: SessionWhere, reason: string) {
-    announceEnded(await work.run((tx) => endSessions(tx, where, reason)));
+    announceEnded(await ownAccount((tx) => endSessions(tx, where, reason)));
   }
 
   async function checkTotp(user: User, code: string | null | undefined, field: string) {
@@ -205,7 +212,7 @@ export function createAccountService(deps: AccountServiceDeps) {
     // The conditional update makes each code usable once, even by two requests at the same moment.
     const accepted =
       step !== null &&
-      (await work.run((tx) => tx.user.updateMany({
+      (await ownAccount((tx) => tx.user.updateMany({
         where: { id: user.id, OR: [{ totpLastStep: null }, { totpLastStep: { lt: step } }] },
         data: { totpLastStep: step },
       }))).count === 1;
@@ -228,7 +235,7 @@ export function createAccountService(deps: AccountServiceDeps) {
    */
   async function recordPendingSignUp(input: z.infer<typeof registerInput>, passwordHash: string, codeExpiresAt: Date) {
     const code = sixDigitCode();
-    await work.run(async (tx) => {
+    await ownAccount(async (tx) => {
       // Expired sign-ups (with their password hashes) go as new ones come: no job needed.
       await tx.pendingRegistration.deleteMany({ where: { createdAt: { lt: new Date(Date.now() - CODE_TTL_MS) } } });
       await tx.pendingRegistration.create({
@@ -313,7 +320,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       const input = parseInput(confirmInput, raw);
       const now = new Date();
       // Its own unit of work: the attempt stays counted when the code turns out wrong.
-      const reserved = await work.run(
+      const reserved = await ownAccount(
         (tx) => tx.$queryRaw<{ id: string; codeHash: string }[]>`
           UPDATE "PendingRegistration" SET "attempts" = "attempts" + 1
           WHERE "email" = ${input.email} AND "consumedAt" IS NULL AND "expiresAt" > ${now} AND "attempts" < ${CODE_MAX_ATTEMPTS}
@@ -322,7 +329,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       const codeHash = sha256(input.code);
       const match = reserved.find((row) => row.codeHash === codeHash);
       if (!match) throw wrongCode();
-      const user = await work.run(async (tx) => {
+      const user = await ownAccount(async (tx) => {
         const pending = await tx.pendingRegistration.update({ where: { id: match.id }, data: { consumedAt: now } });
         const holder = await tx.user.findUnique({ where: { email: pending.email } });
         // An account made at once by this very sign-up (confirmation `none`): the code verifies its address.
@@ -390,7 +397,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       const tokenHash = sha256(refreshToken);
       const next = randomToken();
       // One UPDATE claims the token: of two concurrent refreshes exactly one sees a row come back.
-      const outcome = await work.run(async (tx) => {
+      const outcome = await ownAccount(async (tx) => {
         const claimed = await tx.$queryRaw<{ sessionId: string }[]>`
           UPDATE "RefreshToken" SET "rotatedAt" = now()
           WHERE "tokenHash" = ${tokenHash} AND "rotatedAt" IS NULL
@@ -451,7 +458,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       const me = requireUser(viewer);
       const input = parseInput(profileInput, raw);
       const data = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
-      const user = await work.run((tx) => tx.user.update({ where: { id: me.userId }, data }));
+      const user = await ownAccount((tx) => tx.user.update({ where: { id: me.userId }, data }));
       publish("PROFILE_UPDATED", me.userId, me.userId);
       return user;
     },
@@ -465,7 +472,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       }
       const passwordHash = await hashPassword(input.newPassword);
       // The new password and the end of the other sessions commit together.
-      const ended = await work.run(async (tx) => {
+      const ended = await ownAccount(async (tx) => {
         await tx.user.update({ where: { id: user.id }, data: { passwordHash } });
         return endSessions(tx, { userId: user.id, NOT: { id: viewer.sessionId } }, "password changed");
       });
@@ -479,7 +486,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       const user = await prisma.user.findUniqueOrThrow({ where: { id: me.userId } });
       if (user.totpSecret) throw new AppError("CONFLICT", "Two-factor sign-in is already on; disable it first to set up a new device");
       const { secret, uri } = newTotpSecret(user.email ?? user.username);
-      await work.run((tx) => tx.user.update({ where: { id: user.id }, data: { totpPendingSecret: secret } }));
+      await ownAccount((tx) => tx.user.update({ where: { id: user.id }, data: { totpPendingSecret: secret } }));
       return { secret, uri };
     },
 
@@ -491,7 +498,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (!user.totpPendingSecret) throw new AppError("CONFLICT", "Call setupTotp first, then confirm with a code");
       const step = matchTotp(user.totpPendingSecret, code);
       if (step === null) throw validationError([{ field: "input.code", message: "wrong code; check the device's clock" }]);
-      const updated = await work.run((tx) => tx.user.update({
+      const updated = await ownAccount((tx) => tx.user.update({
         where: { id: user.id },
         data: { totpSecret: user.totpPendingSecret, totpPendingSecret: null, totpLastStep: step },
       }));
@@ -509,7 +516,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       } catch {
         throw validationError([{ field: "input.code", message: "wrong or already used code" }]);
       }
-      const updated = await work.run((tx) => tx.user.update({
+      const updated = await ownAccount((tx) => tx.user.update({
         where: { id: user.id },
         data: { totpSecret: null, totpPendingSecret: null, totpLastStep: null },
       }));
@@ -526,16 +533,19 @@ export function createAccountService(deps: AccountServiceDeps) {
       const adminEmail = (options.email ?? "admin@spindle.local").toLowerCase();
       const adminPassword = options.password ?? randomToken(15);
       const passwordHash = await hashPassword(adminPassword);
-      await work.run((tx) => tx.user.create({
-        data: {
-          email: adminEmail,
-          username: "admin",
-          displayName: "Administrator",
-          passwordHash,
-          role: "ADMIN",
-          emailVerifiedAt: new Date(),
-        },
-      }));
+      await work.run(async (tx) => {
+        unaudited(tx, "server");
+        return tx.user.create({
+          data: {
+            email: adminEmail,
+            username: "admin",
+            displayName: "Administrator",
+            passwordHash,
+            role: "ADMIN",
+            emailVerifiedAt: new Date(),
+          },
+        });
+      });
       return { email: adminEmail, generatedPassword: options.password ? undefined : adminPassword };
     },
   };

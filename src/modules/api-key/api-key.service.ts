@@ -8,6 +8,7 @@ import { MACHINE_ONLY_MESSAGE, type Viewer } from "../../auth/viewer.js";
 import type { PubSubService } from "../../infra/pubsub.js";
 import type { WorkspaceAccess } from "../shared/access.js";
 import { forbidden, notAuthenticated, notFound, parseInput, requireId } from "../../schema/errors.js";
+import { unaudited } from "../shared/audit.js";
 import type { UnitOfWork } from "../shared/unit-of-work.js";
 
 const createInput = z.object({
@@ -43,17 +44,20 @@ export function createApiKeyService(deps: { prisma: PrismaClient; work: UnitOfWo
       }
       if (input.workspaceId) await ctx.access.require(input.workspaceId, "read");
       const key = generateApiKey();
-      const apiKey = await work.run((tx) => tx.apiKey.create({
-        data: {
-          userId: me.userId,
-          name: input.name,
-          prefix: displayPrefix(key),
-          keyHash: sha256(key),
-          scopes: [...new Set(input.scopes)],
-          workspaceId: input.workspaceId ?? null,
-          expiresAt: input.expiresAt ?? null,
-        },
-      }));
+      const apiKey = await work.run(async (tx) => {
+        unaudited(tx, "apiKey");
+        return tx.apiKey.create({
+          data: {
+            userId: me.userId,
+            name: input.name,
+            prefix: displayPrefix(key),
+            keyHash: sha256(key),
+            scopes: [...new Set(input.scopes)],
+            workspaceId: input.workspaceId ?? null,
+            expiresAt: input.expiresAt ?? null,
+          },
+        });
+      });
       publish("API_KEY_CREATED", me.userId, apiKey.id);
       return { apiKey, key };
     },
@@ -66,7 +70,10 @@ export function createApiKeyService(deps: { prisma: PrismaClient; work: UnitOfWo
         existing && (existing.userId === me.userId || (existing.workspaceId !== null && isAdminRole(await ctx.access.roleIn(existing.workspaceId))));
       if (!existing || !mayRevoke) throw notFound("API key", id);
       if (existing.revokedAt) return existing;
-      const apiKey = await work.run((tx) => tx.apiKey.update({ where: { id }, data: { revokedAt: new Date() } }));
+      const apiKey = await work.run(async (tx) => {
+        unaudited(tx, "apiKey");
+        return tx.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+      });
       publish("API_KEY_REVOKED", existing.userId, id);
       return apiKey;
     },

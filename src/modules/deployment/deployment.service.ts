@@ -8,7 +8,7 @@ import { requireMachine } from "../../auth/viewer.js";
 import { Prisma, type Service, type ServiceStatus } from "../../generated/prisma/client.js";
 import { conflict, notFound, parseInput, requireId, validationError, type FieldProblem } from "../../schema/errors.js";
 import { envVars, id, idempotencyKey, list, name as nameOf, text, uuid } from "../../schema/validation.js";
-import { audit } from "../shared/audit.js";
+import { audit, unaudited } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { noteLogSourcesFinished, noteStatus } from "../shared/live.js";
 import { placeOn, WAITING_FOR_MACHINE } from "../worker/placement.js";
@@ -506,7 +506,10 @@ export function createDeploymentService(deps: DomainDeps) {
         if (service.revision !== input.revision) throw staleRevision(service.id, input.revision, service.revision);
         if (input.status === "RESTARTED") return restarted(tx, ctx, service, input.reason ?? "restarted after it exited");
         const action = input.status === "RUNNING" ? "running" : "fail";
-        if (service.status === SERVICE_ACTIONS[action].to) return { id: service.id };
+        if (service.status === SERVICE_ACTIONS[action].to) {
+          unaudited(tx, "unchanged");
+          return { id: service.id };
+        }
         await transition(tx, service, action, { reason: input.reason, revision: input.revision });
         await audit(tx, ctx, {
           workspaceId: service.workspaceId,
@@ -529,6 +532,7 @@ export function createDeploymentService(deps: DomainDeps) {
       let placed = 0;
       for (const { id } of waiting) {
         await work.run(async (tx) => {
+          unaudited(tx, "server");
           const machineId = await placeOn(tx, workspaceId, null, offlineAfter());
           if (!machineId) return;
           const [moved] = await tx.service.updateManyAndReturn({

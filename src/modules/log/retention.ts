@@ -6,6 +6,7 @@
 // idempotency keys past their time to live: log batch sequences arrive by the hundred per second.
 import type { UnitOfWork } from "../shared/unit-of-work.js";
 import type { Logger } from "../../infra/logger.js";
+import { unaudited } from "../shared/audit.js";
 
 export interface RetentionLimits {
   maxLinesPerSource: number;
@@ -29,6 +30,7 @@ export async function pruneLogs(work: UnitOfWork, limits: RetentionLimits, now =
   const cutoff = new Date(now.getTime() - limits.maxAgeSeconds * 1000);
   return work.run(
     async (tx) => {
+      unaudited(tx, "server");
       const [lock] = await tx.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${RETENTION_LOCK}::bigint) AS "locked"`;
       if (!lock?.locked) return { ran: false, sources: 0, linesDeleted: 0, idempotencyKeysDeleted: 0 };
       const byCount = await tx.$queryRaw<{ sourceId: string; prunedThrough: bigint }[]>`

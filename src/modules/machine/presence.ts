@@ -8,6 +8,7 @@ import type { DomainDeps } from "../shared/deps.js";
 import { noteEvent, noteEvents, noteStatus } from "../shared/live.js";
 import type { RequestContext } from "../shared/request.js";
 import { capabilitiesSchema, hardwareSchema, type MachineKit } from "./machine-common.js";
+import { unaudited } from "../shared/audit.js";
 
 const percent = number(0, 100);
 
@@ -61,6 +62,7 @@ export function createPresence(deps: DomainDeps, kit: MachineKit, capabilities: 
       }
       const leaseSeconds = config.domain.taskLeaseSeconds;
       const beat = await work.run(async (tx) => {
+        unaudited(tx, "telemetry");
         // Timestamps are stored as UTC wall time (timestamp without time zone), hence AT TIME ZONE.
         // One statement: the machine row, updated with its figures while reading what it was, and
         // the leases (a decommissioned or unknown machine holds no task, so none is renewed).
@@ -123,6 +125,7 @@ export function createPresence(deps: DomainDeps, kit: MachineKit, capabilities: 
      */
     async sweepSilent(): Promise<number> {
       return work.run(async (tx) => {
+        unaudited(tx, "server");
         const gone = await tx.$queryRaw<{ id: string; workspaceId: string }[]>`
           WITH silent AS (
             SELECT "id" FROM "Machine"

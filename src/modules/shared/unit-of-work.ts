@@ -8,9 +8,14 @@
 // - `noteStatus`, `noteEvent`, `noteAccess`, `noteLogSourcesFinished` and `audit` take a `WorkTx`,
 //   which only this file makes: a helper called inside a bare `prisma.$transaction` does not compile.
 // - No service calls `$transaction` itself; test/build/unit-of-work.test.ts holds the tree to that.
+// - A unit commits only once its mutation has written an audit entry (`audit`) or said why it writes
+//   none (`unaudited`); otherwise it rolls back with an error naming the omission. This one is
+//   checked when the mutation runs, so every mutation's tests (and the authorization matrix, which
+//   runs them all) catch it.
 import type { Viewer } from "../../auth/viewer.js";
 import type { Prisma, PrismaClient } from "../../generated/prisma/client.js";
 import { conflict } from "../../schema/errors.js";
+import { AUDIT_MARK, unaudited, type AuditMark } from "./audit.js";
 import { checkIdempotencyKey, callerOf, replayStored, requestHash } from "./idempotency.js";
 import { LIVE_BATCH, LiveBatch, type Live, type WorkTx } from "./live.js";
 
@@ -48,8 +53,12 @@ export function createUnitOfWork(deps: { prisma: PrismaClient; live?: Pick<Live,
   async function run<T>(fn: (tx: WorkTx) => Promise<T>, options?: TransactionOptions): Promise<T> {
     const batch = new LiveBatch();
     const result = await prisma.$transaction(async (tx) => {
-      const work = carry(tx, batch);
+      const mark: AuditMark = { decided: false };
+      const work = carry(tx, batch, mark);
       const value = await fn(work);
+      if (mark.decided === false) {
+        throw new Error("A unit of work ended without an audit decision: write its entry with audit() or say why it writes none with unaudited() (shared/audit.ts)");
+      }
       // Last: taking the workspaces' next event cursors locks their rows until commit (live.ts).
       await batch.flush(work);
       return value;
@@ -80,6 +89,7 @@ export function createUnitOfWork(deps: { prisma: PrismaClient; live?: Pick<Live,
               fields: [{ field: "input.idempotencyKey", message: "already used with different input" }],
             }),
           );
+          unaudited(tx, "replayed");
           return { id, replayed: true };
         }
         const created = await fn(tx);
@@ -91,12 +101,13 @@ export function createUnitOfWork(deps: { prisma: PrismaClient; live?: Pick<Live,
 }
 
 /**
- * The transaction, carrying the batch its notes go to. A view of its own per transaction: Prisma
- * hands concurrent transactions clients that share their properties, so a mark set on the client
- * itself would reach the other transactions' notes.
+ * The transaction, carrying the batch its notes go to and its audit mark. A view of its own per
+ * transaction: Prisma hands concurrent transactions clients that share their properties, so a mark
+ * set on the client itself would reach the other transactions' notes.
  */
-function carry(tx: Prisma.TransactionClient, batch: LiveBatch): WorkTx {
+function carry(tx: Prisma.TransactionClient, batch: LiveBatch, mark: AuditMark): WorkTx {
   return new Proxy(tx, {
-    get: (target, property) => (property === LIVE_BATCH ? batch : Reflect.get(target, property)),
+    get: (target, property) =>
+      property === LIVE_BATCH ? batch : property === AUDIT_MARK ? mark : Reflect.get(target, property),
   }) as WorkTx;
 }

@@ -13,7 +13,7 @@ import { requireMachine, type MachineViewer } from "../../auth/viewer.js";
 import { Prisma, type StageStatus, type TaskStatus } from "../../generated/prisma/client.js";
 import { AppError, conflict, forbidden, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import { id, int, jsonValue, text } from "../../schema/validation.js";
-import { audit, type Actor } from "../shared/audit.js";
+import { type Actor, audit, unaudited } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { noteLogSourcesFinished, noteStatus, noteEvents } from "../shared/live.js";
 import type { RequestContext } from "../shared/request.js";
@@ -310,6 +310,8 @@ export function createTaskClaims(deps: Pick<DomainDeps, "prisma" | "config" | "w
             targetType: "Task",
             data: { taskIds: rows.map((r) => r.id) },
           });
+        } else {
+          unaudited(tx, "unchanged");
         }
         return rows.map((r) => r.id);
       });

@@ -7,7 +7,7 @@ import { requireMachine } from "../../auth/viewer.js";
 import type { Prisma, Worker, WorkerStatus } from "../../generated/prisma/client.js";
 import { conflict, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import { envVars, id, idempotencyKey, int, jsonObject, name as nameOf, number, text, utf8Text, uuid } from "../../schema/validation.js";
-import { actorOf, audit, type Actor } from "../shared/audit.js";
+import { type Actor, actorOf, audit, unaudited } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { noteLogSourcesFinished, noteStatus, noteTicks, noteEvent } from "../shared/live.js";
 import { LIVE_WORKER_STATUSES } from "./worker-statuses.js";
@@ -479,7 +479,10 @@ export function createWorkerService(deps: DomainDeps) {
         const worker = await ownWorker(tx, ctx, input.workerId);
         if (worker.revision !== input.revision) throw staleRevision(worker.id, input.revision, worker.revision);
         const action = input.status === "RUNNING" ? "running" : "fail";
-        if (worker.status === WORKER_ACTIONS[action].to) return { id: worker.id };
+        if (worker.status === WORKER_ACTIONS[action].to) {
+          unaudited(tx, "unchanged");
+          return { id: worker.id };
+        }
         await transition(tx, worker, action, { actor: actorOf(ctx.viewer), reason: input.reason, revision: input.revision });
         await audit(tx, ctx, {
           workspaceId: worker.workspaceId,
@@ -524,7 +527,10 @@ export function createWorkerService(deps: DomainDeps) {
         }
         const counted = await tx.worker.findUniqueOrThrow({ where: { id: worker.id } });
         noteTicks(tx, worker.id, worker.workspaceId);
-        if (counted.errorCount < counted.maxErrors) return { id: worker.id };
+        if (counted.errorCount < counted.maxErrors) {
+          unaudited(tx, "telemetry");
+          return { id: worker.id };
+        }
 
         const failedAt = new Date();
         const why = `${counted.errorCount} errors reached the limit of ${counted.maxErrors}`;
@@ -563,6 +569,7 @@ export function createWorkerService(deps: DomainDeps) {
       let placed = 0;
       for (const { id } of waiting) {
         await work.run(async (tx) => {
+          unaudited(tx, "server");
           const machineId = await placeOn(tx, workspaceId, null, offlineAfter());
           if (!machineId) return;
           const { count } = await tx.worker.updateMany({

@@ -7,7 +7,7 @@ import { requireUser } from "../../auth/viewer.js";
 import type { Project } from "../../generated/prisma/client.js";
 import { conflict, forbidden, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import type { WorkspaceGrant } from "../shared/access.js";
-import { audit } from "../shared/audit.js";
+import { audit, unaudited } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import { id, idempotencyKey, jsonObject, name, text, uuid } from "../../schema/validation.js";
 import { asJson, isUniqueViolation, roleRank } from "./common.js";
@@ -256,7 +256,7 @@ export function createProjectService(deps: DomainDeps) {
       await work.run(async (tx) => {
         const member = await tx.projectMember.findUnique({ where: { projectId_userId: { projectId: project.id, userId } } });
         if (!member) throw notFound("project member", userId);
-        if (member.role === input.role) return;
+        if (member.role === input.role) return unaudited(tx, "unchanged");
         await tx.projectMember.update({ where: { projectId_userId: { projectId: project.id, userId } }, data: { role: input.role } });
         await audit(tx, ctx, {
           workspaceId: project.workspaceId,

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { requireUser } from "../../auth/viewer.js";
 import { WorkspaceRole } from "../../generated/prisma/client.js";
 import { conflict, forbidden, notFound, parseInput, requireId } from "../../schema/errors.js";
-import { audit } from "../shared/audit.js";
+import { audit, unaudited } from "../shared/audit.js";
 import type { MailingDeps } from "../shared/deps.js";
 import { noteAccess } from "../shared/live.js";
 import { lockWorkspace } from "./common.js";
@@ -151,7 +151,7 @@ export function createWorkspaceService(deps: MailingDeps) {
         if ((member.role === "OWNER" || input.role === "OWNER") && grant.role !== "OWNER") {
           throw forbidden("Only an owner can change an owner's role or make someone an owner", "workspace:owner");
         }
-        if (member.role === input.role) return;
+        if (member.role === input.role) return unaudited(tx, "unchanged");
         if (member.role === "OWNER" && (await ownerCount(tx, workspaceId)) <= 1) {
           throw conflict(`Cannot change the role of the last owner of workspace ${workspaceId}: make someone else an owner first`, {
             lastOwner: true,
