@@ -6,14 +6,15 @@ import type { PrismaClient } from "./generated/prisma/client.js";
 import type { Logger } from "./infra/logger.js";
 import type { RowReader } from "./infra/rows.js";
 import type { Topics } from "./infra/pubsub.js";
-import type { ClientInfo } from "./modules/account/account.service.js";
 import type { Services } from "./modules/domain.js";
 import type { RequestLoaders } from "./modules/loaders.js";
 import type { WorkspaceAccess } from "./modules/shared/access.js";
+import type { ClientInfo, RequestContext } from "./modules/shared/request.js";
 
 export type { Services };
 
-export interface Context {
+/** A service's `RequestContext`, and what resolvers need besides. */
+export interface Context extends RequestContext {
   requestId: string;
   viewer: Viewer;
   /** Workspace authorization for this request (memberships cached per request). */

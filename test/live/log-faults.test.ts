@@ -41,7 +41,7 @@ describe(`slow subscribers and expiring credentials (${backend})`, () => {
     // The owner's session, as the server would have authenticated it.
     const session = await server.db.prisma.session.findFirstOrThrow({ where: { userId: f.owner.id }, orderBy: { createdAt: "desc" } });
     const viewer = { kind: "session" as const, userId: f.owner.id, sessionId: session.id, via: "bearer" as const, role: "USER" as const, scopes: new Set(["read", "write"] as const) };
-    const ctx = { viewer, access: createWorkspaceAccess(viewer, server.db.prisma, server.db.sql), requestId: "test" };
+    const ctx = { viewer, access: createWorkspaceAccess(viewer, server.db.prisma, server.db.sql), requestId: "test", client: { ip: "127.0.0.1" } };
     const stream = await server.app.services.logs.stream(ctx, { source: f.source });
     try {
       const first = await stream.next();

@@ -215,7 +215,7 @@ describe(`appendLogs (${backend})`, () => {
     const w = await worker(tm);
     const lines = Array.from({ length: 70 }, () => ({ level: "INFO" as const, message: "x".repeat(16 * 1024) }));
     const viewer = { kind: "machine" as const, machineId: tm.machine.id, workspaceId: tm.workspaceId, approved: true, scopes: new Set<never>(), credentialHash: "" };
-    const call = server.app.services.logs.append({ viewer, access: undefined as never, requestId: "test" }, { source: { type: "WORKER", id: w.id }, sequence: "1", lines });
+    const call = server.app.services.logs.append({ viewer, access: undefined as never, requestId: "test", client: { ip: "127.0.0.1" } }, { source: { type: "WORKER", id: w.id }, sequence: "1", lines });
     await expect(call).rejects.toMatchObject({ code: "VALIDATION", extensions: { fields: [{ field: "input.lines" }] } });
   });
 

@@ -230,7 +230,7 @@ builder.mutationFields((t) => ({
     authScopes: { public: true },
     args: { input: t.arg({ type: RegisterInput, required: true }) },
     resolve: async (_root, { input }, ctx) => {
-      const registered = await ctx.services.accounts.register(input, ctx.client);
+      const registered = await ctx.services.accounts.register(ctx, input);
       return "session" in registered ? { ...registered, session: startSession(ctx, registered.session) } : registered;
     },
   }),
@@ -239,28 +239,28 @@ builder.mutationFields((t) => ({
     description: "Finishes a sign-up with the emailed code and signs in (or, for an account made at once, verifies its address).",
     authScopes: { public: true },
     args: { input: t.arg({ type: ConfirmRegistrationInput, required: true }) },
-    resolve: async (_root, { input }, ctx) => startSession(ctx, await ctx.services.accounts.confirmRegistration(input, ctx.client)),
+    resolve: async (_root, { input }, ctx) => startSession(ctx, await ctx.services.accounts.confirmRegistration(ctx, input)),
   }),
   login: t.field({
     type: AuthPayload,
     description: "Signs in with email or username and password (and a TOTP code when enabled). Also sets a session cookie.",
     authScopes: { public: true },
     args: { input: t.arg({ type: LoginInput, required: true }) },
-    resolve: async (_root, { input }, ctx) => startSession(ctx, await ctx.services.accounts.login(input, ctx.client)),
+    resolve: async (_root, { input }, ctx) => startSession(ctx, await ctx.services.accounts.login(ctx, input)),
   }),
   refreshToken: t.field({
     type: AuthPayload,
     description: "Exchanges a refresh token for new tokens. Each refresh token works once; reusing one ends its session.",
     authScopes: { public: true },
     args: { input: t.arg({ type: RefreshTokenInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.services.accounts.refresh(input),
+    resolve: (_root, { input }, ctx) => ctx.services.accounts.refresh(ctx, input),
   }),
   logout: t.boolean({
     description: "Ends the current session (its refresh tokens and cookie stop working), and the session of `refreshToken` if it is another of the caller's.",
     authScopes: { session: true },
     args: { refreshToken: t.arg.string({ description: "A refresh token of the caller's (api-web logout): its session ends too" }) },
     resolve: async (_root, args, ctx) => {
-      const done = await ctx.services.accounts.logout(ctx.viewer, args.refreshToken);
+      const done = await ctx.services.accounts.logout(ctx, args.refreshToken);
       setSessionCookie(ctx, "", new Date(0));
       return done;
     },
@@ -270,37 +270,37 @@ builder.mutationFields((t) => ({
     description: "Ends one of the viewer's sessions (another device, say).",
     authScopes: { session: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_query, _root, { id }, ctx) => ctx.services.accounts.revokeSession(ctx.viewer, String(id)),
+    resolve: (_query, _root, { id }, ctx) => ctx.services.accounts.revokeSession(ctx, String(id)),
   }),
   updateProfile: t.prismaField({
     type: "User",
     authScopes: { write: true },
     args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
-    resolve: (_query, _root, { input }, ctx) => ctx.services.accounts.updateProfile(ctx.viewer, input),
+    resolve: (_query, _root, { input }, ctx) => ctx.services.accounts.updateProfile(ctx, input),
   }),
   changePassword: t.boolean({
     description: "Changes the password and ends every other session of the account.",
     authScopes: { session: true },
     args: { input: t.arg({ type: ChangePasswordInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.services.accounts.changePassword(ctx.viewer, input),
+    resolve: (_root, { input }, ctx) => ctx.services.accounts.changePassword(ctx, input),
   }),
   setupTotp: t.field({
     type: TotpSetupPayload,
     description: "Starts two-factor set-up; nothing changes until `enableTotp` confirms a code.",
     authScopes: { session: true },
-    resolve: (_root, _args, ctx) => ctx.services.accounts.setupTotp(ctx.viewer),
+    resolve: (_root, _args, ctx) => ctx.services.accounts.setupTotp(ctx),
   }),
   enableTotp: t.prismaField({
     type: "User",
     authScopes: { session: true },
     args: { input: t.arg({ type: TotpCodeInput, required: true }) },
-    resolve: (_query, _root, { input }, ctx) => ctx.services.accounts.enableTotp(ctx.viewer, input),
+    resolve: (_query, _root, { input }, ctx) => ctx.services.accounts.enableTotp(ctx, input),
   }),
   disableTotp: t.prismaField({
     type: "User",
     authScopes: { session: true },
     args: { input: t.arg({ type: TotpCodeInput, required: true }) },
-    resolve: (_query, _root, { input }, ctx) => ctx.services.accounts.disableTotp(ctx.viewer, input),
+    resolve: (_query, _root, { input }, ctx) => ctx.services.accounts.disableTotp(ctx, input),
   }),
 }));
 

@@ -7,7 +7,7 @@ import { decoyPasswordHash, hashPassword, verifyPassword } from "../../auth/pass
 import { randomToken, sha256, sixDigitCode } from "../../auth/secrets.js";
 import type { TokenService } from "../../auth/tokens.js";
 import { matchTotp, newTotpSecret } from "../../auth/totp.js";
-import { requireUser, type Viewer } from "../../auth/viewer.js";
+import { requireUser } from "../../auth/viewer.js";
 import { isUniqueViolation } from "../../infra/db.js";
 import type { Logger } from "../../infra/logger.js";
 import type { Mailer } from "../../infra/mailer.js";
@@ -15,6 +15,7 @@ import type { AccountEventType, PubSubService } from "../../infra/pubsub.js";
 import type { Config } from "../../config.js";
 import { AppError, conflict, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import { unaudited } from "../shared/audit.js";
+import type { ClientInfo, RequestContext } from "../shared/request.js";
 import type { UnitOfWork, WorkTx } from "../shared/unit-of-work.js";
 
 const CODE_TTL_MS = 15 * 60 * 1000;
@@ -55,11 +56,6 @@ const profileInput = z.object({
     .nullish(),
 });
 const changePasswordInput = z.object({ currentPassword: z.string().min(1).max(256), newPassword: password });
-
-export interface ClientInfo {
-  ip: string;
-  userAgent?: string;
-}
 
 export interface IssuedSession {
   user: User;
@@ -282,7 +278,8 @@ export function createAccountService(deps: AccountServiceDeps) {
      * same answer, so the form tells nobody who has an account. Each call makes its own pending row:
      * a second sign-up for the same email cannot touch the first.
      */
-    async register(raw: unknown, client: ClientInfo) {
+    async register(ctx: Pick<RequestContext, "client">, raw: unknown) {
+      const { client } = ctx;
       const input = parseInput(registerInput, raw);
       await reserveAll([
         [limits.signupAddress, client.ip],
@@ -316,7 +313,8 @@ export function createAccountService(deps: AccountServiceDeps) {
      * that same sign-up. Each guess first takes one of the email's attempts in a single UPDATE, so
      * guesses sent at once cannot exceed the limit on any database or replica.
      */
-    async confirmRegistration(raw: unknown, client: ClientInfo) {
+    async confirmRegistration(ctx: Pick<RequestContext, "client">, raw: unknown) {
+      const { client } = ctx;
       const input = parseInput(confirmInput, raw);
       const now = new Date();
       // Its own unit of work: the attempt stays counted when the code turns out wrong.
@@ -365,7 +363,8 @@ export function createAccountService(deps: AccountServiceDeps) {
      * Signs in with email or username. Points on the account and address limits are reserved
      * before the password is hashed; failures keep them, a success gives them back.
      */
-    async login(raw: unknown, client: ClientInfo) {
+    async login(ctx: Pick<RequestContext, "client">, raw: unknown) {
+      const { client } = ctx;
       const input = parseInput(loginInput, raw);
       const login = input.login.toLowerCase();
       const user = await prisma.user.findFirst({ where: login.includes("@") ? { email: login } : { username: login } });
@@ -392,7 +391,7 @@ export function createAccountService(deps: AccountServiceDeps) {
     },
 
     /** Exchanges a refresh token for a new pair. Reusing a rotated token revokes its whole session. */
-    async refresh(raw: unknown) {
+    async refresh(_ctx: Pick<RequestContext, "client">, raw: unknown) {
       const { refreshToken } = parseInput(z.object({ refreshToken: z.string().min(1).max(256) }), raw);
       const tokenHash = sha256(refreshToken);
       const next = randomToken();
@@ -435,7 +434,7 @@ export function createAccountService(deps: AccountServiceDeps) {
     endSessionsOf: (userId: string, reason: string) => revokeSessions({ userId }, reason),
 
     /** Ends the caller's session, and the session of `refreshToken` when it is another of theirs (api-web logout). */
-    async logout(viewer: Viewer, refreshToken?: string | null) {
+    async logout({ viewer }: Pick<RequestContext, "viewer">, refreshToken?: string | null) {
       if (viewer.kind !== "session") throw notAuthenticated("Sign out needs a session (API keys are revoked instead)");
       await revokeSessions({ id: viewer.sessionId }, "signed out");
       if (refreshToken) {
@@ -446,7 +445,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       return true;
     },
 
-    async revokeSession(viewer: Viewer, sessionId: string) {
+    async revokeSession({ viewer }: Pick<RequestContext, "viewer">, sessionId: string) {
       const me = requireUser(viewer);
       const session = await prisma.session.findFirst({ where: { id: requireId(sessionId, "session"), userId: me.userId } });
       if (!session) throw notFound("session", sessionId);
@@ -454,7 +453,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       return prisma.session.findUniqueOrThrow({ where: { id: session.id } });
     },
 
-    async updateProfile(viewer: Viewer, raw: unknown) {
+    async updateProfile({ viewer }: Pick<RequestContext, "viewer">, raw: unknown) {
       const me = requireUser(viewer);
       const input = parseInput(profileInput, raw);
       const data = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
@@ -463,7 +462,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       return user;
     },
 
-    async changePassword(viewer: Viewer, raw: unknown) {
+    async changePassword({ viewer }: Pick<RequestContext, "viewer">, raw: unknown) {
       if (viewer.kind !== "session") throw notAuthenticated("Changing the password needs a signed-in session");
       const input = parseInput(changePasswordInput, raw);
       const user = await prisma.user.findUniqueOrThrow({ where: { id: viewer.userId } });
@@ -481,7 +480,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       return true;
     },
 
-    async setupTotp(viewer: Viewer) {
+    async setupTotp({ viewer }: Pick<RequestContext, "viewer">) {
       const me = requireUser(viewer);
       const user = await prisma.user.findUniqueOrThrow({ where: { id: me.userId } });
       if (user.totpSecret) throw new AppError("CONFLICT", "Two-factor sign-in is already on; disable it first to set up a new device");
@@ -490,7 +489,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       return { secret, uri };
     },
 
-    async enableTotp(viewer: Viewer, raw: unknown) {
+    async enableTotp({ viewer }: Pick<RequestContext, "viewer">, raw: unknown) {
       const me = requireUser(viewer);
       const { code } = parseInput(z.object({ code: totpCode }), raw);
       const user = await prisma.user.findUniqueOrThrow({ where: { id: me.userId } });
@@ -506,7 +505,7 @@ export function createAccountService(deps: AccountServiceDeps) {
       return updated;
     },
 
-    async disableTotp(viewer: Viewer, raw: unknown) {
+    async disableTotp({ viewer }: Pick<RequestContext, "viewer">, raw: unknown) {
       const me = requireUser(viewer);
       const { code } = parseInput(z.object({ code: totpCode }), raw);
       const user = await prisma.user.findUniqueOrThrow({ where: { id: me.userId } });

@@ -4,11 +4,10 @@
 // Each writes an audit entry; the last administrator cannot be demoted.
 import { z } from "zod";
 import { hashPassword } from "../../auth/passwords.js";
-import type { Viewer } from "../../auth/viewer.js";
 import type { PrismaClient } from "../../generated/prisma/client.js";
 import { conflict, notFound, parseInput, requireId } from "../../schema/errors.js";
-import type { WorkspaceAccess } from "../shared/access.js";
 import { audit } from "../shared/audit.js";
+import type { RequestContext } from "../shared/request.js";
 import type { UnitOfWork } from "../shared/unit-of-work.js";
 
 const text = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`).nullish();
@@ -41,10 +40,10 @@ const updateInput = z.object({
 
 export function createUserAdminService(deps: { prisma: PrismaClient; work: UnitOfWork; endSessionsOf(userId: string, reason: string): Promise<void> }) {
   const { prisma, work } = deps;
-  type Who = { viewer: Viewer; requestId?: string };
+  type Who = Pick<RequestContext, "viewer" | "requestId">;
 
   return {
-    async createUser(who: Who & { access: WorkspaceAccess }, raw: unknown) {
+    async createUser(who: Pick<RequestContext, "viewer" | "requestId" | "access">, raw: unknown) {
       const input = parseInput(createInput, raw);
       if (input.workspaceId) await who.access.require(input.workspaceId, "admin");
       const taken = await prisma.user.findFirst({

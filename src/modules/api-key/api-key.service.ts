@@ -6,9 +6,9 @@ import { displayPrefix, generateApiKey } from "../../auth/api-key-format.js";
 import { sha256 } from "../../auth/secrets.js";
 import { MACHINE_ONLY_MESSAGE, type Viewer } from "../../auth/viewer.js";
 import type { PubSubService } from "../../infra/pubsub.js";
-import type { WorkspaceAccess } from "../shared/access.js";
 import { forbidden, notAuthenticated, notFound, parseInput, requireId } from "../../schema/errors.js";
 import { unaudited } from "../shared/audit.js";
+import type { RequestContext } from "../shared/request.js";
 import type { UnitOfWork } from "../shared/unit-of-work.js";
 
 const createInput = z.object({
@@ -36,7 +36,7 @@ export function createApiKeyService(deps: { prisma: PrismaClient; work: UnitOfWo
 
   return {
     /** A key bound to a workspace needs the caller to be its member (a stranger's workspace is not found). */
-    async create(ctx: { viewer: Viewer; access: WorkspaceAccess }, raw: unknown) {
+    async create(ctx: Pick<RequestContext, "viewer" | "access">, raw: unknown) {
       const me = requireSession(ctx.viewer);
       const input = parseInput(createInput, raw);
       if (input.scopes.includes("ADMIN") && me.role !== "ADMIN") {
@@ -63,7 +63,7 @@ export function createApiKeyService(deps: { prisma: PrismaClient; work: UnitOfWo
     },
 
     /** The owner revokes their key; a workspace admin (Spunto) also any key bound to that workspace. */
-    async revoke(ctx: { viewer: Viewer; access: WorkspaceAccess }, id: string) {
+    async revoke(ctx: Pick<RequestContext, "viewer" | "access">, id: string) {
       const me = requireSession(ctx.viewer);
       const existing = await prisma.apiKey.findUnique({ where: { id: requireId(id, "API key") } });
       const mayRevoke =

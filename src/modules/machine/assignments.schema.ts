@@ -1,7 +1,6 @@
 // `machineAssignments`: the machine agent's push channel (see assignments.ts). Each item carries the
 // machine's whole current assignment, read when the item is sent: the agent reconciles what it runs
 // with it, so a lost or merged item costs nothing but the wait for the next one.
-import { requireMachine } from "../../auth/viewer.js";
 import { builder } from "../../schema/builder.js";
 import { ServiceType } from "../deployment/deployment.schema.js";
 import { unwrap } from "../shared/live.js";
@@ -57,7 +56,7 @@ builder.subscriptionFields((t) => ({
       "new settings, tasks cancelled or confirmed, drain, a task to claim). Ends with an error once the credential is rotated, or the " +
       "machine decommissioned or rejected. Missed items are not replayed: each item is the whole state.",
     authScopes: { machine: true },
-    subscribe: (_root, _args, ctx) => ctx.services.assignments.open(requireMachine(ctx.viewer)),
+    subscribe: (_root, _args, ctx) => ctx.services.assignments.open(ctx),
     resolve: (item) => unwrap(item),
   }),
 }));

@@ -9,10 +9,11 @@
 // item only when that changed. The fingerprints of all the machines of a workspace woken together
 // are one statement (`gather`). Counters (ticks, usage, lease renewals) are left out of the
 // fingerprint: they change all the time and ask nothing of the machine.
-import type { MachineViewer } from "../../auth/viewer.js";
+import { requireMachine } from "../../auth/viewer.js";
 import type { Database } from "../../infra/db.js";
 import { on, type LiveStreams } from "../../infra/streams.js";
 import { failureItem, type StreamFailure, type StreamGuards } from "../shared/live.js";
+import type { RequestContext } from "../shared/request.js";
 import { literalList } from "../shared/sql.js";
 import { HELD_TASK_STATUSES } from "../task/task-statuses.js";
 import { LIVE_SERVICE_STATUSES, LIVE_WORKER_STATUSES } from "../worker/worker-statuses.js";
@@ -73,7 +74,8 @@ export function createAssignmentStreams(deps: { db: Pick<Database, "withConnecti
 
   return {
     /** The calling machine's assignments now, then after each change; ends once its credential stops working. */
-    open(me: MachineViewer): AsyncIterable<AssignmentsItem | StreamFailure> {
+    open(ctx: Pick<RequestContext, "viewer">): AsyncIterable<AssignmentsItem | StreamFailure> {
+      const me = requireMachine(ctx.viewer);
       let previous: string | undefined;
       return streams.open<AssignmentsItem | StreamFailure>({
         watches: [

@@ -22,7 +22,7 @@ import { on, type LiveStreams, type StreamEnd, type StreamGuard, type Watch } fr
 import type { Logger } from "../../infra/logger.js";
 import { forbidden, notAuthenticated } from "../../schema/errors.js";
 import { announceLogSourcesFinished, finishLogSources, type LogSourceRef } from "../log/log-sources.js";
-import type { WorkspaceAccess } from "./access.js";
+import type { RequestContext } from "./request.js";
 
 type Tx = Prisma.TransactionClient;
 
@@ -266,7 +266,7 @@ export interface StreamGuards {
    * for the user asks again at once; without one (a lost notice) the next read still does.
    * Revoking the session or key ends the stream, and so does its expiry.
    */
-  forUser(ctx: { viewer: Viewer; access: WorkspaceAccess }, workspaceId: string | null): Promise<StreamGuard>;
+  forUser(ctx: Pick<RequestContext, "viewer" | "access">, workspaceId: string | null): Promise<StreamGuard>;
   /**
    * The guard of a machine's own stream: it ends once the credential it was opened with stops
    * working (rotated, recovered, decommissioned, rejected). A status notice for the machine asks
