@@ -69,7 +69,6 @@ export function createServices(infra: Infrastructure) {
     work,
     tokens,
     mailer,
-    pubsub,
     limits: createAccountLimits({ redis: pubsub.redis, prefix: config.redisKeyPrefix }, config.auth),
     refreshTokenTtlSeconds: config.auth.refreshTokenTtlSeconds,
     accessTokenMaxTtlSeconds: config.auth.accessTokenMaxTtlSeconds,
@@ -95,7 +94,7 @@ export function createServices(infra: Infrastructure) {
 
   const services = {
     accounts,
-    apiKeys: createApiKeyService({ prisma, work, pubsub }),
+    apiKeys: createApiKeyService({ prisma, work }),
     /** Short-lived machine tokens (api-web's worker JWT) for a machine's current credential. */
     machineTokens: { issue: (machine: { machineId: string; credentialHash: string }) => tokens.signMachineToken(machine) },
     userAdmin: createUserAdminService({ prisma, work, endSessionsOf: accounts.endSessionsOf }),

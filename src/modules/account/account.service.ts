@@ -11,10 +11,10 @@ import { requireUser } from "../../auth/viewer.js";
 import { isUniqueViolation } from "../../infra/db.js";
 import type { Logger } from "../../infra/logger.js";
 import type { Mailer } from "../../infra/mailer.js";
-import type { AccountEventType, PubSubService } from "../../infra/pubsub.js";
 import type { Config } from "../../config.js";
 import { AppError, conflict, notAuthenticated, notFound, parseInput, requireId, validationError } from "../../schema/errors.js";
 import { unaudited } from "../shared/audit.js";
+import { noteAccount } from "../shared/live.js";
 import type { ClientInfo, RequestContext } from "../shared/request.js";
 import type { UnitOfWork, WorkTx } from "../shared/unit-of-work.js";
 
@@ -73,7 +73,6 @@ export interface AccountServiceDeps {
   work: UnitOfWork;
   tokens: TokenService;
   mailer: Mailer;
-  pubsub: PubSubService;
   limits: AccountLimits;
   refreshTokenTtlSeconds: number;
   /** The longest access token a sign-in may ask for (config ACCESS_TOKEN_MAX_TTL). */
@@ -137,10 +136,6 @@ export function createAccountService(deps: AccountServiceDeps) {
       return fn(tx);
     });
 
-  function publish(type: AccountEventType, userId: string, subjectId: string) {
-    deps.pubsub.pubsub.publish("account", userId, { type, userId, subjectId, occurredAt: new Date().toISOString() });
-  }
-
   /**
    * A new session and its tokens. A client that cannot refresh (AiSpinner has no refresh endpoint,
    * and its clients work a whole day on one login) asks for a longer access token; it gets at most
@@ -177,23 +172,19 @@ export function createAccountService(deps: AccountServiceDeps) {
 
   type SessionWhere = { userId: string; NOT?: { id: string } } | { id: string };
 
-  /** Ends the sessions in the caller's unit of work; returns them, to be announced after commit. */
+  /** Ends the sessions in the caller's unit of work, which announces each after commit. */
   async function endSessions(tx: WorkTx, where: SessionWhere, reason: string) {
     const sessions = await tx.session.findMany({ where: { ...where, revokedAt: null }, select: { id: true, userId: true } });
-    if (sessions.length === 0) return sessions;
+    if (sessions.length === 0) return;
     await tx.session.updateMany({
       where: { id: { in: sessions.map((s) => s.id) }, revokedAt: null },
       data: { revokedAt: new Date(), revokedReason: reason },
     });
-    return sessions;
+    for (const session of sessions) noteAccount(tx, "SESSION_REVOKED", session.userId, session.id);
   }
 
-  const announceEnded = (sessions: { id: string; userId: string }[]) => {
-    for (const s of sessions) publish("SESSION_REVOKED", s.userId, s.id);
-  };
-
   async function revokeSessions(where: SessionWhere, reason: string) {
-    announceEnded(await ownAccount((tx) => endSessions(tx, where, reason)));
+    await ownAccount((tx) => endSessions(tx, where, reason));
   }
 
   async function checkTotp(user: User, code: string | null | undefined, field: string) {
@@ -457,9 +448,11 @@ export function createAccountService(deps: AccountServiceDeps) {
       const me = requireUser(viewer);
       const input = parseInput(profileInput, raw);
       const data = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
-      const user = await ownAccount((tx) => tx.user.update({ where: { id: me.userId }, data }));
-      publish("PROFILE_UPDATED", me.userId, me.userId);
-      return user;
+      return ownAccount(async (tx) => {
+        const user = await tx.user.update({ where: { id: me.userId }, data });
+        noteAccount(tx, "PROFILE_UPDATED", me.userId, me.userId);
+        return user;
+      });
     },
 
     async changePassword({ viewer }: Pick<RequestContext, "viewer">, raw: unknown) {
@@ -471,12 +464,11 @@ export function createAccountService(deps: AccountServiceDeps) {
       }
       const passwordHash = await hashPassword(input.newPassword);
       // The new password and the end of the other sessions commit together.
-      const ended = await ownAccount(async (tx) => {
+      await ownAccount(async (tx) => {
         await tx.user.update({ where: { id: user.id }, data: { passwordHash } });
-        return endSessions(tx, { userId: user.id, NOT: { id: viewer.sessionId } }, "password changed");
+        await endSessions(tx, { userId: user.id, NOT: { id: viewer.sessionId } }, "password changed");
+        noteAccount(tx, "PASSWORD_CHANGED", user.id, user.id);
       });
-      announceEnded(ended);
-      publish("PASSWORD_CHANGED", user.id, user.id);
       return true;
     },
 
@@ -497,12 +489,14 @@ export function createAccountService(deps: AccountServiceDeps) {
       if (!user.totpPendingSecret) throw new AppError("CONFLICT", "Call setupTotp first, then confirm with a code");
       const step = matchTotp(user.totpPendingSecret, code);
       if (step === null) throw validationError([{ field: "input.code", message: "wrong code; check the device's clock" }]);
-      const updated = await ownAccount((tx) => tx.user.update({
-        where: { id: user.id },
-        data: { totpSecret: user.totpPendingSecret, totpPendingSecret: null, totpLastStep: step },
-      }));
-      publish("TOTP_ENABLED", user.id, user.id);
-      return updated;
+      return ownAccount(async (tx) => {
+        const updated = await tx.user.update({
+          where: { id: user.id },
+          data: { totpSecret: user.totpPendingSecret, totpPendingSecret: null, totpLastStep: step },
+        });
+        noteAccount(tx, "TOTP_ENABLED", user.id, user.id);
+        return updated;
+      });
     },
 
     async disableTotp({ viewer }: Pick<RequestContext, "viewer">, raw: unknown) {
@@ -515,12 +509,14 @@ export function createAccountService(deps: AccountServiceDeps) {
       } catch {
         throw validationError([{ field: "input.code", message: "wrong or already used code" }]);
       }
-      const updated = await ownAccount((tx) => tx.user.update({
-        where: { id: user.id },
-        data: { totpSecret: null, totpPendingSecret: null, totpLastStep: null },
-      }));
-      publish("TOTP_DISABLED", user.id, user.id);
-      return updated;
+      return ownAccount(async (tx) => {
+        const updated = await tx.user.update({
+          where: { id: user.id },
+          data: { totpSecret: null, totpPendingSecret: null, totpLastStep: null },
+        });
+        noteAccount(tx, "TOTP_DISABLED", user.id, user.id);
+        return updated;
+      });
     },
 
     /**

@@ -5,9 +5,9 @@ import type { PrismaClient } from "../../generated/prisma/client.js";
 import { displayPrefix, generateApiKey } from "../../auth/api-key-format.js";
 import { sha256 } from "../../auth/secrets.js";
 import { MACHINE_ONLY_MESSAGE, type Viewer } from "../../auth/viewer.js";
-import type { PubSubService } from "../../infra/pubsub.js";
 import { forbidden, notAuthenticated, notFound, parseInput, requireId } from "../../schema/errors.js";
 import { unaudited } from "../shared/audit.js";
+import { noteAccount } from "../shared/live.js";
 import type { RequestContext } from "../shared/request.js";
 import type { UnitOfWork } from "../shared/unit-of-work.js";
 
@@ -29,10 +29,8 @@ function requireSession(viewer: Viewer) {
   return viewer;
 }
 
-export function createApiKeyService(deps: { prisma: PrismaClient; work: UnitOfWork; pubsub: PubSubService }) {
+export function createApiKeyService(deps: { prisma: PrismaClient; work: UnitOfWork }) {
   const { prisma, work } = deps;
-  const publish = (type: "API_KEY_CREATED" | "API_KEY_REVOKED", userId: string, keyId: string) =>
-    deps.pubsub.pubsub.publish("account", userId, { type, userId, subjectId: keyId, occurredAt: new Date().toISOString() });
 
   return {
     /** A key bound to a workspace needs the caller to be its member (a stranger's workspace is not found). */
@@ -46,7 +44,7 @@ export function createApiKeyService(deps: { prisma: PrismaClient; work: UnitOfWo
       const key = generateApiKey();
       const apiKey = await work.run(async (tx) => {
         unaudited(tx, "apiKey");
-        return tx.apiKey.create({
+        const created = await tx.apiKey.create({
           data: {
             userId: me.userId,
             name: input.name,
@@ -57,8 +55,9 @@ export function createApiKeyService(deps: { prisma: PrismaClient; work: UnitOfWo
             expiresAt: input.expiresAt ?? null,
           },
         });
+        noteAccount(tx, "API_KEY_CREATED", me.userId, created.id);
+        return created;
       });
-      publish("API_KEY_CREATED", me.userId, apiKey.id);
       return { apiKey, key };
     },
 
@@ -72,9 +71,10 @@ export function createApiKeyService(deps: { prisma: PrismaClient; work: UnitOfWo
       if (existing.revokedAt) return existing;
       const apiKey = await work.run(async (tx) => {
         unaudited(tx, "apiKey");
-        return tx.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+        const revoked = await tx.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+        noteAccount(tx, "API_KEY_REVOKED", existing.userId, id);
+        return revoked;
       });
-      publish("API_KEY_REVOKED", existing.userId, id);
       return apiKey;
     },
   };

@@ -16,7 +16,7 @@
 // stream is checked by (createStreamGuards, at the end).
 import { requireUser, type MachineViewer, type UserViewer, type Viewer } from "../../auth/viewer.js";
 import type { Prisma, PrismaClient, WorkspaceRole } from "../../generated/prisma/client.js";
-import type { AccessNotice, PubSubService, StatusNotice, StatusSubjectType } from "../../infra/pubsub.js";
+import type { AccessNotice, AccountEvent, AccountEventType, PubSubService, StatusNotice, StatusSubjectType } from "../../infra/pubsub.js";
 import type { Database } from "../../infra/db.js";
 import { on, type LiveStreams, type StreamEnd, type StreamGuard, type Watch } from "../../infra/streams.js";
 import type { Logger } from "../../infra/logger.js";
@@ -69,6 +69,8 @@ export class LiveBatch {
   readonly events = new Map<string, bigint>();
   readonly finishedSources = new Set<string>();
   readonly access = new Map<string, AccessNotice>();
+  /** One's own account: a session ended, the profile, password or two-factor changed, an API key made or revoked. */
+  readonly account: AccountEvent[] = [];
   /** Events noted but not yet written (see `flush`). */
   readonly pendingEvents: EventInput[] = [];
 
@@ -79,7 +81,7 @@ export class LiveBatch {
   }
 
   get empty() {
-    return this.status.size + this.ticks.size + this.events.size + this.finishedSources.size + this.access.size === 0;
+    return this.status.size + this.ticks.size + this.events.size + this.finishedSources.size + this.access.size + this.account.length === 0;
   }
 }
 
@@ -101,6 +103,11 @@ export function noteTicks(tx: WorkTx, workerId: string, workspaceId: string): vo
 /** The user's access to the workspace changed: their streams re-check membership after commit. */
 export function noteAccess(tx: WorkTx, workspaceId: string, userId: string): void {
   tx[LIVE_BATCH].access.set(`${workspaceId}:${userId}`, { workspaceId, userId });
+}
+
+/** Something about the user's own account changed: their `accountEvents` stream hears of it after commit. */
+export function noteAccount(tx: WorkTx, type: AccountEventType, userId: string, subjectId: string): void {
+  tx[LIVE_BATCH].account.push({ type, userId, subjectId, occurredAt: new Date().toISOString() });
 }
 
 /** Marks log sources finished in this transaction; their `logs` streams end after commit. */
@@ -223,6 +230,7 @@ export function createLive(pubsubService: PubSubService, log?: Logger): Live {
       for (const [workspaceId, cursor] of batch.events) pubsub.publish("workspaceEvents", workspaceId, { workspaceId, cursor: cursor.toString() });
       if (batch.finishedSources.size > 0) announceLogSourcesFinished(pubsubService, [...batch.finishedSources]);
       for (const notice of batch.access.values()) pubsub.publish("access", notice.workspaceId, notice);
+      for (const event of batch.account) pubsub.publish("account", event.userId, event);
     } catch (error) {
       // The change is committed either way; streams catch up on their next read.
       log?.warn({ err: error }, "announcing live notices failed");
