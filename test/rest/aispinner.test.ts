@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppendLogsDocument, LogoutDocument, ReportWorkerStatusDocument, ReportWorkerTicksDocument } from "../generated/graphql.js";
 import { createMachineDirect } from "../authz/world.js";
-import { addMember, createUser, latestEmailCode, ownedWorkspace, signedInUser, unique, type SignedIn } from "../helpers/factories.js";
+import { addMember, createUser, latestEmailCode, ownedWorkspace, signedInUser, unique } from "../helpers/factories.js";
 import { backend, ok, startTestServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;

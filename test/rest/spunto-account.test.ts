@@ -135,7 +135,7 @@ describe(`spunto account routes (${backend})`, () => {
     });
 
     it("answers 401 without a token, 403 with an API key as the credential, 404 for a stranger's organization and another organization's key", async () => {
-      const { user, token, orgId, org } = await orgOwner(server);
+      const { user, token, orgId } = await orgOwner(server);
       const key = await createKey(token, orgId);
       const keyPath = `${keysPath(orgId)}/${key.id}`;
       const routes: Call[] = [{}, { method: "POST", body: { name: "x" } }];

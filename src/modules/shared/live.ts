@@ -14,7 +14,7 @@
 //
 // The subscriber side is the engine in infra/streams.ts; this file gives it the one guard every
 // stream is checked by (createStreamGuards, at the end).
-import { requireUser, type MachineViewer, type UserViewer, type Viewer } from "../../auth/viewer.js";
+import { requireUser, type MachineViewer, type UserViewer } from "../../auth/viewer.js";
 import type { Prisma, PrismaClient, WorkspaceRole } from "../../generated/prisma/client.js";
 import type { AccessNotice, AccountEvent, AccountEventType, PubSubService, StatusNotice, StatusSubjectType } from "../../infra/pubsub.js";
 import type { Database } from "../../infra/db.js";

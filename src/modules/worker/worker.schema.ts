@@ -20,7 +20,7 @@ export const WorkerStatusEnum = builder.enumType("WorkerStatus", {
   values: WORKER_STATUSES,
 });
 
-const WorkerTransitionType = builder.prismaObject("WorkerTransition", {
+builder.prismaObject("WorkerTransition", {
   description: "One status change of a worker: from, to, why, who and when.",
   fields: (t) => ({
     id: t.exposeID("id"),
