@@ -421,8 +421,8 @@ export function createAccountService(deps: AccountServiceDeps) {
       };
     },
 
-    /** Ends every session of a user (an administrator set their password). */
-    endSessionsOf: (userId: string, reason: string) => revokeSessions({ userId }, reason),
+    /** Ends every session of the user in the caller's unit of work (an administrator's password reset). */
+    endSessionsOf: (tx: WorkTx, userId: string, reason: string) => endSessions(tx, { userId }, reason),
 
     /** Ends the caller's session, and the session of `refreshToken` when it is another of theirs (api-web logout). */
     async logout({ viewer }: Pick<RequestContext, "viewer">, refreshToken?: string | null) {

@@ -8,7 +8,7 @@ import type { PrismaClient } from "../../generated/prisma/client.js";
 import { conflict, notFound, parseInput, requireId } from "../../schema/errors.js";
 import { audit } from "../shared/audit.js";
 import type { RequestContext } from "../shared/request.js";
-import type { UnitOfWork } from "../shared/unit-of-work.js";
+import type { UnitOfWork, WorkTx } from "../shared/unit-of-work.js";
 
 const text = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`).nullish();
 
@@ -38,7 +38,7 @@ const updateInput = z.object({
   password: password.nullish(),
 });
 
-export function createUserAdminService(deps: { prisma: PrismaClient; work: UnitOfWork; endSessionsOf(userId: string, reason: string): Promise<void> }) {
+export function createUserAdminService(deps: { prisma: PrismaClient; work: UnitOfWork; endSessionsOf(tx: WorkTx, userId: string, reason: string): Promise<void> }) {
   const { prisma, work } = deps;
   type Who = Pick<RequestContext, "viewer" | "requestId">;
 
@@ -105,9 +105,10 @@ export function createUserAdminService(deps: { prisma: PrismaClient; work: UnitO
         const updated = await tx.user.update({ where: { id: user.id }, data });
         // The audit names what changed, never the password itself.
         await audit(tx, who, { workspaceId: null, action: "user.update", targetType: "User", targetId: user.id, data: Object.keys(data).map((k) => (k === "passwordHash" ? "password" : k)) });
+        // The new password and the end of the user's sessions commit together.
+        if (input.password) await deps.endSessionsOf(tx, user.id, "password reset by an administrator");
         return updated;
       });
-      if (input.password) await deps.endSessionsOf(updated.id, "password reset by an administrator");
       return updated;
     },
 
