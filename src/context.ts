@@ -1,24 +1,18 @@
 // What every resolver receives: who is asking, the services that apply the rules, and the
 // request's own plumbing (id, logger, response cookies).
 import type { PubSub } from "graphql-yoga";
-import type { Viewer } from "./auth/viewer.js";
 import type { PrismaClient } from "./generated/prisma/client.js";
 import type { Logger } from "./infra/logger.js";
 import type { RowReader } from "./infra/rows.js";
 import type { Topics } from "./infra/pubsub.js";
 import type { Services } from "./modules/domain.js";
 import type { RequestLoaders } from "./modules/loaders.js";
-import type { WorkspaceAccess } from "./modules/shared/access.js";
 import type { ClientInfo, RequestContext } from "./modules/shared/request.js";
 
 export type { Services };
 
 /** A service's `RequestContext`, and what resolvers need besides. */
 export interface Context extends RequestContext {
-  requestId: string;
-  viewer: Viewer;
-  /** Workspace authorization for this request (memberships cached per request). */
-  access: WorkspaceAccess;
   /** Batch loaders for this request only (modules/loaders.ts). */
   loaders: RequestLoaders;
   prisma: PrismaClient;

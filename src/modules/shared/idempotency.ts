@@ -40,9 +40,9 @@ function canonical(value: unknown): unknown {
 export const requestHash = (input: unknown) => createHash("sha256").update(JSON.stringify(canonical(input))).digest("hex");
 
 /** A key's length is checked before anything is stored under it. */
-export function checkIdempotencyKey(key: string, field = "input.idempotencyKey"): void {
+export function checkIdempotencyKey(key: string): void {
   if (key.length < 1 || key.length > IDEMPOTENCY_KEY_MAX) {
-    throw validationError([{ field, message: `must be 1 to ${IDEMPOTENCY_KEY_MAX} characters` }]);
+    throw validationError([{ field: "input.idempotencyKey", message: `must be 1 to ${IDEMPOTENCY_KEY_MAX} characters` }]);
   }
 }
 

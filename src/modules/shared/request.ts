@@ -1,6 +1,7 @@
 // The one request type every service takes, `(ctx, input)`: who is asking, their workspace access
-// for this request, the request's id (for audit entries and logs) and where it came from. It names nothing of GraphQL, so a
-// service never imports the GraphQL Context (which names the services: that import made a circle).
+// for this request, the request's id (for audit entries and logs) and where it came from. It names
+// nothing of GraphQL, so a service never imports the GraphQL Context (which names the services:
+// that import made a circle).
 import type { Viewer } from "../../auth/viewer.js";
 import type { WorkspaceAccess } from "./access.js";
 

@@ -4,9 +4,10 @@
 // mutation with an idempotency key (`create`) also claims the key in the same transaction, so a
 // retry returns the first result instead of creating twice.
 //
-// What makes forgetting a piece a type error rather than a silent loss:
-// - `noteStatus`, `noteEvent`, `noteAccess`, `noteLogSourcesFinished` and `audit` take a `WorkTx`,
-//   which only this file makes: a helper called inside a bare `prisma.$transaction` does not compile.
+// What makes forgetting a piece an error rather than a silent loss:
+// - `noteStatus`, `noteEvent`, `noteAccess`, `noteAccount`, `noteLogSourcesFinished` and `audit`
+//   take a `WorkTx`, which only this file makes: a helper called inside a bare `prisma.$transaction`
+//   does not compile.
 // - No service calls `$transaction` itself; test/build/unit-of-work.test.ts holds the tree to that.
 // - A unit commits only once its mutation has written an audit entry (`audit`) or said why it writes
 //   none (`unaudited`); otherwise it rolls back with an error naming the omission. This one is
@@ -71,7 +72,10 @@ export function createUnitOfWork(deps: { prisma: PrismaClient; live?: Pick<Live,
     run,
     async create(request, fn) {
       const { key } = request;
-      if (key == null) return { ...(await run(fn)), replayed: false };
+      if (key == null) {
+        const { id } = await run(fn);
+        return { id, replayed: false };
+      }
       checkIdempotencyKey(key);
       const caller = callerOf(request.viewer);
       const hash = requestHash(request.input);
