@@ -11,7 +11,7 @@ import { createLifecycle, type DecommissionCapabilities } from "./lifecycle.js";
 import { createMachineKit, type MachineHooks } from "./machine-common.js";
 import { createPresence, type PresenceCapabilities } from "./presence.js";
 
-export { enrollmentTokenStatuses, tokenStatusOf, type EnrollmentTokenStatus, type IssuedSecrets, type ReplayableSecrets } from "./enrollment.js";
+export { enrollmentTokenStatuses, tokenStatusOf } from "./enrollment.js";
 export { machineStatuses, machineStatusSelect, type MachineStatus, type MachineStatusRow } from "./machine-common.js";
 
 export type MachineCollaborators = MachineHooks & PresenceCapabilities & DecommissionCapabilities;

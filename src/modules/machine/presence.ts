@@ -44,11 +44,11 @@ export function createPresence(deps: DomainDeps, kit: MachineKit, capabilities: 
      * Usage report; renews the lease of every task the machine still holds. A lease that already
      * ran out is not revived: that attempt is lost and the task may be someone else's by now.
      *
-     * One statement in the steady state (the hot path of a fleet), in a unit of work: the machine
-     * row, updated with its figures while reading what it was (was it announced online, when was it
-     * last heard), and the leases of the tasks it holds (that part's text is the task module's,
-     * `leaseRenewal`). Only a machine coming back online does more: the flag flip, its status notice
-     * and event, and, after commit, the scheduler's look at waiting work.
+     * One statement, in a unit of work: the machine row, updated with its figures while reading
+     * what it was (was it announced online, when was it last heard), and the leases of the tasks
+     * it holds (that part's text is the task module's, `leaseRenewal`). Only a machine coming back
+     * online does more: its status notice and event, and, after commit, the scheduler's look at
+     * waiting work.
      */
     async heartbeat(ctx: RequestContext, raw: unknown) {
       const input = parseInput(heartbeatInput, raw);
@@ -64,8 +64,9 @@ export function createPresence(deps: DomainDeps, kit: MachineKit, capabilities: 
       const beat = await work.run(async (tx) => {
         unaudited(tx, "telemetry");
         // Timestamps are stored as UTC wall time (timestamp without time zone), hence AT TIME ZONE.
-        // One statement: the machine row, updated with its figures while reading what it was, and
-        // the leases (a decommissioned or unknown machine holds no task, so none is renewed).
+        // One statement: the machine row, updated with its figures (and marked announced online)
+        // while reading what it was, and the leases (a decommissioned or unknown machine holds no
+        // task, so none is renewed).
         const [before] = await tx.$queryRaw<{ lastHeartbeatAt: Date | null; announcedOnline: boolean; leased: string[] }[]>`
           WITH "beat" AS (
             UPDATE "Machine" AS m
@@ -75,6 +76,7 @@ export function createPresence(deps: DomainDeps, kit: MachineKit, capabilities: 
                    "diskPercent" = ${input.diskPercent ?? null}::double precision,
                    "capabilities" = COALESCE(${input.capabilities ?? null}::text[], m."capabilities"),
                    "hardware" = COALESCE(${input.hardware ? JSON.stringify(input.hardware) : null}::jsonb, m."hardware"),
+                   "announcedOnline" = true,
                    "updatedAt" = (now() AT TIME ZONE 'UTC')
               FROM (SELECT "id", "lastHeartbeatAt", "announcedOnline" FROM "Machine" WHERE "id" = ${machine.id}::uuid FOR UPDATE) AS old
              WHERE m."id" = old."id" AND m."decommissionedAt" IS NULL
@@ -82,15 +84,13 @@ export function createPresence(deps: DomainDeps, kit: MachineKit, capabilities: 
           ), "leased" AS (${capabilities.leaseRenewal(machine.id, leaseSeconds)})
           SELECT "beat".*, ARRAY(SELECT "id"::text FROM "leased") AS "leased" FROM "beat"`;
         if (!before) return null;
-        const leased = before.leased;
         if (input.capabilities && before.announcedOnline) {
           // New capabilities may make waiting tasks claimable: the machine's assignment stream re-reads.
           noteStatus(tx, "MACHINE", machine.id, machine.workspaceId);
         }
         if (!before.announcedOnline) {
-          // Announced online once: the row is locked, so of two replicas' heartbeats one flips the
-          // flag (the sweep in the event module flips it back when the heartbeats stop).
-          await tx.machine.update({ where: { id: machine.id }, data: { announcedOnline: true } });
+          // Announced online once: the row is locked, so of two replicas' heartbeats only the first
+          // reads the flag unset (sweepSilent below clears it when the heartbeats stop).
           noteStatus(tx, "MACHINE", machine.id, machine.workspaceId);
           noteEvent(tx, {
             workspaceId: machine.workspaceId,
@@ -100,20 +100,19 @@ export function createPresence(deps: DomainDeps, kit: MachineKit, capabilities: 
             data: { machineId: machine.id, status: "ONLINE" },
           });
         }
-        return { before, leased };
+        return before;
       });
       if (!beat) {
         const gone = await prisma.machine.findUnique({ where: { id: machine.id }, select: { decommissionedAt: true } });
         throw gone ? decommissioned("record a heartbeat for", machine.id) : notFound("machine", machine.id);
       }
-      const { before, leased } = beat;
-      const cameOnline = !before.lastHeartbeatAt || before.lastHeartbeatAt < offlineCutoff();
+      const cameOnline = !beat.lastHeartbeatAt || beat.lastHeartbeatAt < offlineCutoff();
       if (cameOnline) await capacityAdded(machine.workspaceId);
       return {
         id: machine.id,
-        leasedTaskIds: leased,
+        leasedTaskIds: beat.leased,
         leaseSeconds,
-        offlineAfterSeconds: config.domain.machineOfflineAfterSeconds,
+        offlineAfterSeconds: offlineAfterSeconds(),
       };
     },
 
