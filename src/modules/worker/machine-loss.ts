@@ -3,8 +3,8 @@
 // run inside the caller's unit of work.
 import type { WorkerStatus } from "../../generated/prisma/client.js";
 import type { Actor } from "../shared/audit.js";
-import { noteEvents, noteStatus } from "../shared/live.js";
 import type { WorkTx } from "../shared/unit-of-work.js";
+import { announceWorker } from "./worker-notices.js";
 
 export async function failMachineWorkers(
   tx: WorkTx,
@@ -14,8 +14,8 @@ export async function failMachineWorkers(
   now: Date,
 ): Promise<{ failedWorkerIds: string[] }> {
   // Locked, so that the transitions record the status each worker really left.
-  const workers = await tx.$queryRaw<{ id: string; status: WorkerStatus }[]>`
-    SELECT "id", "status"::text AS "status" FROM "Worker"
+  const workers = await tx.$queryRaw<{ id: string; name: string; status: WorkerStatus }[]>`
+    SELECT "id", "name", "status"::text AS "status" FROM "Worker"
      WHERE "machineId" = ${machine.id}::uuid AND "status" <> 'DESTROYED'
      FOR UPDATE`;
   if (workers.length === 0) return { failedWorkerIds: [] };
@@ -35,18 +35,9 @@ export async function failMachineWorkers(
       at: now,
     })),
   });
-  for (const worker of workers) noteStatus(tx, "WORKER", worker.id, machine.workspaceId);
-  noteEvents(
-    tx,
-    workers
-      .filter((w) => w.status === "RUNNING")
-      .map((w) => ({
-        workspaceId: machine.workspaceId,
-        type: "worker.offline" as const,
-        subjectType: "WORKER",
-        subjectId: w.id,
-        data: { workerId: w.id, status: "FAILED", from: "RUNNING", reason },
-      })),
-  );
+  // The machine's own notice is the decommission's; each worker announces its move as any other.
+  for (const worker of workers) {
+    await announceWorker(tx, { ...worker, workspaceId: machine.workspaceId, status: "FAILED" }, worker.status, [], reason);
+  }
   return { failedWorkerIds: workers.map((w) => w.id) };
 }

@@ -11,4 +11,3 @@ export const LIVE_SERVICE_STATUSES = ["DEPLOYING", "RUNNING"] as const satisfies
 
 /** The live sets for raw statements: `"status" IN (${LIVE_WORKER_STATUSES_SQL})`. */
 export const LIVE_WORKER_STATUSES_SQL = sqlLiterals(LIVE_WORKER_STATUSES);
-export const LIVE_SERVICE_STATUSES_SQL = sqlLiterals(LIVE_SERVICE_STATUSES);

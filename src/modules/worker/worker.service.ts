@@ -9,7 +9,8 @@ import { conflict, notFound, parseInput, requireId, validationError } from "../.
 import { envVars, id, idempotencyKey, int, jsonObject, name as nameOf, number, text, utf8Text, uuid } from "../../schema/validation.js";
 import { type Actor, actorOf, audit, unaudited } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
-import { noteLogSourcesFinished, noteStatus, noteTicks, noteEvent } from "../shared/live.js";
+import { noteStatus, noteTicks } from "../shared/live.js";
+import { announceWorker } from "./worker-notices.js";
 import { LIVE_WORKER_STATUSES } from "./worker-statuses.js";
 import { placeOn, WAITING_FOR_MACHINE } from "./placement.js";
 import type { RequestContext } from "../shared/request.js";
@@ -217,36 +218,6 @@ export function createWorkerService(deps: DomainDeps) {
     const after = await tx.worker.findUniqueOrThrow({ where: { id: worker.id } });
     await announceWorker(tx, after, worker.status, [worker.machineId, after.machineId], options.reason ?? null);
     return after;
-  }
-
-  /**
-   * For the live streams, in the transaction of a worker's move: status notices for the worker and
-   * the machines it left or went to; worker.online when it became RUNNING, worker.offline when it
-   * stopped being RUNNING; the end of its log when it is DESTROYED.
-   */
-  async function announceWorker(
-    tx: Tx,
-    worker: { id: string; workspaceId: string; name: string; status: WorkerStatus },
-    from: WorkerStatus | null,
-    machineIds: (string | null)[],
-    why: string | null,
-  ) {
-    noteStatus(tx, "WORKER", worker.id, worker.workspaceId);
-    for (const machineId of new Set(machineIds)) noteStatus(tx, "MACHINE", machineId, worker.workspaceId);
-    const online = worker.status === "RUNNING" && from !== "RUNNING";
-    const offline = from === "RUNNING" && worker.status !== "RUNNING";
-    if (online || offline) {
-      await noteEvent(tx, {
-        workspaceId: worker.workspaceId,
-        type: online ? "worker.online" : "worker.offline",
-        subjectType: "WORKER",
-        subjectId: worker.id,
-        data: { workerId: worker.id, name: worker.name, status: worker.status, from, reason: why },
-      });
-    }
-    if (worker.status === "DESTROYED") {
-      await noteLogSourcesFinished(tx, [{ sourceId: worker.id, sourceType: "WORKER", workspaceId: worker.workspaceId }]);
-    }
   }
 
   /** The worker, if the viewer may `need` it; a stranger gets the same NOT_FOUND as a missing id. */
