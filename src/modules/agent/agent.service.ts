@@ -41,8 +41,8 @@ export function createAgentService(deps: DomainDeps) {
   const { work } = deps;
 
   /** The `agent.status` event every change makes: its status now, and what happened. */
-  async function announce(tx: Tx, agent: Agent, action: "created" | "updated" | "status" | "deleted") {
-    await noteEvent(tx, {
+  function announce(tx: Tx, agent: Agent, action: "created" | "updated" | "status" | "deleted") {
+    noteEvent(tx, {
       workspaceId: agent.workspaceId,
       type: "agent.status",
       subjectType: "AGENT",
@@ -103,7 +103,7 @@ export function createAgentService(deps: DomainDeps) {
                 status: input.status ?? "OFFLINE",
               },
             });
-            await announce(tx, agent, "created");
+            announce(tx, agent, "created");
             await audit(tx, ctx, { workspaceId: agent.workspaceId, action: "agent.create", targetType: "Agent", targetId: agent.id, data: { name: agent.name, machineId: agent.machineId } });
             return { id: agent.id };
           });
@@ -123,7 +123,7 @@ export function createAgentService(deps: DomainDeps) {
             where: { id: agent.id },
             data: { name: input.name, description: input.description },
           });
-          await announce(tx, updated, "updated");
+          announce(tx, updated, "updated");
           await audit(tx, ctx, { workspaceId: agent.workspaceId, action: "agent.update", targetType: "Agent", targetId: agent.id, data: { name: updated.name } });
           return { id: agent.id };
         });
@@ -141,7 +141,7 @@ export function createAgentService(deps: DomainDeps) {
       if (agent.status === parsed.data) return { id: agent.id };
       return work.run(async (tx) => {
         const updated = await tx.agent.update({ where: { id: agent.id }, data: { status: parsed.data } });
-        await announce(tx, updated, "status");
+        announce(tx, updated, "status");
         await audit(tx, ctx, { workspaceId: agent.workspaceId, action: "agent.status", targetType: "Agent", targetId: agent.id, data: { from: agent.status, to: updated.status } });
         return { id: agent.id };
       });
@@ -152,7 +152,7 @@ export function createAgentService(deps: DomainDeps) {
       const agent = await loadForUser(ctx, agentId, "write");
       return work.run(async (tx) => {
         await tx.agent.delete({ where: { id: agent.id } });
-        await announce(tx, agent, "deleted");
+        announce(tx, agent, "deleted");
         await audit(tx, ctx, { workspaceId: agent.workspaceId, action: "agent.delete", targetType: "Agent", targetId: agent.id, data: { name: agent.name } });
         return { id: agent.id };
       });

@@ -61,7 +61,7 @@ export function createMachineKit(deps: DomainDeps, hooks: MachineHooks) {
    */
   async function announceMachine(tx: WorkTx, machine: { id: string; workspaceId: string }, extra: Record<string, string> = {}) {
     noteStatus(tx, "MACHINE", machine.id, machine.workspaceId);
-    await noteEvent(tx, {
+    noteEvent(tx, {
       workspaceId: machine.workspaceId,
       type: "agent.status",
       subjectType: "MACHINE",

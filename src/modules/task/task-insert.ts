@@ -98,7 +98,7 @@ export async function insertTask(tx: WorkTx, ctx: RequestContext, task: NewTask)
     select: { id: true },
   });
   noteStatus(tx, "TASK", created.id, task.workspaceId);
-  await noteEvent(tx, {
+  noteEvent(tx, {
     workspaceId: task.workspaceId,
     type: "task.created",
     subjectType: "TASK",
@@ -121,7 +121,7 @@ export async function announceTask(
 ) {
   noteStatus(tx, "TASK", task.id, task.workspaceId);
   for (const machineId of new Set(machineIds)) noteStatus(tx, "MACHINE", machineId, task.workspaceId);
-  await noteEvent(tx, { workspaceId: task.workspaceId, type, subjectType: "TASK", subjectId: task.id, data: { taskId: task.id, ...data } as Prisma.InputJsonValue });
+  noteEvent(tx, { workspaceId: task.workspaceId, type, subjectType: "TASK", subjectId: task.id, data: { taskId: task.id, ...data } as Prisma.InputJsonValue });
   if (FINISHED_TASK_STATUSES.includes(data.status)) {
     await noteLogSourcesFinished(tx, [{ sourceId: task.id, sourceType: "TASK", workspaceId: task.workspaceId }]);
   }
