@@ -26,6 +26,7 @@ import { createAssignmentStreams } from "./machine/assignments.js";
 import { createMachineService } from "./machine/machine.service.js";
 import { createLive, createStreamGuards } from "./shared/live.js";
 import { createUnitOfWork } from "./shared/unit-of-work.js";
+import { leaseRenewal, releaseMachine } from "./task/task-claims.js";
 import { createTaskService } from "./task/task.service.js";
 import { failMachineWorkers } from "./worker/machine-loss.js";
 import { createWorkerService } from "./worker/worker.service.js";
@@ -86,8 +87,8 @@ export function createServices(infra: Infrastructure) {
       await workers.placeWaiting(workspaceId);
       await deployments.placeWaiting(workspaceId);
     },
-    leaseRenewal: tasks.leaseRenewal,
-    releaseTasks: tasks.releaseMachine,
+    leaseRenewal,
+    releaseTasks: releaseMachine,
     failWorkers: failMachineWorkers,
     detachServices: detachMachineServices,
   });

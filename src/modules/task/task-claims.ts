@@ -18,7 +18,7 @@ import type { DomainDeps } from "../shared/deps.js";
 import { noteLogSourcesFinished, noteStatus, noteEvents } from "../shared/live.js";
 import type { RequestContext } from "../shared/request.js";
 import type { WorkTx } from "../shared/unit-of-work.js";
-import { illegal, MAX_TEXT, writeTaskEvent } from "./task-common.js";
+import { closeOpenStages, illegal, MAX_TEXT, writeTaskEvent } from "./task-common.js";
 import { announceTask, json } from "./task-insert.js";
 import { MAX_CLAIM, MAX_EVENT_DATA_BYTES, MAX_OUTPUT_BYTES, MAX_PROMPT_BYTES } from "./task-limits.js";
 import { HELD_TASK_STATUSES, HELD_TASK_STATUSES_SQL } from "./task-statuses.js";
@@ -161,9 +161,7 @@ export async function releaseMachine(
   });
   if (failed.length > 0) {
     // As a failure the machine reports (`fail`): the stage under way fails, the ones after it are skipped.
-    const taskId = { in: failed.map((task) => task.id) };
-    await tx.taskStage.updateMany({ where: { taskId, status: { in: ["RUNNING", "SUSPENDED"] } }, data: { status: "FAILED", error: reason, finishedAt: now } });
-    await tx.taskStage.updateMany({ where: { taskId, status: "PENDING" }, data: { status: "SKIPPED" } });
+    await closeOpenStages(tx, { in: failed.map((task) => task.id) }, reason, now);
   }
   const event = (task: { id: string; attempt: number }, type: string, message: string) => ({
     taskId: task.id,
@@ -294,7 +292,7 @@ export function createTaskClaims(deps: Pick<DomainDeps, "prisma" | "config" | "w
             // An abandoned attempt leaves its machine (which may have been draining on it).
             if (row.previousMachineId !== me.machineId) noteStatus(tx, "MACHINE", row.previousMachineId, me.workspaceId);
           }
-          await noteEvents(
+          noteEvents(
             tx,
             rows.map((row) => ({
               workspaceId: me.workspaceId,
@@ -415,8 +413,7 @@ export function createTaskClaims(deps: Pick<DomainDeps, "prisma" | "config" | "w
           where: { id: task.id },
           data: { status: "FAILED", error: input.error, finishedAt: now, ...(input.output !== undefined ? { output: json(input.output) } : {}) },
         });
-        await tx.taskStage.updateMany({ where: { taskId: task.id, status: { in: ["RUNNING", "SUSPENDED"] } }, data: { status: "FAILED", error: input.error, finishedAt: now } });
-        await tx.taskStage.updateMany({ where: { taskId: task.id, status: "PENDING" }, data: { status: "SKIPPED" } });
+        await closeOpenStages(tx, task.id, input.error, now);
         await writeTaskEvent(tx, ctx, task, "task.failed", input.error);
         await announceTask(tx, task, "task.failed", { action: "failed", status: "FAILED", attempt: task.attempt, error: input.error.slice(0, 500) }, [me.machineId]);
         await audit(tx, ctx, { workspaceId: task.workspaceId, action: "task.fail", targetType: "Task", targetId: task.id, data: { error: input.error.slice(0, 500) } });
@@ -447,10 +444,5 @@ export function createTaskClaims(deps: Pick<DomainDeps, "prisma" | "config" | "w
     holdsLease(ctx: Pick<RequestContext, "viewer">, task: { machineId: string | null; status: TaskStatus }): boolean {
       return ctx.viewer.kind === "machine" && task.machineId === ctx.viewer.machineId && HELD_TASK_STATUSES.includes(task.status);
     },
-
-    /** For the machine module's heartbeat (see above). */
-    leaseRenewal,
-    /** For the machine module's decommission (see above). */
-    releaseMachine,
   };
 }

@@ -9,7 +9,7 @@ import { audit } from "../shared/audit.js";
 import type { DomainDeps } from "../shared/deps.js";
 import type { RequestContext } from "../shared/request.js";
 import type { WorkTx } from "../shared/unit-of-work.js";
-import { illegal, MAX_TEXT, writeTaskEvent } from "./task-common.js";
+import { closeOpenStages, illegal, MAX_TEXT, writeTaskEvent } from "./task-common.js";
 import { announceTask, insertTask, json, PRIORITY_RANK } from "./task-insert.js";
 import { MAX_INPUT_BYTES, MAX_STAGES, stageDefinition, type StageDefinition } from "./task-limits.js";
 import { HELD_TASK_STATUSES } from "./task-statuses.js";
@@ -226,8 +226,7 @@ export function createTaskCommands(deps: Pick<DomainDeps, "prisma" | "work">, co
           data: { status: "CANCELLED", finishedAt: now, error },
         });
         if (count === 0) throw illegal("cancel", task.id, await currentStatus(tx, task.id));
-        await tx.taskStage.updateMany({ where: { taskId: task.id, status: { in: ["RUNNING", "SUSPENDED"] } }, data: { status: "FAILED", error, finishedAt: now } });
-        await tx.taskStage.updateMany({ where: { taskId: task.id, status: "PENDING" }, data: { status: "SKIPPED" } });
+        await closeOpenStages(tx, task.id, error, now);
         await writeTaskEvent(tx, ctx, task, "task.cancelled", error, why ? { reason: why } : undefined);
         const { machineId } = await tx.task.findUniqueOrThrow({ where: { id: task.id }, select: { machineId: true } });
         await announceTask(tx, task, "task.updated", { action: "cancelled", status: "CANCELLED", reason: why ?? null }, [machineId]);

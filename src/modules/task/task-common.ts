@@ -1,5 +1,6 @@
 // Helpers the task module's parts share (task-commands.ts for people, task-claims.ts for machines):
-// the task's own event log and the refusal of a transition a status does not allow.
+// the task's own event log, the refusal of a transition a status does not allow, and how a task that
+// ends early closes its stages.
 import type { Prisma, TaskStatus } from "../../generated/prisma/client.js";
 import { conflict } from "../../schema/errors.js";
 import { actorOf } from "../shared/audit.js";
@@ -27,4 +28,13 @@ export async function writeTaskEvent(
     data: { taskId: task.id, workspaceId: task.workspaceId, type, message, data, attempt: task.attempt, actorType: actor.actorType, actorId: actor.actorId },
     select: { id: true },
   });
+}
+
+/**
+ * A task ended before its stages did (failed, cancelled, lost with its machine): the stage under
+ * way (or waiting for a person) fails with `error`, the ones not yet started are skipped.
+ */
+export async function closeOpenStages(tx: WorkTx, taskId: string | { in: string[] }, error: string, now: Date): Promise<void> {
+  await tx.taskStage.updateMany({ where: { taskId, status: { in: ["RUNNING", "SUSPENDED"] } }, data: { status: "FAILED", error, finishedAt: now } });
+  await tx.taskStage.updateMany({ where: { taskId, status: "PENDING" }, data: { status: "SKIPPED" } });
 }

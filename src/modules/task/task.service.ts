@@ -8,14 +8,14 @@
 // - task-commands.ts: what people do (create, update, cancel, retry, confirmStage, stats).
 // - task-claims.ts: what machines do (claim, start, reportStage, complete, fail, addEvent) under
 //   the attempt's lease, and what the machine module asks of tasks (leaseRenewal, releaseMachine).
-// - task-common.ts: the task event log and the refusal of an illegal transition, used by both sides.
+// - task-common.ts: the task event log, the refusal of an illegal transition and the closing of a
+//   task's open stages, used by both sides.
 import type { DomainDeps } from "../shared/deps.js";
 import { createTaskClaims } from "./task-claims.js";
 import { createTaskCommands, type TaskCollaborators } from "./task-commands.js";
 import { insertTask } from "./task-insert.js";
 
 export type { TaskCollaborators } from "./task-commands.js";
-export type { NewTask } from "./task-insert.js";
 
 export function createTaskService(deps: DomainDeps, collaborators: TaskCollaborators) {
   return {
